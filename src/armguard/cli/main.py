@@ -1,0 +1,69 @@
+"""``armguard`` entry point: one argparse sub-command per module in :data:`COMMANDS`.
+
+Each command module exposes ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int`` as the handler. Failures the user can act on are :class:`CliError`s and
+print as ``ERROR: …`` on stderr; usage errors exit 2 as argparse and az do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+from armguard import __version__
+from armguard.cli.output import EXIT_FAILED, EXIT_USAGE, CliError
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: tuple[str, ...] = (
+    "emulator",
+    "apply",
+    "submit",
+    "worker",
+    "jobs",
+    "wait",
+    "scopes",
+    "explain",
+    "inspect",
+    "timeline",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="armguard",
+        description="Conflict-safe concurrent writes to Azure Resource Manager.",
+    )
+    parser.add_argument("--version", action="version", version=f"armguard {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        # A command whose module is absent is left out; tests/cli assert every one is present.
+        if importlib.util.find_spec(f"armguard.cli.cmd_{name}") is None:
+            continue
+        module = importlib.import_module(f"armguard.cli.cmd_{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.func(args)
+    except CliError as exc:
+        sys.stderr.write(f"ERROR: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("ERROR: interrupted\n")
+        return EXIT_FAILED
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
