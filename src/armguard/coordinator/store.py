@@ -1,0 +1,74 @@
+"""The store contract: a durable queue of jobs plus multi-key leases with fencing.
+
+Two backends implement it (``sqlite_store`` for one machine, ``postgres_store`` for many) and
+one semantics suite (``tests/coordinator``) runs against both. Claim rules, which both follow:
+
+* A job is claimable when every one of its lock keys (plus keys learned for them) is free — no
+  unexpired lease holds it — and no *older* queued job shares a key with it, so writes to a key
+  are applied in submission order and nothing starves.
+* A claim takes all of a batch's keys at once or none: no lease ever waits holding a key, so
+  there are no deadlocks.
+* The batch is the claimable head job plus the queued jobs after it on the same resource, in
+  order, up to (not including) the first barrier, at most ``max_batch``. A barrier job (action,
+  delete) is always claimed alone.
+* Every claim draws a new fencing token from one store-wide counter; ``complete``,
+  ``heartbeat`` and ``release`` raise :class:`LeaseLost` unless the lease is unexpired and still
+  the newest holder of its keys.
+* A lease that expires returns its jobs to the queue for another worker (takeover), attempts
+  counted, with their events kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from armguard.coordinator.model import Job, JobResult, JobSpec, JobState, LearnedScope, Lease
+from armguard.events import JobEvent
+
+__all__ = ["Store"]
+
+
+class Store(Protocol):
+    def submit(self, spec: JobSpec) -> Job:
+        """Queue a job. With an idempotency key already used, return that job unchanged."""
+        ...
+
+    def claim(self, owner: str, ttl: float, max_batch: int = 64) -> Lease | None:
+        """Lease the oldest claimable batch, or None if nothing is claimable now."""
+        ...
+
+    def heartbeat(self, lease: Lease, ttl: float) -> Lease:
+        """Extend the lease; same fence. Raises LeaseLost."""
+        ...
+
+    def complete(self, lease: Lease, results: Sequence[JobResult]) -> None:
+        """Record outcomes for (some of) the lease's jobs atomically; fenced. Jobs of the lease
+        without a result stay running under it. Raises LeaseLost."""
+        ...
+
+    def release(self, lease: Lease) -> None:
+        """Give the keys back and return unfinished jobs to the queue (graceful shutdown)."""
+        ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
+    def jobs(self, state: JobState | None = None, limit: int = 1000) -> list[Job]:
+        """Jobs in submission order."""
+        ...
+
+    def queue_depth(self) -> int: ...
+
+    def append_events(self, events: Sequence[JobEvent]) -> None: ...
+
+    def events(self, job_id: str | None = None) -> list[JobEvent]:
+        """A job's events (or all) in the order they were appended."""
+        ...
+
+    def learn_scope(self, key: str, other: str, reason: str) -> None:
+        """Record that ``key`` depends on ``other``; later claims on either take both."""
+        ...
+
+    def learned_scopes(self) -> list[LearnedScope]: ...
+
+    def close(self) -> None: ...
