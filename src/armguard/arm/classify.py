@@ -17,7 +17,7 @@ from typing import Any
 
 from armguard.arm.errors import ErrorDetail
 
-__all__ = ["Classification", "ConflictKind", "classify", "classify_error"]
+__all__ = ["KNOWN_CODES", "Classification", "ConflictKind", "classify", "classify_error"]
 
 
 class ConflictKind(StrEnum):
@@ -95,6 +95,13 @@ _STALE_CODES = frozenset(
         "conditionnotmet",
     }
 )
+_STALE_TEXT = (
+    "does not match etag",
+    "etag mismatch",
+    "newer version of resource",
+    "has been modified since",
+    "the object has been modified",
+)
 _IN_PROGRESS_CODES = frozenset(
     {
         "anotheroperationinprogress",
@@ -108,6 +115,9 @@ _IN_PROGRESS_CODES = frozenset(
         "conflictingserveroperation",
         "operationinprogress",
         "concurrentrequestconflict",
+        "canceledandsupersededduetoanotheroperation",
+        "anotheroperationinprogressonresource",
+        "requestconflict",
     }
 )
 _NOT_ALLOWED_CODES = frozenset(
@@ -167,6 +177,9 @@ _INVALID_CODES = frozenset(
         "requestentitytoolarge",
         "invalidresourcereference",
         "missingrequiredparameter",
+        "invaliddeployment",
+        "invalidrequestparameter",
+        "invalidparametervalue",
     }
 )
 _THROTTLE_CODES = frozenset(
@@ -190,8 +203,28 @@ _TRANSIENT_CODES = frozenset(
         "internaloperationerror",
         "networkingpinternaloperationerror",
         "retryableerror",
+        "gatewayerror",
+        "internalexecutionerror",
+        "serverbusy",
     }
 )
+_THROTTLE_RE = re.compile(
+    r"number of (?:\w+ )?requests for .{0,300}?exceeded"
+    r"|too many requests|requests? (?:was|were|has been|have been) throttled|rate limit",
+)
+_QUOTA_STRONG_TEXT = (
+    "exceeding approved",
+    "exceeding quota",
+    "quota limits",
+    "quota exceeded",
+    "exceeds quota",
+    "results in exceeding",
+    "disallowed by policy",
+    "azureskunotavailable",
+    "is currently not available in location",
+)
+_NOT_FOUND_TEXT = ("could not be found", "was not found", "armresourcenotfoundfix")
+_STATE_RE = re.compile(r"is not allowed on (?:vm|virtual machine) '[^']*' since the vm is")
 # Wrappers whose meaning is in their details.
 _WRAPPER_CODES = frozenset(
     {
@@ -225,17 +258,16 @@ _IN_PROGRESS_TEXT = (
     "provisioning state is not terminal",
     "in non-terminal provisioning state",
     "wait for concurrent deployment",
+    "superseded by operation",
+    "conflicting changes were detected",
+    "multiple requests trying to update",
 )
-_QUOTA_TEXT = (
-    "quota",
-    "exceeding approved",
-    "exceed the limit",
-    "exceeds the limit",
-    "limit for resource",
-    "not enough",
-    "sku",
-    "not available in location",
-    "policy",
+# "Another operation (nodepool1 - Updating) is in progress", "Another agentpool operation …",
+# "Another operation is pending for requested object": AKS, DNS and App Service variants.
+_IN_PROGRESS_RE = re.compile(
+    r"another (?:[\w-]+ )?operation (?:\([^)]{0,80}\) )?is (?:already )?(?:in progress|pending|running)"
+    r"|because another operation is in progress"
+    r"|is not in succeeded state\. resource is in (?:updating|creating|deleting) state",
 )
 _PREREQUISITES: tuple[tuple[str, str], ...] = (
     ("please deallocate", "deallocate"),
@@ -244,6 +276,9 @@ _PREREQUISITES: tuple[tuple[str, str], ...] = (
     ("when the vm is deallocated", "deallocate"),
     ("when vm is allocated", "deallocate"),
     ("only when creating a vm or when the vm is deallocated", "deallocate"),
+    ("requires the virtual machine to be deallocated", "deallocate"),
+    ("in the current hardware cluster", "deallocate"),
+    ("not available in the cluster where the vm is currently allocated", "deallocate"),
     ("please power off", "powerOff"),
     ("since the vm is running", "powerOff"),
     ("either deallocated or marked to be deallocated", "start"),
@@ -276,6 +311,20 @@ _STATE_CODES = frozenset(
         "conflictingoperationonvm",
     }
 )
+
+
+KNOWN_CODES: frozenset[str] = (
+    _STALE_CODES
+    | _IN_PROGRESS_CODES
+    | _NOT_ALLOWED_CODES
+    | _NOT_FOUND_CODES
+    | _INVALID_CODES
+    | _THROTTLE_CODES
+    | _TRANSIENT_CODES
+    | _STATE_CODES
+    | {"scopelocked", "operationnotallowed", "deploymentfailed", "resourcedeploymentfailure"}
+) - {"notfound", "forbidden", "badrequest", "conflict", "internalerror"}
+"""Lower-cased codes specific enough to identify an ARM error inside free text."""
 
 
 # --- the classifier ----------------------------------------------------------------------
@@ -325,7 +374,12 @@ def classify_error(
             "A management lock blocks this operation; only a person should remove it.",
             locked_scopes=_locked_scopes(text),
         )
-    if status == 412 or any(c in _STALE_CODES for c in lowered) or sent is not None:
+    if (
+        status == 412
+        or any(c in _STALE_CODES for c in lowered)
+        or sent is not None
+        or any(t in low for t in _STALE_TEXT)
+    ):
         return result(
             ConflictKind.STALE_VERSION,
             "The ETag sent no longer matches the live resource: another writer changed it.",
@@ -335,7 +389,11 @@ def classify_error(
     in_progress_code = any(
         c in _IN_PROGRESS_CODES or (c.endswith("operationinprogress") and c != "") for c in lowered
     )
-    if in_progress_code or any(t in low for t in _IN_PROGRESS_TEXT):
+    if (
+        in_progress_code
+        or any(t in low for t in _IN_PROGRESS_TEXT)
+        or _IN_PROGRESS_RE.search(low) is not None
+    ):
         if "marked for deletion" in low:
             return result(
                 ConflictKind.STATE_PREREQUISITE,
@@ -346,35 +404,58 @@ def classify_error(
             ConflictKind.OPERATION_IN_PROGRESS,
             "Another operation holds this resource or one it depends on.",
         )
-    state_code = any(c in _STATE_CODES for c in lowered)
-    prerequisite = next((p for t, p in _PREREQUISITES if t in low), None)
-    if "operationnotallowed" in lowered or state_code or (status == 409 and prerequisite):
-        if prerequisite is not None or state_code:
-            return result(
-                ConflictKind.STATE_PREREQUISITE,
-                "The resource is not in the state this operation requires.",
-                prerequisite=prerequisite or "detach",
-            )
-        if any(t in low for t in _QUOTA_TEXT) or "operationnotallowed" in lowered:
-            return result(
-                ConflictKind.NOT_ALLOWED,
-                "A quota, SKU or policy rule forbids this operation in any state.",
-            )
-    if any(c in _NOT_ALLOWED_CODES for c in lowered) or status == 403:
-        return result(ConflictKind.NOT_ALLOWED, "A policy, quota, SKU or permission forbids it.")
-    if status == 429 or any(c in _THROTTLE_CODES for c in lowered):
+    # Throttling before OperationNotAllowed: compute answers a burst with 429
+    # OperationNotAllowed + TooManyRequests, which is a rate, not a rule.
+    throttle_code = any(c in _THROTTLE_CODES for c in lowered)
+    gateway_429 = status == 429 and any(
+        c in _TRANSIENT_CODES and c != "retryableerror" for c in lowered
+    )
+    if throttle_code or _THROTTLE_RE.search(low) is not None or (status == 429 and not gateway_429):
         return result(
             ConflictKind.THROTTLED,
             "ARM throttled the caller; back off as Retry-After says, inside a retry budget.",
         )
+    state_code = any(c in _STATE_CODES for c in lowered)
+    prerequisite = next((p for t, p in _PREREQUISITES if t in low), None)
+    state_text = _STATE_RE.search(low) is not None
+    if (
+        "operationnotallowed" in lowered
+        or state_code
+        or state_text
+        or (status == 409 and prerequisite)
+    ):
+        if prerequisite is not None or state_code or state_text:
+            if state_code and prerequisite is None:
+                prerequisite = "detach"
+            return result(
+                ConflictKind.STATE_PREREQUISITE,
+                "The resource is not in the state this operation requires.",
+                prerequisite=prerequisite,
+            )
+        return result(
+            ConflictKind.NOT_ALLOWED,
+            "A quota, SKU or policy rule forbids this operation in any state.",
+        )
+    if (
+        any(c in _NOT_ALLOWED_CODES for c in lowered)
+        or status == 403
+        or any(t in low for t in _QUOTA_STRONG_TEXT)
+    ):
+        return result(ConflictKind.NOT_ALLOWED, "A policy, quota, SKU or permission forbids it.")
     if any(c in _NOT_FOUND_CODES for c in lowered) or status == 404:
         return result(ConflictKind.NOT_FOUND, "The resource or its parent does not exist.")
-    if any(c in _TRANSIENT_CODES for c in lowered) or (status is not None and status >= 500):
+    if (
+        any(c in _TRANSIENT_CODES for c in lowered)
+        or (status is not None and status >= 500)
+        or gateway_429
+    ):
         return result(
             ConflictKind.TRANSIENT, "A transient service failure; back off with jitter and retry."
         )
     if any(c in _INVALID_CODES for c in lowered) or status in (400, 413, 415, 422):
         return result(ConflictKind.INVALID, "The request itself is invalid; fix it, do not retry.")
+    if any(t in low for t in _NOT_FOUND_TEXT):
+        return result(ConflictKind.NOT_FOUND, "The resource or its parent does not exist.")
     if _looks_transient_text(low):
         return result(
             ConflictKind.TRANSIENT, "A transient service failure; back off with jitter and retry."

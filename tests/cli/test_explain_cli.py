@@ -1,0 +1,150 @@
+"""``armguard explain`` as a user runs it: a real process, real stdin, exit codes and streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from armguard.diagnose.parse import MAX_INPUT_BYTES
+
+ARMGUARD = str(Path(sys.executable).with_name("armguard"))
+OP_URL = (
+    "https://management.azure.com/subscriptions/11111111-2222-3333-4444-555555555555/providers/"
+    "Microsoft.Network/locations/eastus/operations/3f9b2c1a?api-version=2024-05-01"
+)
+AZ_ERROR = (
+    "ERROR: (Conflict) Another operation on this or dependent resource is in progress. To "
+    f"retrieve status of the operation use uri: {OP_URL}.\nCode: Conflict\nMessage: Another "
+    f"operation on this or dependent resource is in progress. To retrieve status of the "
+    f"operation use uri: {OP_URL}.\n"
+)
+
+
+def run(
+    *args: str, stdin: bytes | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [ARMGUARD, "explain", *args],
+        input=stdin if stdin is not None else b"",
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return subprocess.CompletedProcess(
+        proc.args,
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
+
+
+def test_text_argument_prints_the_explanation_table() -> None:
+    result = run(AZ_ERROR)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "operation_in_progress" in out
+    for heading in ("What it means", "Safe recovery", "Wrong fix to avoid", "Next commands"):
+        assert heading in out
+    assert f"1. Poll {OP_URL} until its status is Succeeded, Failed or Canceled." in out
+    assert f'az rest --method get --url "{OP_URL}"' in out
+    assert result.stderr == ""
+
+
+def test_dash_reads_stdin_and_json_output_is_machine_readable() -> None:
+    result = run("-", "--output", "json", stdin=AZ_ERROR.encode())
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "operation_in_progress"
+    assert data["status"] == 409
+    assert data["operationUrl"] == OP_URL
+    assert data["recovery"]
+    assert data["wrongFix"]
+    assert {c["tool"] for c in data["nextCommands"]} == {"az", "armguard"}
+
+
+def test_piped_stdin_without_an_argument_is_read() -> None:
+    body = {
+        "error": {
+            "code": "ScopeLocked",
+            "message": "following scope(s) are locked: '/subscriptions/s'. Please remove",
+        }
+    }
+    result = run("-o", "json", stdin=json.dumps(body).encode())
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["kind"] == "locked"
+    assert data["lockedScopes"] == ["/subscriptions/s"]
+
+
+def test_unknown_kind_with_a_code_still_exits_zero() -> None:
+    result = run("-o", "json", stdin=b'Code="SomethingBrandNew" Message="never seen"')
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["kind"] == "unknown"
+
+
+def test_text_without_an_error_is_a_usage_error() -> None:
+    result = run("the deployment succeeded, all good")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("ERROR: no ARM error found in the input")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("stdin", "message"),
+    [
+        (b"", "ERROR: input is empty"),
+        (b"   \n\t\n", "ERROR: input is empty"),
+        (b"\x00\x01\x02\x03ELF", "ERROR: input is binary"),
+        (bytes(range(128, 256)) * 50, "ERROR: input is not UTF-8 text"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(stdin: bytes, message: str) -> None:
+    result = run("-", stdin=stdin)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_input_over_the_limit_is_refused_without_reading_it_all() -> None:
+    big = b"x" * (MAX_INPUT_BYTES + 1024)
+    result = run("-", stdin=big)
+    assert result.returncode == 2
+    assert "larger than 4 MB" in result.stderr
+
+
+def test_large_log_within_the_limit_finds_the_error_at_the_end() -> None:
+    log = b"INFO step ok\n" * 200_000 + AZ_ERROR.encode()
+    assert len(log) < MAX_INPUT_BYTES
+    result = run("-", "-o", "json", stdin=log, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["kind"] == "operation_in_progress"
+
+
+def test_no_argument_on_a_terminal_is_a_usage_error() -> None:
+    primary, secondary = pty.openpty()
+    try:
+        proc = subprocess.run(
+            [ARMGUARD, "explain"],
+            stdin=secondary,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().startswith("ERROR: give the error text as an argument")
+
+
+def test_markup_in_the_error_is_printed_literally() -> None:
+    result = run('Code="InvalidTemplate" Message="bad [bold]value[/bold] at [0]"')
+    assert result.returncode == 0, result.stderr
+    assert "[bold]value[/bold]" in result.stdout
