@@ -12,9 +12,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "CliError", "die", "print_json", "print_table"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CliError",
+    "add_output_argument",
+    "die",
+    "print_json",
+    "print_table",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -44,7 +54,8 @@ def print_table(
     for col in columns:
         table.add_column(col)
     for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+        # Cells hold text from logs and ARM; never let it be read as Rich markup.
+        table.add_row(*("" if row.get(c) is None else escape(str(row.get(c))) for c in columns))
     Console(soft_wrap=True).print(table)
 
 
