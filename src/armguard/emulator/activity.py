@@ -1,0 +1,533 @@
+"""The Activity Log: ARM's Administrative events, recorded as EventData and queried by ``$filter``.
+
+Every write, delete or action leaves a start event and an end event whose shapes match what
+``az monitor activity-log list`` and ``azure-mgmt-monitor`` return from real ARM, including the
+failure body serialised into ``properties.statusMessage``, because diagnostics read exactly that.
+
+The ``$filter`` grammar is ARM's: a conjunction of ``field op 'value'`` clauses with a mandatory
+``eventTimestamp ge``. It is parsed by a small tokenizer and parser so that a malformed filter is
+reported by what is wrong with it, as ARM's 400 does. One deliberate leniency: ARM allows at most
+one of the resource selectors (group, URI, provider, correlation id) per query; here they may be
+combined and are ANDed, which never returns an event ARM would not.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import random
+import re
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from armguard.arm.errors import ArmError, reason_phrase
+from armguard.arm.ids import InvalidResourceId, parse_resource_id
+from armguard.clock import Clock, isoformat
+
+__all__ = ["EVENT_FIELDS", "STATUSES", "ActivityLog", "parse_timestamp"]
+
+# Status values an event may carry: ARM's documented ones plus Accepted for 202 hand-offs.
+STATUSES: dict[str, str] = {
+    "started": "Started",
+    "accepted": "Accepted",
+    "in progress": "In Progress",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+    "active": "Active",
+    "resolved": "Resolved",
+}
+
+EVENT_FIELDS: tuple[str, ...] = (
+    "authorization",
+    "caller",
+    "channels",
+    "claims",
+    "correlationId",
+    "description",
+    "eventDataId",
+    "eventName",
+    "category",
+    "eventTimestamp",
+    "httpRequest",
+    "id",
+    "level",
+    "operationId",
+    "operationName",
+    "properties",
+    "resourceGroupName",
+    "resourceProviderName",
+    "resourceType",
+    "resourceId",
+    "status",
+    "subStatus",
+    "submissionTimestamp",
+    "subscriptionId",
+    "tenantId",
+    "relatedEvents",
+)
+_FIELD_BY_LOWER = {f.lower(): f for f in EVENT_FIELDS}
+
+# .NET ticks (100 ns since 0001-01-01) at the Unix epoch: ARM's event ids end in ticks.
+_EPOCH_TICKS = 621_355_968_000_000_000
+_DEFAULT_TENANT = "00000000-0000-0000-0000-000000000000"
+
+
+def _ticks(ts: float) -> int:
+    return _EPOCH_TICKS + round(ts * 10_000_000)
+
+
+_FRACTION_RE = re.compile(r"\.(\d+)")
+
+
+def parse_timestamp(text: str) -> float:
+    """ISO 8601 (a date, or a time with up to 7 fractional digits and ``Z`` or an offset) to
+    epoch seconds. Times without a zone are UTC, as ARM reads them. Raises ValueError."""
+    raw = text.strip()
+    # Python reads at most 6 fractional digits; ARM writes 7.
+    raw = _FRACTION_RE.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), raw, count=1)
+    if raw.endswith(("Z", "z")):
+        raw = raw[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(raw)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def _words(camel: str) -> str:
+    """``virtualNetworks`` → ``Virtual Network``: the singular, spaced form used in
+    ``localizedValue`` texts."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", camel)
+    words = spaced[:1].upper() + spaced[1:]
+    if words.endswith("ies"):
+        return words[:-3] + "y"
+    if words.endswith("s") and not words.endswith("ss"):
+        return words[:-1]
+    return words
+
+
+@functools.lru_cache(maxsize=1024)
+def _localized_operation(operation_name: str) -> str:
+    parts = operation_name.split("/")
+    if len(parts) < 3:
+        return operation_name
+    verb = parts[-1].lower()
+    if verb == "action" and len(parts) >= 4:
+        return f"{_words(parts[-2])} {_words(parts[-3])}"
+    noun = _words(parts[-2])
+    return {
+        "write": f"Create or Update {noun}",
+        "delete": f"Delete {noun}",
+        "read": f"Get {noun}",
+    }.get(verb, operation_name)
+
+
+@dataclass
+class _Stored:
+    ts: float
+    event: dict[str, Any]
+
+
+class ActivityLog:
+    """A bounded, thread-safe, in-memory Activity Log for one emulator.
+
+    Past ``max_events`` the oldest events are dropped, as a retention window would.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        max_events: int = 100_000,
+        tenant_id: str = _DEFAULT_TENANT,
+        seed: int | None = None,
+    ) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        self._clock = clock
+        self._tenant = tenant_id
+        self._events: deque[_Stored] = deque(maxlen=max_events)
+        self._lock = threading.Lock()
+        # Event ids come from a seedable generator so a seeded emulator run is reproducible.
+        self._rng = random.Random(seed)
+
+    def _uuid(self) -> str:
+        return _uuid4_text(self._rng.getrandbits(128))
+
+    def record(
+        self,
+        *,
+        subscription: str,
+        caller: str,
+        operation_name: str,
+        resource_id: str,
+        status: str,
+        http_status: int | None,
+        correlation_id: str,
+        operation_id: str,
+        method: str,
+        uri: str,
+        client_request_id: str | None = None,
+        error: Mapping[str, Any] | None = None,
+        claims: Mapping[str, Any] | None = None,
+        client_ip: str = "127.0.0.1",
+        service_request_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Append one event and return it. The returned dict is the stored event: read it, do
+        not modify it (queries hand out copies)."""
+        status_value = STATUSES.get(status.strip().lower())
+        if status_value is None:
+            raise ValueError(
+                f"status '{status}' is not an Activity Log status; use one of "
+                f"{', '.join(STATUSES.values())}"
+            )
+        if http_status is not None and not 100 <= http_status <= 599:
+            raise ValueError(f"http_status {http_status} is not an HTTP status code")
+        group, provider, rtype = _resource_facts(resource_id)
+        ts = self._clock.now()
+        stamp = isoformat(ts)
+        with self._lock:
+            event_id = self._uuid()
+            request_id = service_request_id or self._uuid()
+        properties: dict[str, str] = {
+            "eventCategory": "Administrative",
+            "entity": resource_id,
+            "message": operation_name,
+            "serviceRequestId": request_id,
+        }
+        sub_status = {"value": "", "localizedValue": ""}
+        if http_status is not None:
+            phrase, localized = _sub_status(http_status)
+            properties["statusCode"] = phrase
+            sub_status = {"value": phrase, "localizedValue": localized}
+        if error is not None:
+            body = json.dumps(error, separators=(",", ":"))
+            properties["statusMessage"] = body
+            if status_value == "Failed":
+                properties["responseBody"] = body
+        claims_dict = dict(claims or {})
+        event: dict[str, Any] = {
+            "authorization": {"action": operation_name, "scope": resource_id},
+            "caller": caller,
+            "channels": "Operation",
+            "claims": claims_dict,
+            "correlationId": correlation_id,
+            "description": "",
+            "eventDataId": event_id,
+            "eventName": (
+                {"value": "BeginRequest", "localizedValue": "Begin request"}
+                if status_value == "Started"
+                else {"value": "EndRequest", "localizedValue": "End request"}
+            ),
+            "category": {"value": "Administrative", "localizedValue": "Administrative"},
+            "eventTimestamp": stamp,
+            "httpRequest": {
+                "clientRequestId": client_request_id,
+                "clientIpAddress": client_ip,
+                "method": method.upper(),
+                "uri": uri,
+            },
+            "id": f"{resource_id}/events/{event_id}/ticks/{_ticks(ts)}",
+            "level": "Error" if status_value == "Failed" else "Informational",
+            "operationId": operation_id,
+            "operationName": {
+                "value": operation_name,
+                "localizedValue": _localized_operation(operation_name),
+            },
+            "properties": properties,
+            "resourceGroupName": group,
+            "resourceProviderName": {"value": provider, "localizedValue": provider},
+            "resourceType": {"value": rtype, "localizedValue": rtype},
+            "resourceId": resource_id,
+            "status": {"value": status_value, "localizedValue": status_value},
+            "subStatus": sub_status,
+            # Queryable at once: the emulator has no ingestion lag to model.
+            "submissionTimestamp": stamp,
+            "subscriptionId": subscription,
+            "tenantId": str(claims_dict.get("tid") or self._tenant),
+            "relatedEvents": [],
+        }
+        with self._lock:
+            self._events.append(_Stored(ts, event))
+        return event
+
+    def query(
+        self, subscription: str, filter_text: str | None, select: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Events of ``subscription`` matching ARM's ``$filter``, newest first.
+
+        Raises ``ArmError(400, "BadRequest")`` naming the problem for a missing or malformed
+        filter or an unknown ``$select`` field.
+        """
+        predicate = _parse_filter(filter_text)
+        fields = _parse_select(select)
+        sub = subscription.lower()
+        with self._lock:
+            snapshot = list(self._events)
+        hits = [
+            s for s in snapshot if s.event["subscriptionId"].lower() == sub and predicate.matches(s)
+        ]
+        # Stable sort on the reversed log: equal timestamps keep newest-recorded first.
+        hits.reverse()
+        hits.sort(key=lambda s: s.ts, reverse=True)
+        if fields is None:
+            return [copy.deepcopy(s.event) for s in hits]
+        return [{f: copy.deepcopy(s.event[f]) for f in fields if f in s.event} for s in hits]
+
+    def dump(self) -> list[dict[str, Any]]:
+        """Every event, oldest first, for a state dump."""
+        with self._lock:
+            return [copy.deepcopy(s.event) for s in self._events]
+
+    def load(self, events: list[dict[str, Any]]) -> None:
+        """Replace the log with a dump. Raises ValueError naming the first unusable event."""
+        loaded: list[_Stored] = []
+        for n, event in enumerate(events):
+            if not isinstance(event, Mapping):
+                raise ValueError(f"event {n} is not an object")
+            stamp, sub = event.get("eventTimestamp"), event.get("subscriptionId")
+            if not isinstance(stamp, str) or not isinstance(sub, str):
+                raise ValueError(f"event {n} needs string 'eventTimestamp' and 'subscriptionId'")
+            try:
+                ts = parse_timestamp(stamp)
+            except ValueError:
+                raise ValueError(f"event {n} has an unreadable eventTimestamp '{stamp}'") from None
+            loaded.append(_Stored(ts, copy.deepcopy(dict(event))))
+        loaded.sort(key=lambda s: s.ts)
+        with self._lock:
+            self._events.clear()
+            self._events.extend(loaded)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._events.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._events)
+
+
+# The emulator records two or three events per write, so the pure derivations are cached:
+# resource IDs, operation names and statuses repeat constantly.
+
+
+@functools.lru_cache(maxsize=4096)
+def _resource_facts(resource_id: str) -> tuple[str, str, str]:
+    """(resource group, provider namespace, resource type) of an ID; empty when unparseable."""
+    try:
+        rid = parse_resource_id(resource_id)
+    except InvalidResourceId:
+        return "", "", ""
+    return rid.resource_group or "", rid.namespace or "Microsoft.Resources", rid.type
+
+
+@functools.lru_cache(maxsize=256)
+def _sub_status(status: int) -> tuple[str, str]:
+    phrase = reason_phrase(status)
+    try:
+        spaced = HTTPStatus(status).phrase
+    except ValueError:
+        spaced = phrase
+    return phrase, f"{spaced} (HTTP Status Code: {status})"
+
+
+def _uuid4_text(bits: int) -> str:
+    """A version-4 UUID's text from 128 random bits (what uuid.UUID does, without the object)."""
+    bits = (bits & ~(0xF << 76)) | (0x4 << 76)
+    bits = (bits & ~(0xC << 60)) | (0x8 << 60)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+# -- $filter --------------------------------------------------------------------------------
+
+
+def _bad_request(message: str) -> ArmError:
+    return ArmError(400, "BadRequest", message)
+
+
+_FILTER_HELP = (
+    "The $filter must look like \"eventTimestamp ge '2026-01-01T00:00:00Z' and eventTimestamp "
+    'le \'2026-01-02T00:00:00Z\'", optionally followed by "and" clauses on resourceGroupName, '
+    "resourceUri, resourceId, resourceProvider, correlationId, caller or status with 'eq'."
+)
+
+# Filter field → (operators it takes, how to read the event's value).
+_EQ_FIELDS: dict[str, tuple[str, Any]] = {
+    "resourcegroupname": ("resourceGroupName", lambda e: e["resourceGroupName"]),
+    "resourceuri": ("resourceUri", lambda e: e["resourceId"]),
+    "resourceid": ("resourceId", lambda e: e["resourceId"]),
+    "resourceprovider": ("resourceProvider", lambda e: e["resourceProviderName"]["value"]),
+    "correlationid": ("correlationId", lambda e: e["correlationId"]),
+    "caller": ("caller", lambda e: e["caller"]),
+    "status": ("status", lambda e: e["status"]["value"]),
+}
+
+
+@dataclass(frozen=True)
+class _FilterToken:
+    kind: str  # word | string | end
+    text: str
+    pos: int
+
+
+def _tokenize_filter(text: str) -> list[_FilterToken]:
+    tokens: list[_FilterToken] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "'":
+            start = i
+            i += 1
+            chunks: list[str] = []
+            while True:
+                if i >= n:
+                    raise _bad_request(
+                        f"The $filter has an unterminated quoted value starting at position "
+                        f"{start}. {_FILTER_HELP}"
+                    )
+                if text[i] == "'":
+                    if i + 1 < n and text[i + 1] == "'":  # OData escapes a quote by doubling it
+                        chunks.append("'")
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                chunks.append(text[i])
+                i += 1
+            tokens.append(_FilterToken("string", "".join(chunks), start))
+        elif ch.isalnum() or ch == "_":
+            start = i
+            while i < n and (text[i].isalnum() or text[i] in "_."):
+                i += 1
+            tokens.append(_FilterToken("word", text[start:i], start))
+        else:
+            raise _bad_request(
+                f"The $filter has an unexpected character '{ch}' at position {i}. {_FILTER_HELP}"
+            )
+    tokens.append(_FilterToken("end", "", n))
+    return tokens
+
+
+@dataclass
+class _Filter:
+    start: float
+    end: float | None
+    equals: dict[str, str]  # lowered filter field → lowered value
+
+    def matches(self, stored: _Stored) -> bool:
+        if stored.ts < self.start or (self.end is not None and stored.ts > self.end):
+            return False
+        for key, wanted in self.equals.items():
+            actual = _EQ_FIELDS[key][1](stored.event)
+            if not isinstance(actual, str) or actual.lower() != wanted:
+                return False
+        return True
+
+
+def _parse_filter(text: str | None) -> _Filter:
+    """``filter := clause ('and' clause)*``; ``clause := field op 'value'``."""
+    if text is None or not text.strip():
+        raise _bad_request(
+            f"The $filter query parameter is required and must include a start time "
+            f"(eventTimestamp ge '...'). {_FILTER_HELP}"
+        )
+    tokens = _tokenize_filter(text)
+    i = 0
+    start: float | None = None
+    end: float | None = None
+    equals: dict[str, str] = {}
+    last = len(tokens) - 1
+    while True:
+        # The final token is always "end", so clamping reads past a short clause as "end".
+        field_tok, op_tok, value_tok = (tokens[min(i + k, last)] for k in range(3))
+        if field_tok.kind != "word":
+            found = "the end" if field_tok.kind == "end" else f"'{field_tok.text}'"
+            raise _bad_request(
+                f"The $filter expected a field name at position {field_tok.pos} but found "
+                f"{found}. {_FILTER_HELP}"
+            )
+        field_name = field_tok.text
+        op = op_tok.text.lower() if op_tok.kind == "word" else ""
+        if op not in ("eq", "ge", "le"):
+            raise _bad_request(
+                f"The $filter clause on '{field_name}' needs an operator 'eq', 'ge' or 'le' at "
+                f"position {op_tok.pos}. {_FILTER_HELP}"
+            )
+        if value_tok.kind != "string":
+            raise _bad_request(
+                f"The $filter clause on '{field_name}' needs a quoted value at position "
+                f"{value_tok.pos}. {_FILTER_HELP}"
+            )
+        key = field_name.lower()
+        if key == "eventtimestamp":
+            if op == "eq":
+                raise _bad_request(
+                    f"The $filter compares eventTimestamp with 'ge' and 'le' only. {_FILTER_HELP}"
+                )
+            try:
+                moment = parse_timestamp(value_tok.text)
+            except ValueError:
+                raise _bad_request(
+                    f"The $filter value '{value_tok.text}' for eventTimestamp is not an ISO 8601 "
+                    f"time."
+                ) from None
+            if (op == "ge" and start is not None) or (op == "le" and end is not None):
+                raise _bad_request(f"The $filter has more than one 'eventTimestamp {op}' clause.")
+            if op == "ge":
+                start = moment
+            else:
+                end = moment
+        elif key in _EQ_FIELDS:
+            display = _EQ_FIELDS[key][0]
+            if op != "eq":
+                raise _bad_request(
+                    f"The $filter compares {display} with 'eq' only, not '{op}'. {_FILTER_HELP}"
+                )
+            if key in equals:
+                raise _bad_request(f"The $filter has more than one '{display}' clause.")
+            equals[key] = value_tok.text.lower()
+        else:
+            raise _bad_request(f"The $filter field '{field_name}' is not supported. {_FILTER_HELP}")
+        i += 3
+        if tokens[i].kind == "end":
+            break
+        if tokens[i].kind != "word" or tokens[i].text.lower() != "and":
+            raise _bad_request(
+                f"The $filter expected 'and' or the end at position {tokens[i].pos} but found "
+                f"'{tokens[i].text}'. {_FILTER_HELP}"
+            )
+        i += 1
+    if start is None:
+        raise _bad_request(
+            f"The $filter must include a start time: eventTimestamp ge '...'. {_FILTER_HELP}"
+        )
+    if end is not None and end < start:
+        raise _bad_request("The $filter end time is earlier than its start time.")
+    return _Filter(start, end, equals)
+
+
+def _parse_select(select: str | None) -> list[str] | None:
+    if select is None or not select.strip():
+        return None
+    fields: list[str] = []
+    for part in select.split(","):
+        name = part.strip()
+        if not name:
+            continue
+        known = _FIELD_BY_LOWER.get(name.lower())
+        if known is None:
+            raise _bad_request(
+                f"The $select field '{name}' is not an event field; use any of "
+                f"{', '.join(EVENT_FIELDS)}."
+            )
+        if known not in fields:
+            fields.append(known)
+    return fields or None
