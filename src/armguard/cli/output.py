@@ -56,7 +56,9 @@ def print_table(
     for row in rows:
         # Cells hold text from logs and ARM; never let it be read as Rich markup.
         table.add_row(*("" if row.get(c) is None else escape(str(row.get(c))) for c in columns))
-    Console(soft_wrap=True).print(table)
+    # Piped output is read by people in CI logs: do not squeeze it to 80 columns.
+    width = None if sys.stdout.isatty() else 160
+    Console(soft_wrap=True, width=width).print(table)
 
 
 def add_output_argument(parser: Any, default: str = "table") -> None:

@@ -1,0 +1,296 @@
+"""``armguard apply PLAN``: queue a plan's jobs, run a worker pool to the end, account for them.
+
+With ``--emulator`` the plan runs against an embedded emulator built from the plan's ``world``
+(resources, locks, and unguarded writers already at work), with an embedded SQLite store
+unless ``--store`` says otherwise. The exit code is 1 when any job failed or was blocked, or
+any intent was lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from armguard.arm.client import ArmClient
+from armguard.cli.common import add_endpoint_arguments, client_factory, open_store_arg
+from armguard.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    add_output_argument,
+    print_json,
+    print_table,
+)
+from armguard.clock import SystemClock, isoformat
+from armguard.coordinator.apply import (
+    ApplySummary,
+    WorldError,
+    build_world,
+    final_states,
+    find_lost,
+    queue_plan,
+    summarise,
+)
+from armguard.coordinator.gates import GateTimeout, Pacer
+from armguard.coordinator.model import Job
+from armguard.coordinator.plan import Plan, PlanError, load_plan
+from armguard.coordinator.store import Store
+from armguard.coordinator.worker import Worker, WorkerSettings
+from armguard.coordinator.writer import BatchReport
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "apply",
+        help="apply a plan of many writers' intents, conflict-safe, and report what was avoided",
+    )
+    parser.add_argument("plan", help="plan file (YAML or JSON)")
+    parser.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against an embedded emulator seeded from the plan's world",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="SQLite path or postgresql:// URL (default: a fresh SQLite file; "
+        ".armguard/jobs.db without --emulator)",
+    )
+    add_endpoint_arguments(parser)
+    parser.add_argument("--concurrency", type=int, default=8, metavar="N", help="batch loops")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.05,
+        metavar="F",
+        help="embedded emulator: multiply operation durations (default 0.05)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="embedded emulator: RNG seed")
+    parser.add_argument(
+        "--lease-ttl", type=float, default=60.0, metavar="S", help="lease time-to-live (s)"
+    )
+    parser.add_argument(
+        "--report",
+        metavar="DIR",
+        help="write events.jsonl, the Activity Log (emulator) and a timeline report.html here",
+    )
+    add_output_argument(parser)
+    parser.set_defaults(func=run)
+
+
+@contextmanager
+def _embedded(time_scale: float, seed: int) -> Iterator[str]:
+    from armguard.testing import emulator  # noqa: PLC0415  (only --emulator needs a server)
+
+    # Real time, scaled durations; Retry-After capped at 1 s so polls stay brisk.
+    with emulator(clock=SystemClock(), time_scale=time_scale, seed=seed, retry_after_max=1) as arm:
+        yield arm.base_url
+
+
+def _progress(console: Console, total: int) -> tuple[Progress, Callable[[BatchReport], None]]:
+    progress = Progress(
+        TextColumn("[bold]applying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("jobs · {task.fields[writes]} ARM writes"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+    task = progress.add_task("jobs", total=total, writes=0)
+    state = {"writes": 0}
+
+    def on_batch(report: BatchReport) -> None:
+        state["writes"] += report.writes
+        progress.update(task, advance=len(report.results), writes=state["writes"])
+
+    return progress, on_batch
+
+
+def _activity_log(arm: ArmClient, subscriptions: set[str], since: float) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    flt = f"eventTimestamp ge '{isoformat(since - 60)}'"
+    for sub in sorted(subscriptions):
+        url: str | None = (
+            f"/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values"
+        )
+        params: dict[str, str] | None = {"$filter": flt}
+        while url:
+            response = arm.request("GET", url, api_version="2015-04-01", params=params)
+            if not response.ok or not isinstance(response.body, dict):
+                break
+            events.extend(v for v in response.body.get("value", []) if isinstance(v, dict))
+            url, params = response.body.get("nextLink"), None
+    return events
+
+
+def _write_report(
+    directory: Path, store: Store, jobs: dict[int, Job], activity: list[dict[str, Any]] | None
+) -> list[Path]:
+    from armguard.diagnose.report import render_report  # noqa: PLC0415
+    from armguard.diagnose.timeline import load_timeline  # noqa: PLC0415
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = {j.id for j in jobs.values()}
+    events_path = directory / "events.jsonl"
+    with events_path.open("w", encoding="utf-8") as fh:
+        for event in store.events():
+            if event.job_id in ids:
+                fh.write(event.to_json() + "\n")
+    written = [events_path]
+    sources = [str(events_path)]
+    if activity is not None:
+        activity_path = directory / "activity.json"
+        activity_path.write_text(json.dumps(activity, indent=1), encoding="utf-8")
+        written.append(activity_path)
+        sources.insert(0, str(activity_path))
+    timeline = load_timeline(sources)
+    html_path = directory / "report.html"
+    html_path.write_text(render_report(timeline, time.time(), "armguard apply"), encoding="utf-8")
+    written.append(html_path)
+    return written
+
+
+def _job_rows(plan: Plan, store: Store, jobs: dict[int, Job]) -> list[dict[str, Any]]:
+    rows = []
+    for planned in plan.jobs:
+        job = store.get(jobs[planned.index].id) or jobs[planned.index]
+        rows.append(
+            {
+                "job": job.id,
+                "writer": planned.writer,
+                "resource": planned.resource.name,
+                "type": planned.resource.type,
+                "intent": planned.intent.kind,
+                "outcome": job.outcome.value if job.outcome else job.state.value,
+                "attempts": job.attempts,
+                "kind": job.kind,
+                "reason": job.reason,
+            }
+        )
+    return rows
+
+
+def _summary_json(summary: ApplySummary) -> dict[str, Any]:
+    return {
+        "jobs": summary.jobs,
+        "outcomes": dict(summary.outcomes),
+        "armWrites": summary.arm_writes,
+        "conflictsAbsorbed": dict(summary.conflicts_absorbed),
+        "conflictsSurfaced": summary.conflicts_surfaced,
+        "waitsOnOperations": summary.waits_on_operations,
+        "prerequisitesRun": summary.prerequisites_run,
+        "rebased": summary.rebased,
+        "coalescedJobs": summary.coalesced_jobs,
+        "backoffs": summary.backoffs,
+        "lostIntents": [lost.__dict__ for lost in summary.lost],
+        "avoided": summary.avoided(),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise CliError("--concurrency must be at least 1")
+    if args.time_scale < 0:
+        raise CliError("--time-scale must be 0 or more")
+    if args.lease_ttl <= 0:
+        raise CliError("--lease-ttl must be positive")
+    if args.emulator and args.endpoint:
+        raise CliError("give either --emulator or --endpoint, not both")
+    try:
+        plan = load_plan(args.plan)
+    except PlanError as exc:
+        raise CliError(str(exc)) from None
+    console = Console(stderr=True)
+    clock = SystemClock()
+    with ExitStack() as stack:
+        endpoint = args.endpoint
+        store_url = args.store
+        if args.emulator:
+            endpoint = stack.enter_context(_embedded(args.time_scale, args.seed))
+            console.print(f"embedded emulator at {endpoint} (time scale {args.time_scale})")
+            if store_url is None:
+                tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="armguard-"))
+                store_url = str(Path(tmp) / "jobs.db")
+        elif store_url is None:
+            Path(".armguard").mkdir(exist_ok=True)
+            store_url = ".armguard/jobs.db"
+        if (plan.resources or plan.locks or plan.unguarded) and not args.emulator:
+            console.print("note: the plan's world is only built on the embedded emulator; ignored")
+        client_for = client_factory(endpoint, args.cloud)
+        store = open_store_arg(store_url, clock)
+        stack.callback(store.close)
+        started = clock.now()
+        if args.emulator:
+            pacer = Pacer(clock, keep_alive=lambda: None, should_stop=lambda: False, max_wait=600)
+            try:
+                for note in build_world(client_for, plan, pacer):
+                    console.print(f"world: {note}")
+            except (WorldError, GateTimeout) as exc:
+                raise CliError(f"cannot build the plan's world: {exc}", EXIT_FAILED) from None
+        jobs = queue_plan(store, plan)
+        console.print(
+            f"queued {len(jobs)} jobs from {len(plan.jobs)} intents of plan '{plan.name}'"
+        )
+        progress, on_batch = _progress(console, len(jobs))
+        worker = Worker(
+            lambda: open_store_arg(store_url, clock),
+            client_for,
+            clock,
+            settings=WorkerSettings(concurrency=args.concurrency, lease_ttl=args.lease_ttl),
+            on_batch=on_batch,
+        )
+        with progress:
+            try:
+                stats = worker.run_until_idle()
+            except KeyboardInterrupt:
+                worker.stop()
+                raise
+        reader = client_for("armguard-verify")
+        final = final_states(reader, [p.resource for p in plan.jobs])
+        done = {i: store.get(j.id) or j for i, j in jobs.items()}
+        lost = find_lost(plan, done, final)
+        summary = summarise(store, done, stats.writes, lost)
+        written: list[Path] = []
+        if args.report:
+            activity = None
+            if args.emulator:
+                subs = {p.resource.subscription for p in plan.jobs}
+                activity = _activity_log(client_for("armguard-report"), subs, started)
+            written = _write_report(Path(args.report), store, done, activity)
+        rows = _job_rows(plan, store, jobs)
+    if args.output == "json":
+        print_json({"plan": plan.name, "summary": _summary_json(summary), "jobs": rows})
+    else:
+        print_table(
+            rows,
+            ["writer", "resource", "intent", "outcome", "attempts", "kind", "reason"],
+            title=f"plan: {plan.name}",
+        )
+        out = Console()
+        outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
+        out.print(f"\n[bold]{summary.jobs} intents[/bold]: {outcomes}")
+        out.print(
+            f"conflicts surfaced to writers: [bold]{summary.conflicts_surfaced}[/bold] · "
+            f"lost intents: [bold]{len(summary.lost)}[/bold]"
+        )
+        for line in summary.avoided():
+            out.print(f"  • armguard {line}")
+        for lost in summary.lost:
+            out.print(f"[red]lost[/red]: {lost.writer} {lost.intent} on {lost.resource_id}")
+        for path in written:
+            out.print(f"wrote {path}")
+    sys.stdout.flush()
+    return EXIT_OK if summary.ok else EXIT_FAILED

@@ -1,0 +1,302 @@
+"""Plan files: many writers' intents in one YAML (or JSON) document, for ``armguard apply``.
+
+A plan lists jobs — who writes, which resource, what intent — and, for ``--emulator`` runs, the
+world they run in: the resources that exist first, locks, and *unguarded* writers (a portal
+hotfix, a running deployment, a VM someone started) whose requests go straight to ARM before
+the coordinated jobs start, so the plan replays a real collision::
+
+    name: tag normalizer vs pipeline
+    world:
+      resources:
+        - id: /subscriptions/…/resourceGroups/prod
+          body: {location: eastus}
+      locks:
+        - {scope: /subscriptions/…/resourceGroups/prod, name: no-delete, level: CanNotDelete}
+      unguarded:
+        - {writer: portal, method: PATCH, id: …, body: {tags: {hotfix: "1"}}}
+    jobs:
+      - {writer: tag-normalizer, resource: …, tags: {owner: media}}
+      - {writer: pipeline, resource: …, merge: {properties: {…}}, on_stale: rebase}
+
+A job's intent is either ``intent:`` (the JSON form, with ``kind``) or one shorthand key, the
+same as ``armguard submit``'s flags: ``merge``, ``tags`` (set), ``untag`` (list), ``put``,
+``action``, ``resize``, ``delete: true``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
+from armguard.coordinator.intents import Intent, IntentError, intent_from_json
+from armguard.coordinator.model import StalePolicy
+
+__all__ = [
+    "Plan",
+    "PlanError",
+    "PlannedJob",
+    "UnguardedWrite",
+    "WorldLock",
+    "WorldResource",
+    "intent_from_shorthand",
+    "load_plan",
+]
+
+MAX_PLAN_BYTES = 16 * 1024 * 1024
+_SHORTHANDS = ("merge", "tags", "untag", "put", "action", "resize", "delete")
+
+
+class PlanError(ValueError):
+    """The plan cannot be used. The message names the file, the entry and the problem."""
+
+
+@dataclass(frozen=True)
+class PlannedJob:
+    index: int
+    writer: str
+    resource: ResourceId
+    intent: Intent
+    baseline_etag: str | None = None
+    on_stale: StalePolicy = StalePolicy.REBASE
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class WorldResource:
+    id: ResourceId
+    body: Mapping[str, Any]
+    api_version: str | None = None
+
+
+@dataclass(frozen=True)
+class WorldLock:
+    scope: ResourceId
+    name: str
+    level: str
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class UnguardedWrite:
+    """A request another tool sends straight to ARM, not through armguard."""
+
+    writer: str
+    method: str
+    id: ResourceId
+    body: Any = None
+    suffix: str = ""
+    api_version: str | None = None
+    wait: bool = False
+    """Wait for it to finish before the jobs start (else it is still running when they do)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    description: str
+    jobs: tuple[PlannedJob, ...]
+    resources: tuple[WorldResource, ...] = ()
+    locks: tuple[WorldLock, ...] = ()
+    unguarded: tuple[UnguardedWrite, ...] = ()
+    source: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def intent_from_shorthand(entry: Mapping[str, Any]) -> Intent:
+    """The intent of a plan entry or CLI flag set: ``intent:`` or exactly one shorthand key."""
+    given = [
+        k for k in _SHORTHANDS if k in entry and entry[k] is not None and entry[k] is not False
+    ]
+    if "intent" in entry:
+        if given:
+            raise IntentError(f"give either 'intent' or one of {', '.join(_SHORTHANDS)}, not both")
+        return intent_from_json(entry["intent"])
+    if len(given) != 1:
+        raise IntentError(
+            f"each job needs exactly one intent ({', '.join(_SHORTHANDS)} or 'intent'); "
+            f"found {len(given)}"
+        )
+    key = given[0]
+    value = entry[key]
+    api = entry.get("api_version")
+    doc: dict[str, Any]
+    if key == "merge":
+        doc = {"kind": "merge", "patch": value}
+    elif key == "put":
+        doc = {"kind": "put", "body": value}
+    elif key == "tags":
+        if not isinstance(value, Mapping):
+            raise IntentError("'tags' must map tag names to values")
+        doc = {"kind": "tags", "set": {str(k): str(v) for k, v in value.items()}}
+        if entry.get("untag"):
+            raise IntentError("use 'intent: {kind: tags, set: …, remove: …}' to set and remove")
+    elif key == "untag":
+        names = [value] if isinstance(value, str) else value
+        doc = {"kind": "tags", "remove": names}
+    elif key == "action":
+        doc = {"kind": "action", "name": value}
+    elif key == "resize":
+        doc = {"kind": "resize", "size": value}
+    else:
+        if value is not True:
+            raise IntentError("'delete' takes true")
+        doc = {"kind": "delete"}
+    if api is not None:
+        doc["api_version"] = api
+    return intent_from_json(doc)
+
+
+def _rid(value: Any, where: str) -> ResourceId:
+    if not isinstance(value, str):
+        raise PlanError(f"{where}: a resource ID string is required")
+    try:
+        return parse_resource_id(value)
+    except InvalidResourceId as exc:
+        raise PlanError(f"{where}: {exc}") from exc
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PlanError(f"{where}: expected a mapping")
+    return value
+
+
+def _list(value: Any, where: str) -> Sequence[Any]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise PlanError(f"{where}: expected a list")
+    return value
+
+
+def _job(entry: Any, index: int) -> PlannedJob:
+    where = f"jobs[{index}]"
+    data = _mapping(entry, where)
+    writer = data.get("writer")
+    if not isinstance(writer, str) or not writer.strip():
+        raise PlanError(f"{where}: 'writer' (a name for who wants this) is required")
+    resource = _rid(data.get("resource"), f"{where}.resource")
+    try:
+        intent = intent_from_shorthand(data)
+    except IntentError as exc:
+        raise PlanError(f"{where}: {exc}") from exc
+    policy_text = data.get("on_stale", StalePolicy.REBASE.value)
+    try:
+        policy = StalePolicy(str(policy_text))
+    except ValueError as exc:
+        raise PlanError(f"{where}.on_stale: must be one of rebase, drop, fail") from exc
+    etag = data.get("baseline_etag")
+    key = data.get("idempotency_key")
+    return PlannedJob(
+        index=index,
+        writer=writer.strip(),
+        resource=resource,
+        intent=intent,
+        baseline_etag=None if etag is None else str(etag),
+        on_stale=policy,
+        idempotency_key=None if key is None else str(key),
+    )
+
+
+def _world(
+    data: Mapping[str, Any],
+) -> tuple[tuple[WorldResource, ...], tuple[WorldLock, ...], tuple[UnguardedWrite, ...]]:
+    resources = []
+    for i, item in enumerate(_list(data.get("resources"), "world.resources")):
+        where = f"world.resources[{i}]"
+        entry = _mapping(item, where)
+        body = entry.get("body", {})
+        resources.append(
+            WorldResource(
+                _rid(entry.get("id"), f"{where}.id"),
+                _mapping(body, f"{where}.body"),
+                entry.get("api_version"),
+            )
+        )
+    locks = []
+    for i, item in enumerate(_list(data.get("locks"), "world.locks")):
+        where = f"world.locks[{i}]"
+        entry = _mapping(item, where)
+        level = entry.get("level")
+        if level not in ("CanNotDelete", "ReadOnly"):
+            raise PlanError(f"{where}.level: must be CanNotDelete or ReadOnly")
+        name = entry.get("name")
+        if not isinstance(name, str) or not name:
+            raise PlanError(f"{where}.name: required")
+        locks.append(
+            WorldLock(
+                _rid(entry.get("scope"), f"{where}.scope"), name, level, entry.get("notes", "")
+            )
+        )
+    unguarded = []
+    for i, item in enumerate(_list(data.get("unguarded"), "world.unguarded")):
+        where = f"world.unguarded[{i}]"
+        entry = _mapping(item, where)
+        method = str(entry.get("method", "")).upper()
+        if method not in ("PUT", "PATCH", "POST", "DELETE"):
+            raise PlanError(f"{where}.method: must be PUT, PATCH, POST or DELETE")
+        unguarded.append(
+            UnguardedWrite(
+                writer=str(entry.get("writer") or "unguarded"),
+                method=method,
+                id=_rid(entry.get("id"), f"{where}.id"),
+                body=entry.get("body"),
+                suffix=str(entry.get("suffix") or ""),
+                api_version=entry.get("api_version"),
+                wait=bool(entry.get("wait", False)),
+            )
+        )
+    return tuple(resources), tuple(locks), tuple(unguarded)
+
+
+def parse_plan(data: Any, source: str = "<plan>") -> Plan:
+    try:
+        doc = _mapping(data, "plan")
+        jobs = tuple(_job(e, i) for i, e in enumerate(_list(doc.get("jobs"), "jobs")))
+        if not jobs:
+            raise PlanError("jobs: the plan has no jobs")
+        world = doc.get("world") or {}
+        resources, locks, unguarded = _world(_mapping(world, "world"))
+    except PlanError as exc:
+        raise PlanError(f"{source}: {exc}") from exc
+    known = {"name", "description", "jobs", "world"}
+    return Plan(
+        name=str(doc.get("name") or Path(source).stem),
+        description=str(doc.get("description") or ""),
+        jobs=jobs,
+        resources=resources,
+        locks=locks,
+        unguarded=unguarded,
+        source=source,
+        extra={k: v for k, v in doc.items() if k not in known},
+    )
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read and validate a plan file, or raise :class:`PlanError` naming what is wrong."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise PlanError(f"{p}: is a directory, not a plan file")
+        if p.stat().st_size > MAX_PLAN_BYTES:
+            raise PlanError(f"{p}: larger than {MAX_PLAN_BYTES // (1024 * 1024)} MiB")
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise PlanError(f"{p}: no such file") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{p}: not UTF-8 text") from exc
+    except OSError as exc:
+        raise PlanError(f"{p}: {exc.strerror}") from exc
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise PlanError(
+            f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"
+        ) from exc
+    return parse_plan(data, str(p))
