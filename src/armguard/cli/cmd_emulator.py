@@ -1,0 +1,102 @@
+"""``armguard emulator``: serve a local ARM control plane until SIGINT/SIGTERM.
+
+Prints exactly one line, ``armguard emulator listening on http://HOST:PORT``, once the socket is
+listening (port 0 picks a free port and prints the real one), then serves until interrupted and
+exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+from typing import Any
+
+from armguard.cli.output import EXIT_FAILED, EXIT_OK, CliError
+from armguard.clock import SystemClock
+from armguard.emulator.config import ConfigError, EmulatorConfig, apply_seed_data, load_config
+from armguard.emulator.core import Emulator
+from armguard.emulator.server import bind, build_server
+
+__all__ = ["register", "run"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "emulator",
+        help="serve a local ARM control plane with real concurrency semantics",
+        description=(
+            "Serve a local Azure Resource Manager emulator (ETags, long-running operations, "
+            "409 conflicts, locks, deployments, Activity Log, fault injection) that the official "
+            "Azure SDKs use unmodified. Control API under /_armguard/."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port (0 = pick a free one)")
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help="multiply every operation's duration (0.01 = 100x faster, 0 = instant; default 1)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed for ETags and ids (default 0)")
+    parser.add_argument("--tls", action="store_true", help="serve https with a throw-away CA")
+    parser.add_argument("--cert-dir", help="where --tls writes ca.pem, cert.pem and key.pem")
+    parser.add_argument("--config", help="YAML/JSON file: type settings, faults, seed data")
+    parser.set_defaults(func=run)
+
+
+def _ignore(signum: int, frame: FrameType | None) -> None:
+    """Replaces the default SIGINT/SIGTERM actions once uvicorn has handled the signal
+    (it re-raises it after shutting down), so a requested stop exits 0."""
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise CliError(f"--port must be between 0 and 65535, not {args.port}")
+    if args.tls and not args.cert_dir:
+        raise CliError("--tls needs --cert-dir DIR (where the certificate files are written)")
+    if args.cert_dir and not args.tls:
+        raise CliError("--cert-dir is only used with --tls")
+    try:
+        cfg = load_config(args.config) if args.config else EmulatorConfig()
+    except ConfigError as err:
+        raise CliError(str(err)) from None
+    time_scale = args.time_scale if args.time_scale is not None else cfg.time_scale
+    if time_scale is not None and time_scale < 0:
+        raise CliError(f"--time-scale must be >= 0, not {time_scale}")
+    seed = args.seed if args.seed is not None else (cfg.seed or 0)
+    try:
+        core = Emulator(
+            SystemClock(),
+            time_scale=1.0 if time_scale is None else time_scale,
+            seed=seed,
+            type_settings=cfg.types,
+        )
+        if cfg.faults:
+            core.faults.load_config({"faults": cfg.faults})
+        apply_seed_data(core, cfg.resources, args.config or "seed")
+    except (ConfigError, ValueError) as err:
+        raise CliError(f"{args.config}: {err}" if args.config else str(err)) from None
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as err:
+        raise CliError(
+            f"cannot listen on {args.host}:{args.port}: {err.strerror or err}", EXIT_FAILED
+        ) from None
+    try:
+        server, certs = build_server(
+            core, cert_dir=args.cert_dir if args.tls else None, host=args.host
+        )
+    except OSError as err:
+        sock.close()
+        raise CliError(f"cannot write certificates to {args.cert_dir}: {err}") from None
+    scheme = "https" if certs else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    sys.stdout.write(f"armguard emulator listening on {scheme}://{host}:{sock.getsockname()[1]}\n")
+    sys.stdout.flush()
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
+    server.run(sockets=[sock])
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""The emulator's records: stored resources and long-running operations.
+
+Records are mutable and owned by the store; only code holding the record's bucket lock may
+change them (see :mod:`armguard.emulator.store`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from armguard.arm.errors import ErrorDetail
+from armguard.arm.ids import ResourceId
+
+__all__ = ["OpKind", "OpStatus", "Operation", "Resource"]
+
+JSON = dict[str, Any]
+
+
+class OpStatus(StrEnum):
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not OpStatus.IN_PROGRESS
+
+
+class OpKind(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ACTION = "action"
+    DEPLOY = "deploy"
+
+
+@dataclass
+class Resource:
+    """One stored resource. ``body`` is the full representation GET returns."""
+
+    id: ResourceId
+    body: JSON
+    etag: str | None = None
+    created_at: float = 0.0
+    changed_at: float = 0.0
+    internal: JSON = field(default_factory=dict)
+    """Provider state not shown on the wire (a VM's power state, storage keys)."""
+
+    def snapshot(self) -> JSON:
+        body = copy.deepcopy(self.body)
+        if self.etag is not None:
+            body["etag"] = self.etag
+        return body
+
+    @property
+    def properties(self) -> JSON:
+        props = self.body.setdefault("properties", {})
+        assert isinstance(props, dict)
+        return props
+
+    @property
+    def provisioning_state(self) -> str | None:
+        value = self.properties.get("provisioningState")
+        return None if value is None else str(value)
+
+
+@dataclass
+class Operation:
+    """A long-running operation: the thing that holds a resource while it runs.
+
+    ``ends_at`` is on the emulator clock; an operation is running while ``now < ends_at`` and
+    its status has not been settled to a terminal value.
+    """
+
+    id: str
+    kind: OpKind
+    target: ResourceId
+    method: str
+    namespace: str
+    location: str
+    api_version: str
+    started_at: float
+    ends_at: float
+    action: str | None = None
+    status: OpStatus = OpStatus.IN_PROGRESS
+    ended_at: float | None = None
+    error: ErrorDetail | None = None
+    fail_with: ErrorDetail | None = None
+    """Set by a fault or a failed step: the operation ends Failed with this error."""
+    references: frozenset[str] = frozenset()
+    """Keys of resources this operation also holds (a subnet's NSG, a NIC's subnets)."""
+    request_fingerprint: str | None = None
+    """The canonical request body, so an identical repeated PUT joins this operation."""
+    result: JSON | None = None
+    """What the Location URL returns once done (None → 204 / empty 200)."""
+    caller: str = ""
+    correlation_id: str = ""
+    client_request_id: str = ""
+    initial_status: int = 202
+    wake_at: float | None = None
+    """When set, the provider's ``wake`` runs at this instant (a deployment's first step)."""
+    extra: JSON = field(default_factory=dict)
+
+    def running_at(self, now: float) -> bool:
+        return self.status is OpStatus.IN_PROGRESS and now < self.ends_at
+
+    @property
+    def operation_name(self) -> str:
+        """The Activity Log operation name: ``{type}/write``, ``/delete`` or ``/{action}/action``."""
+        type_ = self.target.type
+        if self.kind is OpKind.DELETE:
+            return f"{type_}/delete"
+        if self.kind is OpKind.ACTION and self.action:
+            return f"{type_}/{self.action}/action"
+        return f"{type_}/write"

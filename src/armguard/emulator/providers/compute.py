@@ -1,0 +1,238 @@
+"""``Microsoft.Compute``: quoted-integer ETags, preemption of model writes, VM power states.
+
+A newer model write (PUT/PATCH) cancels the running one, whose status ends ``Canceled`` with
+``OperationPreempted``; power actions that collide, or that the current power state forbids,
+are refused at once with ``OperationNotAllowed``. Power actions move through a transitional
+state (``starting``, ``stopping``, ``deallocating``) for the operation's duration. A resize of an
+allocated VM is refused with ARM's "please deallocate" text; a deallocated VM resizes freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from armguard.arm.errors import ArmError
+from armguard.arm.ids import ResourceId
+from armguard.clock import isoformat
+from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
+from armguard.emulator.providers.base import ActionResult, Provider, reference_ids
+from armguard.emulator.providers.settings import TypeSettings
+from armguard.emulator.request import ArmResponse, Call
+
+if TYPE_CHECKING:
+    from armguard.emulator.core import Emulator
+
+__all__ = ["VirtualMachineProvider", "VmScaleSetProvider", "instance_view"]
+
+JSON = dict[str, Any]
+
+# action → (transitional power state, final power state)
+POWER_ACTIONS: dict[str, tuple[str, str]] = {
+    "start": ("starting", "running"),
+    "powerOff": ("stopping", "stopped"),
+    "deallocate": ("deallocating", "deallocated"),
+    "restart": ("starting", "running"),
+}
+STATELESS_ACTIONS = ("redeploy", "reapply", "performMaintenance")
+_ALLOCATED = ("running", "starting", "stopping", "stopped")
+_ACTIONS_BY_LOWER = {a.lower(): a for a in (*POWER_ACTIONS, *STATELESS_ACTIONS)}
+
+POWER_DOCS = (
+    " Please refer to https://aka.ms/vmpowerstates  to learn about different VM power states."
+)
+
+
+def _not_allowed(message: str) -> ArmError:
+    return ArmError(409, "OperationNotAllowed", message)
+
+
+def _vm_size(body: Mapping[str, Any]) -> str | None:
+    hw = (body.get("properties") or {}).get("hardwareProfile") or {}
+    size = hw.get("vmSize") if isinstance(hw, Mapping) else None
+    return str(size) if size is not None else None
+
+
+def instance_view(res: Resource) -> JSON:
+    state = str(res.properties.get("provisioningState") or "Succeeded")
+    power = str(res.internal.get("power", "running"))
+    return {
+        "computerName": res.id.name,
+        "statuses": [
+            {
+                "code": f"ProvisioningState/{state.lower()}",
+                "level": "Info" if state.lower() != "failed" else "Error",
+                "displayStatus": f"Provisioning {state.lower()}",
+                "time": isoformat(res.changed_at),
+            },
+            {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
+        ],
+    }
+
+
+class VirtualMachineProvider(Provider):
+    settings = TypeSettings(
+        etag="int",
+        conflict="compute",
+        preempt=True,
+        durations={
+            "create": 45.0,
+            "update": 30.0,
+            "delete": 40.0,
+            "start": 30.0,
+            "powerOff": 25.0,
+            "deallocate": 35.0,
+            "restart": 30.0,
+            "default": 30.0,
+        },
+        op_namespace="Microsoft.Compute",
+    )
+
+    def build(
+        self,
+        core: Emulator,
+        call: Call,
+        *,
+        rid: ResourceId,
+        existing: Resource | None,
+        body: JSON,
+        method: str,
+    ) -> JSON:
+        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        vm_id = existing.properties.get("vmId") if existing else None
+        new["properties"]["vmId"] = vm_id or core.new_guid()
+        return new
+
+    def references(self, body: JSON) -> set[ResourceId]:
+        profile = (body.get("properties") or {}).get("networkProfile") or {}
+        nics = profile.get("networkInterfaces") if isinstance(profile, Mapping) else None
+        return reference_ids(nics or [])
+
+    def validate(
+        self,
+        core: Emulator,
+        call: Call,
+        *,
+        rid: ResourceId,
+        existing: Resource | None,
+        new_body: JSON,
+        method: str,
+    ) -> None:
+        if existing is None:
+            return
+        old, new = _vm_size(existing.body), _vm_size(new_body)
+        power = str(existing.internal.get("power", "running"))
+        if new and old and new.lower() != old.lower() and power in _ALLOCATED:
+            raise _not_allowed(
+                f"Unable to resize the VM because the requested size {new} is not available in "
+                "the cluster where the VM is currently allocated. To resize your VM to "
+                f"{new} please deallocate (this is Stop operation in the Azure portal) and try "
+                "the resize operation again. Read more on VM resizing strategy at "
+                "https://aka.ms/azure-resizevm."
+            )
+
+    def refuse_during(
+        self, core: Emulator, running: Operation, rid: ResourceId, what: str
+    ) -> ArmError | None:
+        vm = running.target.name
+        if running.kind is OpKind.DELETE:
+            return _not_allowed(
+                f"Operation '{what}' is not allowed on VM '{vm}' since the VM is marked for "
+                "deletion. You can only retry the Delete operation (or wait for an ongoing one "
+                "to complete)."
+            )
+        if (
+            running.kind is OpKind.ACTION
+            and running.action in POWER_ACTIONS
+            and what in POWER_ACTIONS
+        ):
+            final = POWER_ACTIONS[running.action][1]
+            return _not_allowed(
+                f"An ongoing operation is changing power state of Virtual Machine {vm} to "
+                f"{final}. Please perform operation {what} after some time."
+            )
+        return _not_allowed(
+            f"Operation '{what}' is not allowed on VM '{vm}' since another operation is in "
+            "progress."
+        )
+
+    def action(
+        self, core: Emulator, call: Call, res: Resource, name: str, body: Any
+    ) -> ActionResult:
+        action = _ACTIONS_BY_LOWER.get(name.lower())
+        if action is None:
+            return super().action(core, call, res, name, body)
+        power = str(res.internal.get("power", "running"))
+        vm = res.id.name
+        if action == "powerOff" and power in ("deallocated", "deallocating"):
+            raise _not_allowed(
+                f"Operation 'powerOff' is not allowed on VM '{vm}' since the VM is either "
+                f"deallocated or marked to be deallocated.{POWER_DOCS}"
+            )
+        if action == "restart":
+            if power in ("deallocated", "deallocating"):
+                raise _not_allowed(
+                    f"Operation 'restart' is not allowed on VM '{vm}' since the VM is either "
+                    f"deallocated or marked to be deallocated.{POWER_DOCS}"
+                )
+            if power in ("stopped", "stopping"):
+                raise _not_allowed("The operation requires the VM to be running (or set to run).")
+        if action in STATELESS_ACTIONS and power not in _ALLOCATED:
+            raise _not_allowed(
+                f"Operation '{action}' is not allowed on VM '{vm}' since the VM is either "
+                f"deallocated or marked to be deallocated.{POWER_DOCS}"
+            )
+        return ActionResult(status=202, duration_key=action)
+
+    def on_started(self, core: Emulator, op: Operation, res: Resource | None) -> None:
+        if res is None:
+            return
+        op.extra["from_power"] = res.internal.get("power", "running")
+        if op.kind is OpKind.CREATE:
+            res.internal["power"] = "starting"
+        elif op.kind is OpKind.ACTION and op.action in POWER_ACTIONS:
+            res.internal["power"] = POWER_ACTIONS[op.action][0]
+            res.properties["provisioningState"] = "Updating"
+
+    def on_completed(self, core: Emulator, op: Operation, res: Resource | None) -> None:
+        if res is None:
+            return
+        if op.status is OpStatus.SUCCEEDED:
+            if op.kind is OpKind.CREATE:
+                res.internal["power"] = "running"
+            elif op.kind is OpKind.ACTION and op.action in POWER_ACTIONS:
+                res.internal["power"] = POWER_ACTIONS[op.action][1]
+                res.properties["provisioningState"] = "Succeeded"
+        elif op.kind is OpKind.ACTION:
+            res.internal["power"] = op.extra.get("from_power", "running")
+            if op.status is OpStatus.CANCELED:
+                res.properties["provisioningState"] = "Succeeded"
+        res.changed_at = op.ended_at or res.changed_at
+
+    def view(self, core: Emulator, res: Resource, query: Mapping[str, str]) -> JSON:
+        out = res.snapshot()
+        if query.get("$expand", "").lower() == "instanceview":
+            out["properties"]["instanceView"] = instance_view(res)
+        return out
+
+    def collection(
+        self, core: Emulator, call: Call, res: Resource, name: str, query: Mapping[str, str]
+    ) -> ArmResponse | None:
+        if name.lower() == "instanceview":
+            return ArmResponse(200, instance_view(res))
+        return None
+
+
+class VmScaleSetProvider(Provider):
+    settings = TypeSettings(
+        etag="int",
+        conflict="compute",
+        preempt=True,
+        durations={"create": 180.0, "update": 120.0, "delete": 150.0, "default": 120.0},
+        op_namespace="Microsoft.Compute",
+    )
+
+    def action(
+        self, core: Emulator, call: Call, res: Resource, name: str, body: Any
+    ) -> ActionResult:
+        return ActionResult(status=202, duration_key=name)

@@ -1,0 +1,106 @@
+"""``Microsoft.Storage/storageAccounts``: no ETag, create answers 202 and runs ~15 s,
+synchronous PATCH and DELETE, and ``listKeys`` / ``regenerateKey`` actions, which count as
+writes (a ReadOnly lock blocks ``listKeys``)."""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import TYPE_CHECKING, Any
+
+from armguard.arm.errors import ArmError
+from armguard.arm.ids import ResourceId
+from armguard.clock import isoformat
+from armguard.emulator.model import Resource
+from armguard.emulator.providers.base import ActionResult, Provider
+from armguard.emulator.providers.settings import TypeSettings
+from armguard.emulator.request import Call
+
+if TYPE_CHECKING:
+    from armguard.emulator.core import Emulator
+
+__all__ = ["StorageAccountProvider"]
+
+_NAME_RE = re.compile(r"^[a-z0-9]{3,24}$")
+KEY_NAMES = ("key1", "key2")
+
+
+class StorageAccountProvider(Provider):
+    settings = TypeSettings(
+        conflict="storage",
+        async_patch=False,
+        async_delete=False,
+        put_create_status=202,
+        durations={"create": 15.0, "update": 10.0, "default": 10.0},
+        op_namespace="Microsoft.Storage",
+    )
+
+    def build(
+        self,
+        core: Emulator,
+        call: Call,
+        *,
+        rid: ResourceId,
+        existing: Resource | None,
+        body: dict[str, Any],
+        method: str,
+    ) -> dict[str, Any]:
+        if not _NAME_RE.match(rid.name):
+            raise ArmError(
+                400,
+                "AccountNameInvalid",
+                f"{rid.name} is not a valid storage account name. Storage account name must be "
+                "between 3 and 24 characters in length and use numbers and lower-case letters "
+                "only.",
+            )
+        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        props = new["properties"]
+        blob = f"https://{rid.name}.blob.core.windows.net/"
+        props.setdefault(
+            "primaryEndpoints",
+            {
+                "blob": blob,
+                "queue": f"https://{rid.name}.queue.core.windows.net/",
+                "table": f"https://{rid.name}.table.core.windows.net/",
+                "file": f"https://{rid.name}.file.core.windows.net/",
+            },
+        )
+        props.setdefault("primaryLocation", new.get("location"))
+        props.setdefault("statusOfPrimary", "available")
+        created = existing.properties.get("creationTime") if existing else None
+        props["creationTime"] = created or isoformat(core.now())
+        return new
+
+    def after_write(self, core: Emulator, call: Call, res: Resource, at: float) -> None:
+        for name in KEY_NAMES:
+            res.internal.setdefault(name, self._new_key(core))
+
+    @staticmethod
+    def _new_key(core: Emulator) -> str:
+        return base64.b64encode(core.random_bytes(64)).decode()
+
+    def _keys(self, res: Resource) -> dict[str, Any]:
+        return {
+            "keys": [
+                {"keyName": name, "value": res.internal.get(name, ""), "permissions": "FULL"}
+                for name in KEY_NAMES
+            ]
+        }
+
+    def action(
+        self, core: Emulator, call: Call, res: Resource, name: str, body: Any
+    ) -> ActionResult:
+        action = name.lower()
+        if action == "listkeys":
+            return ActionResult(body=self._keys(res))
+        if action == "regeneratekey":
+            key = body.get("keyName") if isinstance(body, dict) else None
+            if key not in KEY_NAMES:
+                raise ArmError(
+                    400,
+                    "InvalidRequestContent",
+                    'regenerateKey needs {"keyName": "key1"} or {"keyName": "key2"}.',
+                )
+            res.internal[str(key)] = self._new_key(core)
+            return ActionResult(body=self._keys(res))
+        return super().action(core, call, res, name, body)

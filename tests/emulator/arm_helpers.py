@@ -1,0 +1,87 @@
+"""An ARM-speaking httpx client for the served emulator: adds the api-version and a bearer
+token naming the caller, and keeps the paths short."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from armguard.testing import make_token
+
+SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
+RG = f"{SUB}/resourceGroups/rg1"
+NET = f"{RG}/providers/Microsoft.Network"
+VNET = f"{NET}/virtualNetworks/vnet1"
+COMPUTE = f"{RG}/providers/Microsoft.Compute"
+VM = f"{COMPUTE}/virtualMachines/vm1"
+STORAGE = f"{RG}/providers/Microsoft.Storage/storageAccounts/store1"
+API = "2024-01-01"
+
+
+class Arm:
+    def __init__(self, base_url: str, caller: str = "alice@example.com") -> None:
+        self.base_url = base_url
+        self.http = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {make_token(caller)}"},
+            timeout=30,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _url(self, path: str, params: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+        query = {"api-version": API, **(params or {})}
+        return path, query
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        url, query = self._url(path, params)
+        if path.startswith("http"):
+            return self.http.request(method, path, headers=headers)
+        return self.http.request(method, url, params=query, json=body, headers=headers)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", path, **kw)
+
+    def put(self, path: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.request("PUT", path, body, **kw)
+
+    def patch(self, path: str, body: Any, **kw: Any) -> httpx.Response:
+        return self.request("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> httpx.Response:
+        return self.request("POST", path, body, **kw)
+
+
+def vnet_body(*subnets: str) -> dict[str, Any]:
+    return {
+        "location": "eastus",
+        "properties": {
+            "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+            "subnets": [
+                {"name": s, "properties": {"addressPrefix": f"10.0.{i}.0/24"}}
+                for i, s in enumerate(subnets)
+            ],
+        },
+    }
+
+
+def vm_body(size: str = "Standard_D2s_v5") -> dict[str, Any]:
+    return {"location": "eastus", "properties": {"hardwareProfile": {"vmSize": size}}}
+
+
+def error_code(response: httpx.Response) -> str:
+    return str(response.json()["error"]["code"])

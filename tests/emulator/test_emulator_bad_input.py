@@ -1,0 +1,151 @@
+"""Bad input gets ARM-shaped 4xx answers, never a 500; the catch-all is a last resort."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+from arm_helpers import API, RG, SUB, Arm
+
+from armguard.emulator.core import Emulator
+from armguard.testing import EmulatorHandle, emulator, make_token
+
+AUTH = {"Authorization": f"Bearer {make_token('alice@example.com')}"}
+
+
+def _assert_arm_4xx(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("GET", f"{SUB}/resourceGroups/bad<name>", None, {}, 400, "InvalidResourceId"),
+        ("GET", f"{SUB}/resourceGroups/rg1/providers/bad/x/y", None, {}, 400, "InvalidResourceId"),
+        ("GET", "/not/arm", None, {}, 404, "InvalidRoute"),
+        ("GET", f"{RG}/providers/Microsoft.Web/sites/a:b", None, {}, 400, "InvalidResourceId"),
+        (
+            "PUT",
+            RG,
+            b"{not json",
+            {"Content-Type": "application/json"},
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "PUT",
+            RG,
+            b'"a string"',
+            {"Content-Type": "application/json"},
+            400,
+            "InvalidRequestContent",
+        ),
+        ("PUT", RG, b"<xml/>", {"Content-Type": "application/xml"}, 415, "UnsupportedMediaType"),
+        (
+            "PUT",
+            RG,
+            b"\xff\xfe",
+            {"Content-Type": "application/json"},
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "PUT",
+            RG,
+            b"x" * (4 * 1024 * 1024 + 1),
+            {"Content-Type": "application/json"},
+            413,
+            "RequestEntityTooLarge",
+        ),
+        ("TRACE", RG, None, {}, 405, "MethodNotAllowed"),
+        ("POST", RG, None, {}, 405, "MethodNotAllowed"),
+        (
+            "PUT",
+            f"{RG}/providers/Microsoft.Web/sites/s",
+            b'{"properties": 5, "location": "x"}',
+            {"Content-Type": "application/json"},
+            400,
+            "InvalidRequestContent",
+        ),
+        (
+            "PUT",
+            f"{RG}/providers/Microsoft.Storage/storageAccounts/UPPER",
+            b'{"location": "eastus"}',
+            {"Content-Type": "application/json"},
+            400,
+            "AccountNameInvalid",
+        ),
+    ],
+)
+def test_bad_requests_are_refused_in_arm_shape(
+    served: EmulatorHandle,
+    caplog: pytest.LogCaptureFixture,
+    case: tuple[str, str, bytes | None, dict[str, str], int, str],
+) -> None:
+    method, path, content, headers, status, code = case
+    arm = Arm(served.base_url)
+    arm.put(RG, {"location": "eastus"})
+    with caplog.at_level(logging.ERROR, logger="armguard.emulator"):
+        response = httpx.request(
+            method,
+            f"{served.base_url}{path}?api-version={API}",
+            content=content,
+            headers={**AUTH, **headers},
+            timeout=30,
+        )
+    if code:
+        _assert_arm_4xx(response, status, code)
+    else:
+        assert response.status_code == status
+    assert not caplog.records, "a known bad input reached the catch-all"
+    # The emulator keeps serving.
+    assert arm.get(RG).status_code == 200
+    arm.close()
+
+
+def test_unexpected_exceptions_become_500_arm_errors(caplog: pytest.LogCaptureFixture) -> None:
+    class Broken(Emulator):
+        def dispatch(self, req, op_fault=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+    from armguard.emulator.server import serve
+
+    server = serve(Broken())
+    try:
+        with caplog.at_level(logging.ERROR, logger="armguard.emulator"):
+            response = httpx.get(f"{server.base_url}{RG}?api-version={API}", headers=AUTH)
+        assert response.status_code == 500
+        assert response.json()["error"]["code"] == "InternalServerError"
+        assert "boom" not in response.text
+        assert any("boom" in (r.exc_text or "") for r in caplog.records)
+    finally:
+        server.stop()
+
+
+def test_admin_api_rejects_bad_bodies(arm: Arm) -> None:
+    assert arm.http.post("/_armguard/seed", json={"seed": "x"}).status_code == 400
+    assert arm.http.post("/_armguard/faults", json={"effect": {"status": "bad"}}).status_code == 400
+    assert arm.http.post("/_armguard/faults", content=b"{").status_code == 400
+    assert arm.http.delete("/_armguard/faults/none").status_code == 404
+    assert arm.http.post("/_armguard/clock/advance", json={"seconds": -1}).status_code == 400
+
+
+def test_clock_advance_needs_a_manual_clock() -> None:
+    from armguard.clock import SystemClock
+
+    with emulator(clock=SystemClock()) as served:
+        response = httpx.post(f"{served.base_url}/_armguard/clock/advance", json={"seconds": 1})
+        assert response.status_code == 409
+
+
+def test_unknown_admin_routes_are_arm_shaped(arm: Arm) -> None:
+    missing = arm.http.get("/_armguard/nothing")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NotFound"
+    wrong = arm.http.delete("/_armguard/health")
+    assert wrong.status_code == 405
+    assert wrong.json()["error"]["code"] == "MethodNotAllowed"
