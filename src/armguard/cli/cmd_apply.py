@@ -288,8 +288,10 @@ def run(args: argparse.Namespace) -> int:
         )
         for line in summary.avoided():
             out.print(f"  • armguard {line}")
-        for lost in summary.lost:
-            out.print(f"[red]lost[/red]: {lost.writer} {lost.intent} on {lost.resource_id}")
+        for missing in summary.lost:
+            out.print(
+                f"[red]lost[/red]: {missing.writer} {missing.intent} on {missing.resource_id}"
+            )
         for path in written:
             out.print(f"wrote {path}")
     sys.stdout.flush()
