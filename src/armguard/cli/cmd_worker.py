@@ -1,0 +1,155 @@
+"""``armguard worker``: run batch loops against ARM (or the emulator) until idle or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from armguard.cli.common import (
+    add_endpoint_arguments,
+    add_store_argument,
+    client_factory,
+    open_store_arg,
+)
+from armguard.cli.output import EXIT_OK, CliError, add_output_argument, print_json, print_table
+from armguard.clock import SystemClock
+from armguard.coordinator.metrics import CoordinatorMetrics
+from armguard.coordinator.stores import redact
+from armguard.coordinator.worker import Worker, WorkerSettings
+from armguard.coordinator.writer import BatchReport
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "worker",
+        help="run queued jobs against ARM: serialised, coalesced, rebased, gated",
+    )
+    add_store_argument(parser)
+    add_endpoint_arguments(parser)
+    parser.add_argument("--concurrency", type=int, default=4, metavar="N", help="batch loops")
+    parser.add_argument(
+        "--until-idle", action="store_true", help="exit once no job is queued or running"
+    )
+    parser.add_argument(
+        "--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on 127.0.0.1:N"
+    )
+    parser.add_argument(
+        "--lease-ttl", type=float, default=60.0, metavar="S", help="lease time-to-live (s)"
+    )
+    parser.add_argument(
+        "--max-batch", type=int, default=64, metavar="N", help="jobs folded per write"
+    )
+    add_output_argument(parser)
+    parser.set_defaults(func=run)
+
+
+class _Progress:
+    """Outcome counts on stderr: a live status line on a terminal, a line per batch otherwise."""
+
+    def __init__(self) -> None:
+        self.console = Console(stderr=True)
+        self.counts: dict[str, int] = {}
+        self.writes = 0
+        self._lock = threading.Lock()
+        self.status = self.console.status("waiting for jobs…") if self.console.is_terminal else None
+
+    def line(self) -> str:
+        parts = [f"{k} {v}" for k, v in sorted(self.counts.items())]
+        return f"jobs: {', '.join(parts) or 'none yet'} · ARM writes {self.writes}"
+
+    def on_batch(self, report: BatchReport) -> None:
+        with self._lock:
+            for r in report.results:
+                self.counts[str(r.outcome)] = self.counts.get(str(r.outcome), 0) + 1
+            self.writes += report.writes
+            text = self.line()
+        if self.status is not None:
+            self.status.update(text)
+        else:
+            self.console.print(text, highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.concurrency < 1:
+        raise CliError("--concurrency must be at least 1")
+    if args.lease_ttl <= 0:
+        raise CliError("--lease-ttl must be positive")
+    if args.max_batch < 1:
+        raise CliError("--max-batch must be at least 1")
+    if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
+        raise CliError("--metrics-port must be a TCP port (1-65535)")
+    clock = SystemClock()
+    first = open_store_arg(args.store, clock)  # fail fast on a bad store before starting loops
+    first.close()
+    client_for = client_factory(args.endpoint, args.cloud)
+    metrics = CoordinatorMetrics()
+    if args.metrics_port is not None:
+        try:
+            metrics.serve(args.metrics_port)
+        except OSError as exc:
+            raise CliError(f"cannot serve metrics on port {args.metrics_port}: {exc}", 1) from None
+    progress = _Progress()
+    worker = Worker(
+        lambda: open_store_arg(args.store, clock),
+        client_for,
+        clock,
+        settings=WorkerSettings(
+            concurrency=args.concurrency, lease_ttl=args.lease_ttl, max_batch=args.max_batch
+        ),
+        metrics=metrics,
+        on_batch=progress.on_batch,
+    )
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        progress.console.print("stopping: finishing or releasing current batches…")
+        worker.stop()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous_int = signal.signal(signal.SIGINT, on_signal)
+    progress.console.print(
+        f"worker {worker.owner}: {args.concurrency} loop(s) on {redact(args.store)}"
+        f" → {args.endpoint or args.cloud}"
+        + ("" if args.metrics_port is None else f"; metrics on 127.0.0.1:{args.metrics_port}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+    try:
+        if progress.status is not None:
+            progress.status.start()
+        stats = worker.run_until_idle() if args.until_idle else worker.run_forever()
+    except Exception as exc:
+        # The store went away or a loop broke: say so (credentials never appear in these).
+        raise CliError(f"the worker stopped: {exc}", 1) from None
+    finally:
+        if progress.status is not None:
+            progress.status.stop()
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+    summary = {
+        "owner": worker.owner,
+        "batches": stats.batches,
+        "jobs": stats.jobs,
+        "armWrites": stats.writes,
+        "outcomes": dict(sorted(stats.outcomes.items())),
+        "leasesLost": stats.leases_lost,
+        "released": stats.released,
+        "retryBudgetSpent": worker.budget.spent,
+    }
+    if args.output == "json":
+        print_json(summary)
+    else:
+        print_table(
+            [{"metric": k, "value": v} for k, v in summary.items()],
+            ("metric", "value"),
+            title="worker summary",
+        )
+    sys.stderr.write(progress.line() + "\n")
+    return EXIT_OK

@@ -1,0 +1,151 @@
+"""What the coordinator commands share: ``--store``, ``--endpoint``/``--cloud``, credentials, and
+how jobs print. Errors the user can fix become :class:`CliError` (``ERROR: …``, exit 2)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from armguard.arm.client import CLOUDS, ArmClient, StaticIdentityCredential
+from armguard.cli.output import CliError
+from armguard.clock import Clock, isoformat
+from armguard.coordinator.model import Job
+from armguard.coordinator.store import Store
+from armguard.coordinator.stores import open_store, redact
+
+__all__ = [
+    "add_endpoint_arguments",
+    "add_store_argument",
+    "client_factory",
+    "is_local_endpoint",
+    "job_row",
+    "job_to_json",
+    "open_store_arg",
+]
+
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def add_store_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("ARMGUARD_STORE"),
+        metavar="URL",
+        help="job store: an SQLite file path or a postgresql:// URL (env ARMGUARD_STORE)",
+    )
+
+
+def open_store_arg(url: str | None, clock: Clock | None = None) -> Store:
+    if not url:
+        raise CliError("--store is required: an SQLite file path or a postgresql:// URL")
+    try:
+        return open_store(url, clock=clock)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except Exception as exc:
+        # Connection failures: say which store (password redacted), not a traceback.
+        raise CliError(f"cannot open the store {redact(url)}: {exc}", 1) from None
+
+
+def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="ARM endpoint; http://127.0.0.1:PORT for the emulator (default: the cloud's)",
+    )
+    parser.add_argument(
+        "--cloud",
+        choices=sorted(CLOUDS),
+        default="AzureCloud",
+        help="Azure cloud whose management endpoint and token scope to use",
+    )
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """The emulator runs on loopback over plain http; real ARM never does."""
+    parts = urlsplit(endpoint)
+    return parts.scheme == "http" and (parts.hostname or "") in _LOCAL_HOSTS
+
+
+def client_factory(endpoint: str | None, cloud: str) -> Callable[[str], ArmClient]:
+    """One ARM client per writer identity.
+
+    Against the emulator each writer gets a :class:`StaticIdentityCredential` naming it, so the
+    Activity Log shows who wrote what. Against real ARM every writer shares the one identity
+    ``DefaultAzureCredential`` resolves (environment, managed identity, az login…).
+    """
+    if cloud not in CLOUDS:
+        raise CliError(f"unknown cloud '{cloud}'; known: {', '.join(sorted(CLOUDS))}")
+    base, scope = CLOUDS[cloud]
+    url = (endpoint or base).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CliError(f"--endpoint must be an http(s) URL, not '{endpoint}'")
+    if parts.scheme == "http" and not is_local_endpoint(url):
+        raise CliError("plain http is only allowed for a local emulator on 127.0.0.1/localhost")
+    clients: dict[str, ArmClient] = {}
+    lock = threading.Lock()
+    if is_local_endpoint(url):
+
+        def local(writer: str) -> ArmClient:
+            with lock:
+                found = clients.get(writer)
+                if found is None:
+                    found = clients[writer] = ArmClient(
+                        StaticIdentityCredential(writer), endpoint=url, scope=scope
+                    )
+                return found
+
+        return local
+    from azure.identity import DefaultAzureCredential  # noqa: PLC0415  (slow import)
+
+    shared = ArmClient(
+        DefaultAzureCredential(), endpoint=url, scope=scope if not endpoint else None
+    )
+
+    def remote(writer: str) -> ArmClient:
+        return shared
+
+    return remote
+
+
+def job_to_json(job: Job) -> dict[str, Any]:
+    spec = job.spec
+    return {
+        "id": job.id,
+        "seq": job.seq,
+        "resourceId": spec.resource_id,
+        "writer": spec.writer,
+        "intent": dict(spec.intent),
+        "state": str(job.state),
+        "outcome": str(job.outcome) if job.outcome else None,
+        "kind": job.kind,
+        "reason": job.reason,
+        "attempts": job.attempts,
+        "baselineEtag": spec.baseline_etag,
+        "onStale": str(spec.on_stale),
+        "idempotencyKey": spec.idempotency_key,
+        "lockKeys": list(spec.lock_keys),
+        "barrier": spec.barrier,
+        "createdAt": isoformat(job.created_at),
+        "updatedAt": isoformat(job.updated_at),
+        "result": dict(job.result),
+    }
+
+
+def job_row(job: Job) -> dict[str, Any]:
+    return {
+        "Id": job.id,
+        "Seq": job.seq,
+        "Resource": job.spec.resource_id.rsplit("/", 1)[-1],
+        "Intent": job.spec.intent.get("kind"),
+        "Writer": job.spec.writer,
+        "State": str(job.state),
+        "Outcome": str(job.outcome) if job.outcome else "",
+        "Kind": job.kind or "",
+        "Reason": (job.reason or "")[:80],
+    }

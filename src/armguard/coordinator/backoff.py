@@ -1,0 +1,83 @@
+"""Backoff with full jitter, and a retry budget so retries cannot become a storm.
+
+ARM's write limit is a per-principal token bucket, and retries spend the same tokens as real
+work. Backoff without jitter keeps colliding clients in lockstep (AWS "Exponential Backoff And
+Jitter"); a per-request attempt cap alone still lets retries triple the load. So armguard uses
+*full jitter* — ``uniform(0, min(cap, base · 2^n))`` — never shorter than ARM's ``Retry-After``,
+and a per-worker :class:`RetryBudget` in the style of the SRE book: extra calls may be at most
+``ratio`` × real writes plus a small floor.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["Backoff", "RetryBudget"]
+
+
+@dataclass
+class Backoff:
+    base: float = 1.0
+    cap: float = 120.0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        if self.base <= 0 or self.cap < self.base:
+            raise ValueError("backoff needs 0 < base <= cap")
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based).
+
+        ARM's ``Retry-After`` is a floor: sending earlier is not processed and earns a fresh
+        one. The jitter sits on top of it so clients told the same value still spread out.
+        """
+        window = min(self.cap, self.base * (2 ** max(0, attempt)))
+        if retry_after is not None and retry_after > 0:
+            return retry_after + self.rng.uniform(0.0, min(window, retry_after))
+        return self.rng.uniform(0.0, window)
+
+
+class RetryBudget:
+    """Thread-safe budget of extra ARM calls: ``floor + ratio × work`` over the worker's life.
+
+    ``record_work`` counts calls that do real work (the first attempt of each write);
+    ``try_spend`` admits a retry only while the budget has room, so a burst of 429s or 5xx
+    ends in a failed job instead of a retry storm.
+    """
+
+    def __init__(self, ratio: float = 0.1, floor: int = 10) -> None:
+        if ratio < 0 or floor < 0:
+            raise ValueError("a retry budget needs ratio >= 0 and floor >= 0")
+        self.ratio = ratio
+        self.floor = floor
+        self._work = 0
+        self._spent = 0
+        self._lock = threading.Lock()
+
+    def record_work(self, calls: int = 1) -> None:
+        with self._lock:
+            self._work += calls
+
+    def try_spend(self) -> bool:
+        with self._lock:
+            if self._spent + 1 > self.floor + self.ratio * self._work:
+                return False
+            self._spent += 1
+            return True
+
+    @property
+    def spent(self) -> int:
+        with self._lock:
+            return self._spent
+
+    @property
+    def work(self) -> int:
+        with self._lock:
+            return self._work
+
+    @property
+    def remaining(self) -> float:
+        with self._lock:
+            return self.floor + self.ratio * self._work - self._spent

@@ -1,0 +1,81 @@
+"""Turn a writer's intent on a resource into a queued job: validated, scoped, serialisable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from armguard.arm.ids import parse_resource_id
+from armguard.coordinator.intents import Intent, MergeIntent, PutIntent
+from armguard.coordinator.model import Job, JobSpec, StalePolicy
+from armguard.coordinator.resource_types import api_version_for
+from armguard.coordinator.scopes import lock_keys
+from armguard.coordinator.store import Store
+
+__all__ = ["build_spec", "submit"]
+
+
+def _body_of(intent: Intent) -> Mapping[str, Any] | None:
+    """The part of the body an intent writes, where references to other resources can hide."""
+    if isinstance(intent, PutIntent):
+        return intent.body
+    if isinstance(intent, MergeIntent):
+        return intent.patch
+    return None
+
+
+def build_spec(
+    resource_id: str,
+    intent: Intent,
+    writer: str,
+    *,
+    baseline_etag: str | None = None,
+    on_stale: StalePolicy = StalePolicy.REBASE,
+    idempotency_key: str | None = None,
+) -> JobSpec:
+    """A :class:`JobSpec` for ``intent`` on ``resource_id``.
+
+    Raises ``InvalidResourceId`` for a malformed ID, ``ApiVersionRequired`` for a type armguard
+    has no api-version for (unless the intent names one), ``ValueError`` for a blank writer.
+    """
+    rid = parse_resource_id(resource_id)
+    if not rid.is_resource and not rid.is_resource_group:
+        raise ValueError(f"'{resource_id}' is a subscription; armguard writes resources and groups")
+    if not isinstance(writer, str) or not writer.strip():
+        raise ValueError("a writer name is required (it is the caller in the Activity Log)")
+    api_version_for(rid, intent.api_version)
+    if baseline_etag is not None and not baseline_etag.strip():
+        raise ValueError("a baseline ETag cannot be blank")
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise ValueError("an idempotency key cannot be blank")
+    return JobSpec(
+        resource_id=rid.format(),
+        intent=intent.to_json(),
+        writer=writer.strip(),
+        lock_keys=lock_keys(rid, _body_of(intent)),
+        baseline_etag=baseline_etag,
+        on_stale=on_stale,
+        idempotency_key=idempotency_key,
+        barrier=intent.barrier,
+    )
+
+
+def submit(
+    store: Store,
+    resource_id: str,
+    intent: Intent,
+    writer: str,
+    *,
+    baseline_etag: str | None = None,
+    on_stale: StalePolicy = StalePolicy.REBASE,
+    idempotency_key: str | None = None,
+) -> Job:
+    spec = build_spec(
+        resource_id,
+        intent,
+        writer,
+        baseline_etag=baseline_etag,
+        on_stale=on_stale,
+        idempotency_key=idempotency_key,
+    )
+    return store.submit(spec)

@@ -1,0 +1,206 @@
+"""The worker: N batch loops over one store, each claiming a lease and running it to outcomes.
+
+Threads are enough: a batch spends its life waiting on ARM. Each loop opens its own store
+handle (SQLite and psycopg connections belong to one thread) and uses one ARM client per writer
+identity, so the Activity Log shows who asked for each write.
+
+Shutdown: :meth:`Worker.stop` (the CLI wires SIGTERM to it) lets each loop finish its current
+batch; a batch that is waiting on ARM releases its lease instead, returning unfinished jobs to
+the queue. A worker killed outright loses nothing either: its leases expire, another worker
+claims the jobs, and the ETag guard plus ``satisfied_by`` keep the retry from applying twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from armguard.clock import Clock
+from armguard.coordinator.backoff import Backoff, RetryBudget
+from armguard.coordinator.gates import Requester
+from armguard.coordinator.metrics import CoordinatorMetrics
+from armguard.coordinator.model import JobState, Lease
+from armguard.coordinator.store import Store
+from armguard.coordinator.writer import BatchReport, BatchWriter, WriterSettings
+
+__all__ = ["Worker", "WorkerSettings", "WorkerStats"]
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 1
+    lease_ttl: float = 60.0
+    max_batch: int = 64
+    idle_poll: float = 0.25
+    """Real seconds between store polls while every queued job's keys are held elsewhere. Local
+    batch completions wake the loops at once; the poll only covers other processes."""
+    budget_ratio: float = 0.1
+    budget_floor: int = 10
+    writer: WriterSettings = field(default_factory=WriterSettings)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.lease_ttl <= 0:
+            raise ValueError("the lease TTL must be positive")
+        if self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    jobs: int = 0
+    writes: int = 0
+    leases_lost: int = 0
+    released: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        client_for: Callable[[str], Requester],
+        clock: Clock,
+        *,
+        settings: WorkerSettings | None = None,
+        metrics: CoordinatorMetrics | None = None,
+        owner: str | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._open_store = open_store
+        self._client_for = client_for
+        self.clock = clock
+        self.settings = settings or WorkerSettings()
+        self.metrics = metrics
+        self.owner = owner or f"worker-{uuid.uuid4().hex[:8]}"
+        self.on_batch = on_batch
+        self.backoff = backoff
+        self.budget = RetryBudget(self.settings.budget_ratio, self.settings.budget_floor)
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._wake = threading.Condition()
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._errors: list[BaseException] = []
+
+    # -- control ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish (or release) the current batches and return from the loops, for good."""
+        self._stop.set()
+        self._notify()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run_until_idle(self) -> WorkerStats:
+        """Run until no job is queued or running anywhere in the store (or until stopped)."""
+        return self._run(until_idle=True)
+
+    def run_forever(self) -> WorkerStats:
+        """Run until :meth:`stop`."""
+        return self._run(until_idle=False)
+
+    def run_once(self) -> BatchReport | None:
+        """Claim and run one batch on the calling thread; None if nothing was claimable."""
+        store = self._open_store()
+        try:
+            lease = store.claim(self.owner, self.settings.lease_ttl, self.settings.max_batch)
+            if lease is None:
+                return None
+            return self._run_batch(store, lease)
+        finally:
+            store.close()
+
+    # -- loops ----------------------------------------------------------------------------------
+
+    def _run(self, *, until_idle: bool) -> WorkerStats:
+        # A stop that arrives before the loops start (SIGTERM during start-up) still counts:
+        # a stopped worker stays stopped.
+        self._errors.clear()
+        threads = [
+            threading.Thread(
+                target=self._guarded, args=(n, until_idle), name=f"{self.owner}-{n}", daemon=True
+            )
+            for n in range(self.settings.concurrency)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self._errors:
+            raise self._errors[0]
+        return self.stats
+
+    def _guarded(self, n: int, until_idle: bool) -> None:
+        try:
+            self._loop(n, until_idle)
+        except BaseException as exc:
+            with self._lock:
+                self._errors.append(exc)
+            self.stop()
+
+    def _loop(self, n: int, until_idle: bool) -> None:
+        store = self._open_store()
+        owner = f"{self.owner}/{n}"
+        try:
+            while not self._stop.is_set():
+                with self._wake:
+                    seen = self._generation
+                lease = store.claim(owner, self.settings.lease_ttl, self.settings.max_batch)
+                if self.metrics is not None:
+                    self.metrics.queue_depth.set(store.queue_depth())
+                if lease is not None:
+                    self._run_batch(store, lease)
+                    continue
+                if until_idle and self._idle(store):
+                    return
+                with self._wake:
+                    if self._generation == seen and not self._stop.is_set():
+                        self._wake.wait(self.settings.idle_poll)
+        finally:
+            store.close()
+
+    def _idle(self, store: Store) -> bool:
+        return store.queue_depth() == 0 and not store.jobs(JobState.RUNNING, limit=1)
+
+    def _run_batch(self, store: Store, lease: Lease) -> BatchReport:
+        if self.metrics is not None:
+            now = self.clock.now()
+            for job in lease.jobs:
+                self.metrics.lease_wait.observe(max(0.0, now - job.created_at))
+        writer = BatchWriter(
+            store,
+            self._client_for(lease.jobs[0].writer),
+            self.clock,
+            ttl=self.settings.lease_ttl,
+            budget=self.budget,
+            backoff=self.backoff,
+            metrics=self.metrics,
+            settings=self.settings.writer,
+            should_stop=self._stop.is_set,
+        )
+        report = writer.run(lease)
+        with self._lock:
+            self.stats.batches += 1
+            self.stats.jobs += len(report.results)
+            self.stats.writes += report.writes
+            self.stats.leases_lost += int(report.lease_lost)
+            self.stats.released += int(report.released)
+            for r in report.results:
+                self.stats.outcomes[str(r.outcome)] = self.stats.outcomes.get(str(r.outcome), 0) + 1
+        if self.on_batch is not None:
+            self.on_batch(report)
+        self._notify()
+        return report
+
+    def _notify(self) -> None:
+        with self._wake:
+            self._generation += 1
+            self._wake.notify_all()

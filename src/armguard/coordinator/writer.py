@@ -1,0 +1,1050 @@
+"""The write loop for one claimed batch: read → decide per job → one conditional write → recover.
+
+Per round:
+
+1. **Read** the live state (404 means absent).
+2. **Decide per job, in submission order**: a job whose baseline ETag is older than the live one
+   follows its stale policy (rebase | drop | fail); a job whose effect is already there (on the
+   live state with the earlier jobs folded in) completes with no write; the rest fold into one
+   desired body, later jobs winning per field.
+3. **Write once**, conditionally: ``If-Match`` with the live ETag where the resource has one,
+   ``If-None-Match: *`` for a create. Tag-only batches on types without ETags go through the
+   tags extension resource (``Merge`` / ``Delete``), which changes only the named keys.
+4. **Recover by class** (``arm.classify``): ``stale_version`` → next round re-reads and rebases
+   (the failed token and body are never resent); ``operation_in_progress`` → wait on the named
+   status URL or the provisioningState, then next round; ``state_prerequisite`` → run the
+   intent's declared transition or fail naming what is needed; ``locked`` → blocked;
+   ``throttled``/``transient`` → jittered backoff inside the worker's retry budget; anything
+   else → failed with kind and reason.
+5. **Follow our own LRO** to a terminal state, then **verify** the live state satisfies every job.
+
+Every step is a :class:`JobEvent`. The lease is heartbeated during waits; once it is lost the
+batch stops touching ARM at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from armguard.arm.classify import Classification, ConflictKind, classify_error
+from armguard.arm.client import ArmResponse, ArmTransportError
+from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
+from armguard.arm.states import is_terminal
+from armguard.clock import Clock, isoformat
+from armguard.coordinator.backoff import Backoff, RetryBudget
+from armguard.coordinator.gates import (
+    GateFailed,
+    GateTimeout,
+    Pacer,
+    Requester,
+    Stopped,
+    read_instance_view,
+    wait_for_operation,
+    wait_for_power_state,
+    wait_for_provisioning,
+)
+from armguard.coordinator.intents import (
+    ActionIntent,
+    BodyIntent,
+    Intent,
+    IntentError,
+    PutIntent,
+    Request,
+    TagsIntent,
+    fold,
+    intent_from_json,
+    live_power_state,
+    strip_read_only,
+)
+from armguard.coordinator.metrics import CoordinatorMetrics
+from armguard.coordinator.model import Job, JobResult, Lease, LeaseLost, Outcome, StalePolicy
+from armguard.coordinator.resource_types import (
+    TAGS_API_VERSION,
+    ApiVersionRequired,
+    TagsVia,
+    TypeInfo,
+    api_version_for,
+    type_info,
+)
+from armguard.coordinator.scopes import learned_dependency
+from armguard.coordinator.store import Store
+from armguard.events import EventType, JobEvent
+
+__all__ = ["BatchReport", "BatchWriter", "WriterSettings"]
+
+JSON = dict[str, Any]
+_WRITE_VERBS = ("PUT", "PATCH", "POST", "DELETE")
+# A VM that is starting counts as running for "start it again after the resize".
+_RUNNING_STATES = frozenset({"running", "starting"})
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    max_rounds: int = 12
+    """Rounds of read → write per batch before giving up on a resource that keeps changing."""
+    poll_interval: float = 10.0
+    max_wait: float = 3600.0
+    backoff_base: float = 1.0
+    backoff_cap: float = 120.0
+
+
+@dataclass
+class BatchReport:
+    """What one batch did: outcomes handed to the store and the ARM writes it cost."""
+
+    results: list[JobResult] = field(default_factory=list)
+    writes: int = 0
+    lease_lost: bool = False
+    released: bool = False
+
+
+class _Finish(Exception):
+    """Ends every still-active job of the batch with one outcome."""
+
+    def __init__(
+        self,
+        outcome: Outcome,
+        kind: ConflictKind | None,
+        reason: str,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(reason)
+        self.outcome = outcome
+        self.kind = kind
+        self.reason = reason
+        self.detail = dict(detail or {})
+
+
+@dataclass
+class _Item:
+    job: Job
+    intent: Intent
+    rebased_on: str | None = None
+
+
+def _norm_etag(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if text[:2].upper() == "W/":
+        text = text[2:]
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1]
+    return text
+
+
+def _provisioning_state(body: Mapping[str, Any]) -> str | None:
+    props = body.get("properties")
+    state = props.get("provisioningState") if isinstance(props, Mapping) else None
+    return state if isinstance(state, str) else None
+
+
+def _etag_of(body: Mapping[str, Any] | None) -> str | None:
+    if body is None:
+        return None
+    value = body.get("etag")
+    return value if isinstance(value, str) else None
+
+
+def _segments(items: Sequence[_Item]) -> list[list[_Item]]:
+    """Runs of foldable intents, with every barrier (action, delete) alone and in order. The
+    store already claims barriers alone; this keeps the writer right whatever it is handed."""
+    out: list[list[_Item]] = []
+    for item in items:
+        if item.intent.barrier or not out or out[-1][-1].intent.barrier:
+            out.append([item])
+        else:
+            out[-1].append(item)
+    return out
+
+
+class BatchWriter:
+    """Runs one lease's batch to durable outcomes. One instance per batch; not thread-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        arm: Requester,
+        clock: Clock,
+        *,
+        ttl: float,
+        budget: RetryBudget,
+        backoff: Backoff | None = None,
+        metrics: CoordinatorMetrics | None = None,
+        settings: WriterSettings | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.store = store
+        self.arm = arm
+        self.clock = clock
+        self.ttl = ttl
+        self.budget = budget
+        self.settings = settings or WriterSettings()
+        self.backoff = backoff or Backoff(self.settings.backoff_base, self.settings.backoff_cap)
+        self.metrics = metrics
+        self.should_stop = should_stop
+        self.report = BatchReport()
+        self._lease: Lease | None = None
+        self._last_beat = 0.0
+        self._round = 0
+        self._results: dict[str, JobResult] = {}
+        self._own_etags: set[str] = set()
+        self._committed = False
+        self._pacer = Pacer(
+            clock,
+            self._keep_alive,
+            self._stop_now,
+            slice=max(1.0, ttl / 3),
+            poll_interval=self.settings.poll_interval,
+            max_wait=self.settings.max_wait,
+        )
+
+    def _stop_now(self) -> bool:
+        """Stop only before the first write: once ARM has our write, finishing the batch (and
+        its operation) is safer than handing a busy resource to the next worker."""
+        return not self._committed and self.should_stop()
+
+    # -- entry point ----------------------------------------------------------------------
+
+    def run(self, lease: Lease) -> BatchReport:
+        self._lease = lease
+        self._last_beat = self.clock.now()
+        jobs = list(lease.jobs)
+        self._emit(EventType.CLAIMED, jobs, detail={"keys": list(lease.keys), "batch": len(jobs)})
+        items = self._load(jobs)
+        try:
+            for segment in _segments(items):
+                self._round = 0
+                self._process(segment)
+        except LeaseLost as lost:
+            self._lease_lost(jobs, lost)
+            return self.report
+        except Stopped:
+            self._release(jobs)
+            return self.report
+        return self._complete(jobs)
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load(self, jobs: Sequence[Job]) -> list[_Item]:
+        items: list[_Item] = []
+        for job in jobs:
+            try:
+                rid = parse_resource_id(job.resource_id)
+                intent = intent_from_json(job.spec.intent)
+                api_version_for(rid, intent.api_version)
+            except (InvalidResourceId, IntentError, ApiVersionRequired) as exc:
+                self._finish([job], Outcome.FAILED, ConflictKind.INVALID, str(exc))
+                continue
+            items.append(_Item(job, intent))
+        return items
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _process(self, items: list[_Item]) -> None:
+        rid = parse_resource_id(items[0].job.resource_id)
+        info = type_info(rid)
+        api = api_version_for(
+            rid, next((i.intent.api_version for i in items if i.intent.api_version), None)
+        )
+        active = items
+        restart_after = False
+        prerequisites_run: set[str] = set()
+        last: Classification | None = None
+        try:
+            while active:
+                self._round += 1
+                if self._round > self.settings.max_rounds:
+                    kind = last.kind if last is not None else ConflictKind.UNKNOWN
+                    raise _Finish(
+                        Outcome.FAILED,
+                        kind,
+                        f"gave up after {self.settings.max_rounds} rounds: the resource kept "
+                        f"changing or staying busy (last: {last.reason if last else 'none'})",
+                    )
+                needs_view = info.needs_instance_view and any(
+                    isinstance(i.intent, ActionIntent) for i in active
+                )
+                live = self._read(rid, api, active, needs_view)
+                active = self._decide(active, live)
+                if not active:
+                    return
+                requests = self._plan(rid, info, api, active, live)
+                if not requests:
+                    # Folding left the resource exactly as it is: every effect is already there.
+                    self._finish([i.job for i in active], Outcome.ALREADY_SATISFIED, None, None)
+                    self._emit(
+                        EventType.ALREADY_SATISFIED,
+                        [i.job for i in active],
+                        detail={"folded": True},
+                    )
+                    return
+                failure = self._send_all(rid, active, requests)
+                if failure is None:
+                    if restart_after:
+                        restart_after = False  # one attempt; a failure is reported, not retried
+                        self._transition(rid, api, active, "start", "running")
+                    self._verify(rid, api, info, active)
+                    return
+                last = failure
+                restart_after = (
+                    self._recover(rid, api, active, failure, prerequisites_run) or restart_after
+                )
+        except _Finish as fin:
+            if restart_after:
+                self._restore_power(rid, api, active, fin)
+            self._finish(
+                [i.job for i in active], fin.outcome, fin.kind, fin.reason, detail=fin.detail
+            )
+
+    # -- step 1: read -------------------------------------------------------------------------
+
+    def _read(
+        self, rid: ResourceId, api: str, items: Sequence[_Item], with_view: bool
+    ) -> JSON | None:
+        jobs = [i.job for i in items]
+        while True:
+            response = self._call("GET", rid.format(), api_version=api)
+            if response is not None and response.status == 404:
+                self._emit(EventType.READ, jobs, status=404, detail={"exists": False})
+                return None
+            if response is not None and response.ok and isinstance(response.body, Mapping):
+                live = dict(response.body)
+                state = _provisioning_state(live)
+                if state is not None and not is_terminal(state):
+                    # Gate before deciding: a body that is still provisioning may yet fail or be
+                    # replaced, and a write now would only meet AnotherOperationInProgress.
+                    self._emit(
+                        EventType.WAITING, jobs, detail={"on": "provisioningState", "state": state}
+                    )
+                    self._gate_provisioning(rid, api, jobs, response)
+                    continue
+                if with_view:
+                    view = self._call_view(rid, api)
+                    if view is not None:
+                        props = dict(live.get("properties") or {})
+                        props["instanceView"] = view
+                        live["properties"] = props
+                self._emit(EventType.READ, jobs, status=response.status, etag_live=_etag_of(live))
+                return live
+            self._retry_or_finish(jobs, response, self._last_transport, "read")
+
+    def _gate_provisioning(
+        self, rid: ResourceId, api: str, jobs: Sequence[Job], first: ArmResponse
+    ) -> None:
+        try:
+            wait_for_provisioning(self._counted(), rid.format(), api, self._pacer, first=first)
+        except GateFailed as failed:
+            self._retry_or_finish(jobs, failed.response, self._last_transport, "read")
+        except GateTimeout as timeout:
+            raise _Finish(
+                Outcome.FAILED, ConflictKind.OPERATION_IN_PROGRESS, str(timeout)
+            ) from timeout
+
+    def _call_view(self, rid: ResourceId, api: str) -> Any:
+        self._keep_alive()
+        response = read_instance_view(self.arm, rid.format(), api)
+        self._count("GET", response.status)
+        return response.body if response.ok else None
+
+    # -- step 2: decide per job ------------------------------------------------------------
+
+    def _decide(self, items: Sequence[_Item], live: JSON | None) -> list[_Item]:
+        live_etag = _norm_etag(_etag_of(live))
+        state: JSON | None = live
+        folded = False
+        touched: set[str] = set()
+        replaced = False
+        planned: list[_Item] = []
+        for item in items:
+            baseline = _norm_etag(item.job.spec.baseline_etag)
+            stale = (
+                baseline is not None and baseline != live_etag and live_etag not in self._own_etags
+            )
+            if stale:
+                policy = item.job.spec.on_stale
+                detail = {"baseline": item.job.spec.baseline_etag, "policy": str(policy)}
+                if policy is StalePolicy.DROP:
+                    self._emit(
+                        EventType.DROPPED_STALE, [item.job], etag_live=_etag_of(live), detail=detail
+                    )
+                    self._finish(
+                        [item.job],
+                        Outcome.DROPPED_STALE,
+                        ConflictKind.STALE_VERSION,
+                        f"the live resource moved past the baseline ETag {item.job.spec.baseline_etag}",
+                    )
+                    continue
+                if policy is StalePolicy.FAIL:
+                    self._finish(
+                        [item.job],
+                        Outcome.FAILED,
+                        ConflictKind.STALE_VERSION,
+                        f"the live ETag {_etag_of(live)} is not the baseline "
+                        f"{item.job.spec.baseline_etag}; regenerate the change from the live state",
+                    )
+                    continue
+                if item.rebased_on != live_etag:
+                    item.rebased_on = live_etag
+                    self._emit(
+                        EventType.REBASED, [item.job], etag_live=_etag_of(live), detail=detail
+                    )
+            if item.intent.satisfied_by(state):
+                # Already there on the live resource, and no earlier job of this batch changes
+                # those fields: nothing to write for it, whatever its neighbours write.
+                # A full PUT earlier in the batch removes whatever it leaves out, so it counts as
+                # touching everything.
+                if not folded or (
+                    not replaced
+                    and item.intent.satisfied_by(live)
+                    and not (item.intent.fields() & touched)
+                ):
+                    self._emit(EventType.ALREADY_SATISFIED, [item.job], etag_live=_etag_of(live))
+                    self._finish([item.job], Outcome.ALREADY_SATISFIED, None, None)
+                    continue
+                # Satisfied only by an earlier job's pending change: it rides that write and
+                # shares its outcome, so a blocked or failed write never reports it done.
+                self._emit(EventType.COALESCED, [item.job], detail={"into": planned[0].job.id})
+            planned.append(item)
+            if isinstance(item.intent, BodyIntent):
+                state = item.intent.apply(state)
+                folded = True
+                touched |= item.intent.fields()
+                replaced = replaced or isinstance(item.intent, PutIntent)
+        return planned
+
+    # -- step 3: plan and write -------------------------------------------------------------
+
+    def _plan(
+        self, rid: ResourceId, info: TypeInfo, api: str, items: Sequence[_Item], live: JSON | None
+    ) -> list[tuple[str, str, str, Any, dict[str, str]]]:
+        """The writes for this round as (verb, path, api-version, body, headers)."""
+        path = rid.format()
+        etag = _etag_of(live)
+        if len(items) == 1 and not isinstance(items[0].intent, BodyIntent):
+            req = items[0].intent.rebase(live)
+            assert isinstance(req, Request)
+            headers = {"If-Match": etag} if etag and req.method == "DELETE" else {}
+            return [(req.method, path + req.suffix, api, req.body, headers)]
+        body_intents = [i.intent for i in items if isinstance(i.intent, BodyIntent)]
+        if (
+            live is not None
+            and etag is None
+            and info.tags_via is TagsVia.TAGS_API
+            and all(isinstance(i, TagsIntent) for i in body_intents)
+        ):
+            return self._tags_plan(rid, live, body_intents)
+        desired = strip_read_only(fold(body_intents, live))
+        if live is not None and desired == strip_read_only(live):
+            return []
+        headers = {"If-Match": etag} if etag else {}
+        if live is None:
+            headers = {"If-None-Match": "*"}
+        return [("PUT", path, api, desired, headers)]
+
+    def _tags_plan(
+        self, rid: ResourceId, live: JSON, intents: Sequence[BodyIntent]
+    ) -> list[tuple[str, str, str, Any, dict[str, str]]]:
+        before = dict(live.get("tags") or {})
+        after = fold(intents, {"tags": before}).get("tags") or {}
+        merge = {k: v for k, v in after.items() if before.get(k) != v}
+        remove = {k: v for k, v in before.items() if k not in after}
+        path = f"{rid.format()}/providers/Microsoft.Resources/tags/default"
+        out: list[tuple[str, str, str, Any, dict[str, str]]] = []
+        if merge:
+            out.append(
+                (
+                    "PATCH",
+                    path,
+                    TAGS_API_VERSION,
+                    {"operation": "Merge", "properties": {"tags": merge}},
+                    {},
+                )
+            )
+        if remove:
+            # Name/value pairs, so the delete removes exactly the values we saw.
+            out.append(
+                (
+                    "PATCH",
+                    path,
+                    TAGS_API_VERSION,
+                    {"operation": "Delete", "properties": {"tags": remove}},
+                    {},
+                )
+            )
+        return out
+
+    def _send_all(
+        self,
+        rid: ResourceId,
+        items: Sequence[_Item],
+        requests: Sequence[tuple[str, str, str, Any, dict[str, str]]],
+    ) -> Classification | None:
+        jobs = [i.job for i in items]
+        for verb, path, api, body, headers in requests:
+            if self._stop_now():
+                raise Stopped()
+            self._committed = True
+            self._emit(
+                EventType.WRITE,
+                jobs,
+                verb=verb,
+                etag_sent=headers.get("If-Match"),
+                detail={"path": path, "conditional": sorted(headers)},
+            )
+            self.budget.record_work()
+            self.report.writes += 1
+            response = self._call(verb, path, api_version=api, body=body, headers=headers)
+            if response is None:
+                return self._last_transport
+            if not response.ok:
+                return self._conflict(rid, items, response.classification(), response)
+            failure = self._follow(rid, items, response, api=api, path=path, verb=verb)
+            if failure is not None:
+                return failure
+        return None
+
+    def _follow(
+        self,
+        rid: ResourceId,
+        items: Sequence[_Item],
+        response: ArmResponse,
+        *,
+        api: str,
+        path: str,
+        verb: str,
+    ) -> Classification | None:
+        """Follow our own long-running operation to a terminal state. As the SDKs do, the first
+        poll goes out at once; later ones honour Retry-After."""
+        url = response.header("azure-asyncoperation") or response.header("location")
+        jobs = [i.job for i in items]
+        try:
+            if url:
+                self._emit(
+                    EventType.WAITING, jobs, operation_url=url, detail={"on": "own operation"}
+                )
+                outcome = wait_for_operation(self._counted(), url, self._pacer)
+                if not outcome.succeeded:
+                    error = outcome.error
+                    assert error is not None
+                    return self._conflict(rid, items, classify_error(None, error), outcome.response)
+                return None
+            body = response.body if isinstance(response.body, Mapping) else {}
+            props = body.get("properties")
+            state = props.get("provisioningState") if isinstance(props, Mapping) else None
+            if (
+                verb in ("PUT", "PATCH")
+                and path == rid.format()
+                and isinstance(state, str)
+                and not is_terminal(state)
+            ):
+                self._emit(
+                    EventType.WAITING, jobs, detail={"on": "provisioningState", "state": state}
+                )
+                final = wait_for_provisioning(
+                    self._counted(), path, api, self._pacer, first=response
+                )
+                final_state = (
+                    ((final.body or {}).get("properties") or {}).get("provisioningState")
+                    if final
+                    else None
+                )
+                if isinstance(final_state, str) and final_state.lower() != "succeeded":
+                    return self._conflict(
+                        rid,
+                        items,
+                        Classification(
+                            ConflictKind.UNKNOWN,
+                            f"the write ended in provisioningState {final_state}",
+                        ),
+                        None,
+                    )
+        except GateFailed as failed:
+            return self._conflict(rid, items, failed.response.classification(), failed.response)
+        except GateTimeout as timeout:
+            raise _Finish(
+                Outcome.FAILED, ConflictKind.OPERATION_IN_PROGRESS, str(timeout)
+            ) from timeout
+        return None
+
+    # -- step 4: recover ----------------------------------------------------------------------
+
+    def _conflict(
+        self,
+        rid: ResourceId,
+        items: Sequence[_Item],
+        c: Classification,
+        response: ArmResponse | None,
+    ) -> Classification:
+        jobs = [i.job for i in items]
+        self._emit(
+            EventType.CONFLICT,
+            jobs,
+            kind=str(c.kind),
+            status=c.status,
+            code=c.code or None,
+            message=c.message[:500] or None,
+            etag_sent=c.etag_sent,
+            etag_live=c.etag_live,
+            operation_url=c.operation_url,
+        )
+        if self.metrics is not None:
+            for item in items:
+                self.metrics.conflict(
+                    str(c.kind), rid.type, item.job.writer, item.intent.fields(), self._round
+                )
+        return c
+
+    def _recover(
+        self,
+        rid: ResourceId,
+        api: str,
+        items: Sequence[_Item],
+        c: Classification,
+        prerequisites_run: set[str],
+    ) -> bool:
+        """Act on a classified failure; True if a VM was deallocated and must be started after."""
+        jobs = [i.job for i in items]
+        kind = c.kind
+        if kind is ConflictKind.STALE_VERSION:
+            return False  # the next round re-reads and rebases; the failed token is dropped
+        if kind is ConflictKind.OPERATION_IN_PROGRESS:
+            self._wait_in_progress(rid, api, items, c)
+            return False
+        if kind is ConflictKind.STATE_PREREQUISITE:
+            return self._prerequisite(rid, api, items, c, prerequisites_run)
+        if kind is ConflictKind.LOCKED:
+            scopes = ", ".join(c.locked_scopes) or "a parent scope"
+            raise _Finish(
+                Outcome.BLOCKED,
+                kind,
+                f"a management lock on {scopes} blocks this write; a person must decide "
+                f"({c.code}: {c.message[:300]})",
+                {"locked_scopes": list(c.locked_scopes)},
+            )
+        if kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
+            self._backoff(jobs, c)
+            return False
+        raise _Finish(Outcome.FAILED, kind, f"{c.reason} ({c.code or c.status}: {c.message[:300]})")
+
+    def _wait_in_progress(
+        self, rid: ResourceId, api: str, items: Sequence[_Item], c: Classification
+    ) -> None:
+        jobs = [i.job for i in items]
+        other = learned_dependency(rid, c)
+        if other is not None:
+            self.store.learn_scope(rid.key, other, f"{c.code or 'conflict'}: {c.message[:200]}")
+        try:
+            if c.operation_url:
+                self._emit(
+                    EventType.WAITING,
+                    jobs,
+                    operation_url=c.operation_url,
+                    detail={"on": "named operation"},
+                )
+                wait_for_operation(self._counted(), c.operation_url, self._pacer)
+            else:
+                self._wait_unnamed(rid, api, jobs, c)
+        except GateFailed as failed:
+            # The status could not be read: treat it like any other failed call.
+            cls = failed.response.classification()
+            if cls.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
+                self._backoff(jobs, cls)
+            elif cls.kind is not ConflictKind.NOT_FOUND:
+                raise _Finish(
+                    Outcome.FAILED, cls.kind, f"could not read the blocking operation: {cls.reason}"
+                ) from failed
+        except GateTimeout as timeout:
+            raise _Finish(
+                Outcome.FAILED, ConflictKind.OPERATION_IN_PROGRESS, str(timeout)
+            ) from timeout
+
+    def _wait_unnamed(
+        self, rid: ResourceId, api: str, jobs: Sequence[Job], c: Classification
+    ) -> None:
+        """ARM named no operation: gate on the target's own provisioningState if it is the one
+        busy; otherwise a dependent resource holds it and nothing observable says when it is
+        done, so back off with jitter (bounded by max_rounds) instead of retrying at once."""
+        probe = self._counted().request("GET", rid.format(), api_version=api)
+        body = probe.body if probe.ok and isinstance(probe.body, Mapping) else {}
+        state = _provisioning_state(body)
+        if state is not None and not is_terminal(state):
+            self._emit(EventType.WAITING, jobs, detail={"on": "provisioningState", "state": state})
+            wait_for_provisioning(self._counted(), rid.format(), api, self._pacer, first=probe)
+            return
+        delay = self.backoff.delay(self._round - 1, c.retry_after)
+        self._emit(
+            EventType.BACKOFF,
+            jobs,
+            kind=str(c.kind),
+            delay=round(delay, 3),
+            detail={"why": "a dependent resource is busy and ARM named no operation to follow"},
+        )
+        self._pacer.pause(delay)
+
+    def _prerequisite(
+        self, rid: ResourceId, api: str, items: Sequence[_Item], c: Classification, done: set[str]
+    ) -> bool:
+        needed = c.prerequisite or "unknown"
+        plans = [i.intent.prerequisite(needed) for i in items]
+        if any(p is None for p in plans) or needed in done:
+            raise _Finish(
+                Outcome.FAILED,
+                ConflictKind.STATE_PREREQUISITE,
+                f"ARM requires '{needed}' first and this intent does not declare that transition "
+                f"({c.code}: {c.message[:300]})",
+            )
+        done.add(needed)
+        was_running = False
+        if needed == "deallocate":
+            self._keep_alive()
+            view = read_instance_view(self._counted(), rid.format(), api)
+            state = (
+                live_power_state({"properties": {"instanceView": view.body}}) if view.ok else None
+            )
+            was_running = state in _RUNNING_STATES
+        for action in dict.fromkeys(a for p in plans if p for a in p):
+            target = {"deallocate": "deallocated", "start": "running", "powerOff": "stopped"}.get(
+                action
+            )
+            self._transition(rid, api, items, action, target)
+        return was_running
+
+    def _transition(
+        self, rid: ResourceId, api: str, items: Sequence[_Item], action: str, target: str | None
+    ) -> None:
+        """Run a declared transition (deallocate, start…) and wait for the state it leads to."""
+        jobs = [i.job for i in items]
+        self._emit(
+            EventType.PREREQUISITE, jobs, verb="POST", detail={"action": action, "until": target}
+        )
+        while True:
+            self.budget.record_work()
+            self.report.writes += 1
+            response = self._call("POST", f"{rid.format()}/{action}", api_version=api)
+            if response is not None and response.ok:
+                break
+            c = (
+                self._last_transport
+                if response is None
+                else self._conflict(rid, items, response.classification(), response)
+            )
+            if c.kind is ConflictKind.OPERATION_IN_PROGRESS:
+                self._wait_in_progress(rid, api, items, c)
+                continue
+            if c.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
+                self._backoff(jobs, c)
+                continue
+            raise _Finish(
+                Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED,
+                c.kind,
+                f"the '{action}' transition failed: {c.reason} ({c.code}: {c.message[:300]})",
+            )
+        try:
+            url = response.header("azure-asyncoperation") or response.header("location")
+            if url:
+                outcome = wait_for_operation(self._counted(), url, self._pacer)
+                if not outcome.succeeded:
+                    err = outcome.error
+                    raise _Finish(
+                        Outcome.FAILED,
+                        ConflictKind.STATE_PREREQUISITE,
+                        f"the '{action}' transition ended {outcome.status}: {err.message if err else ''}",
+                    )
+            if target is not None:
+                self._emit(EventType.WAITING, jobs, detail={"on": "powerState", "state": target})
+                wait_for_power_state(self._counted(), rid.format(), api, target, self._pacer)
+        except GateFailed as failed:
+            c = failed.response.classification()
+            raise _Finish(
+                Outcome.FAILED, c.kind, f"could not follow '{action}': {c.reason}"
+            ) from failed
+        except GateTimeout as timeout:
+            raise _Finish(
+                Outcome.FAILED, ConflictKind.STATE_PREREQUISITE, str(timeout)
+            ) from timeout
+        fresh = self._call("GET", rid.format(), api_version=api)
+        if fresh is not None and fresh.ok:
+            own = _norm_etag(fresh.etag)
+            if own is not None:
+                self._own_etags.add(own)
+
+    def _restore_power(
+        self, rid: ResourceId, api: str, items: Sequence[_Item], fin: _Finish
+    ) -> None:
+        """The VM was running before our deallocate and the write failed: start it again."""
+        try:
+            self._transition(rid, api, items, "start", "running")
+        except _Finish as second:
+            fin.reason += f"; starting the VM again also failed: {second.reason}"
+        else:
+            fin.reason += "; the VM was started again"
+
+    def _backoff(self, jobs: Sequence[Job], c: Classification) -> None:
+        if not self.budget.try_spend():
+            if self.metrics is not None:
+                self.metrics.retry_budget_exhausted.inc()
+            raise _Finish(
+                Outcome.FAILED,
+                c.kind,
+                f"retry budget exhausted ({self.budget.spent} retries for {self.budget.work} "
+                f"writes): {c.reason} ({c.code or c.status}: {c.message[:200]})",
+            )
+        if self.metrics is not None:
+            self.metrics.retry_budget_spent.inc()
+        delay = self.backoff.delay(self._round - 1, c.retry_after)
+        self._emit(
+            EventType.BACKOFF,
+            jobs,
+            kind=str(c.kind),
+            delay=round(delay, 3),
+            status=c.status,
+            detail={"retry_after": c.retry_after, "budget_left": self.budget.remaining},
+        )
+        self._pacer.pause(delay)
+
+    def _retry_or_finish(
+        self,
+        jobs: Sequence[Job],
+        response: ArmResponse | None,
+        transport: Classification,
+        what: str,
+    ) -> None:
+        c = transport if response is None else response.classification()
+        self._emit(
+            EventType.CONFLICT,
+            jobs,
+            kind=str(c.kind),
+            status=c.status,
+            code=c.code or None,
+            message=c.message[:500] or None,
+            detail={"during": what},
+        )
+        if c.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
+            self._round += 1
+            if self._round > self.settings.max_rounds:
+                raise _Finish(Outcome.FAILED, c.kind, f"{what} kept failing: {c.reason}")
+            self._backoff(jobs, c)
+            return
+        outcome = Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED
+        raise _Finish(
+            outcome, c.kind, f"{what} failed: {c.reason} ({c.code or c.status}: {c.message[:300]})"
+        )
+
+    # -- step 5: verify -----------------------------------------------------------------------
+
+    def _verify(self, rid: ResourceId, api: str, info: TypeInfo, items: Sequence[_Item]) -> None:
+        jobs = [i.job for i in items]
+        needs_view = info.needs_instance_view and any(
+            isinstance(i.intent, ActionIntent) for i in items
+        )
+        try:
+            live = self._read(rid, api, items, needs_view)
+        except _Finish as fin:
+            live = None
+            checks: dict[str, bool | None] = {i.job.id: None for i in items}
+            self._emit(EventType.VERIFIED, jobs, detail={"verified": None, "why": fin.reason})
+        else:
+            checks = self._check(items, live)
+        for item in items:
+            verified = checks[item.job.id]
+            self._finish(
+                [item.job],
+                Outcome.APPLIED,
+                None,
+                None,
+                result={
+                    "verified": verified,
+                    "etag": _etag_of(live),
+                    "writes": self.report.writes,
+                    "batch": len(items),
+                },
+            )
+        self._emit(
+            EventType.VERIFIED,
+            jobs,
+            etag_live=_etag_of(live),
+            detail={
+                "verified": all(v is True for v in checks.values()),
+                "writes": self.report.writes,
+            },
+        )
+        self._emit(EventType.APPLIED, jobs, etag_live=_etag_of(live))
+
+    def _check(self, items: Sequence[_Item], live: JSON | None) -> dict[str, bool | None]:
+        out: dict[str, bool | None] = {}
+        for n, item in enumerate(items):
+            intent = item.intent
+            later = (
+                set().union(*(i.intent.fields() for i in items[n + 1 :]))
+                if n + 1 < len(items)
+                else set()
+            )
+            if intent.fields() & later:
+                # A later job in the same write owns an overlapping field; check it instead.
+                out[item.job.id] = True
+            elif isinstance(intent, ActionIntent) and intent.power_result is None:
+                out[item.job.id] = True  # the operation succeeded; nothing visible to compare
+            else:
+                out[item.job.id] = intent.satisfied_by(live)
+        return out
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    _last_transport: Classification = Classification(ConflictKind.TRANSIENT, "no response")
+
+    def _call(
+        self,
+        verb: str,
+        path: str,
+        *,
+        api_version: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> ArmResponse | None:
+        """One ARM call, lease checked first. None when no answer came (transport failure)."""
+        self._keep_alive()
+        try:
+            response = self.arm.request(
+                verb, path, api_version=api_version, body=body, headers=headers
+            )
+        except ArmTransportError as exc:
+            self._last_transport = exc.classification()
+            self._count(verb, None)
+            return None
+        self._count(verb, response.status)
+        return response
+
+    def _counted(self) -> Requester:
+        return _CountingRequester(self)
+
+    def _count(self, verb: str, status: int | None) -> None:
+        if self.metrics is not None:
+            self.metrics.arm_call(verb, status)
+
+    def _keep_alive(self) -> None:
+        lease = self._lease
+        assert lease is not None
+        now = self.clock.now()
+        if now - self._last_beat >= self.ttl / 3 or now >= lease.expires_at:
+            self._lease = self.store.heartbeat(lease, self.ttl)
+            self._last_beat = now
+
+    def _finish(
+        self,
+        jobs: Sequence[Job],
+        outcome: Outcome,
+        kind: ConflictKind | None,
+        reason: str | None,
+        *,
+        result: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record each job's one outcome (first one wins) and its closing event."""
+        newly = [j for j in jobs if j.id not in self._results]
+        for job in newly:
+            self._results[job.id] = JobResult(
+                job.id, outcome, str(kind) if kind else None, reason, dict(result or {})
+            )
+        closing = {Outcome.FAILED: EventType.FAILED, Outcome.BLOCKED: EventType.BLOCKED}
+        if outcome in closing:
+            self._emit(
+                closing[outcome],
+                newly,
+                kind=str(kind) if kind else None,
+                message=(reason or "")[:500] or None,
+                detail=dict(detail or {}),
+            )
+
+    def _complete(self, jobs: Sequence[Job]) -> BatchReport:
+        lease = self._lease
+        assert lease is not None
+        results = [self._results[j.id] for j in jobs if j.id in self._results]
+        try:
+            self.store.complete(lease, results)
+        except LeaseLost as lost:
+            self._lease_lost(jobs, lost)
+            return self.report
+        self.report.results = results
+        if self.metrics is not None:
+            for r in results:
+                self.metrics.job(str(r.outcome), r.kind)
+        return self.report
+
+    def _lease_lost(self, jobs: Sequence[Job], lost: LeaseLost) -> None:
+        self.report.lease_lost = True
+        self._emit(EventType.LEASE_LOST, jobs, message=lost.why[:300])
+
+    def _release(self, jobs: Sequence[Job]) -> None:
+        lease = self._lease
+        assert lease is not None
+        finished = [self._results[j.id] for j in jobs if j.id in self._results]
+        try:
+            if finished:
+                self.store.complete(lease, finished)
+            self.store.release(lease)
+        except LeaseLost as lost:
+            self._lease_lost(jobs, lost)
+            return
+        self.report.released = True
+        self.report.results = finished
+        self._emit(EventType.RELEASED, [j for j in jobs if j.id not in self._results])
+
+    def _emit(self, event: EventType, jobs: Sequence[Job], **fields: Any) -> None:
+        if not jobs:
+            return
+        lease = self._lease
+        ts = isoformat(self.clock.now())
+        self.store.append_events(
+            [
+                JobEvent(
+                    ts=ts,
+                    job_id=job.id,
+                    resource_id=job.resource_id,
+                    writer=job.writer,
+                    event=str(event),
+                    attempt=self._round,
+                    fence=lease.fence if lease is not None else None,
+                    **fields,
+                )
+                for job in jobs
+            ]
+        )
+
+
+@dataclass
+class _CountingRequester:
+    """The writer's client for gates: lease kept alive and every call counted."""
+
+    writer: BatchWriter
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        api_version: str | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> ArmResponse:
+        self.writer._keep_alive()
+        try:
+            response = self.writer.arm.request(
+                method, path, api_version=api_version, body=body, headers=headers, params=params
+            )
+        except ArmTransportError as exc:
+            self.writer._count(method, None)
+            raise GateFailed(
+                ArmResponse(
+                    method,
+                    path,
+                    503,
+                    {},
+                    {"error": {"code": "ServiceUnavailable", "message": str(exc)}},
+                )
+            ) from exc
+        self.writer._count(method, response.status)
+        return response

@@ -1,0 +1,66 @@
+"""Full-jitter backoff honouring Retry-After, and the per-worker retry budget."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+
+from armguard.coordinator.backoff import Backoff, RetryBudget
+
+
+def test_full_jitter_stays_inside_a_widening_capped_window() -> None:
+    backoff = Backoff(base=1.0, cap=8.0, rng=random.Random(7))
+    for attempt, window in [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0), (10, 8.0)]:
+        delays = [backoff.delay(attempt) for _ in range(200)]
+        assert all(0.0 <= d <= window for d in delays)
+        # Full jitter spreads over the whole window, not a narrow band around it.
+        assert max(delays) - min(delays) > window * 0.6
+
+
+def test_retry_after_is_a_floor_and_jitter_still_spreads_clients() -> None:
+    backoff = Backoff(base=1.0, cap=60.0, rng=random.Random(1))
+    delays = [backoff.delay(2, retry_after=5.0) for _ in range(100)]
+    assert all(5.0 <= d <= 10.0 for d in delays)
+    assert len({round(d, 3) for d in delays}) > 50
+
+
+def test_backoff_rejects_nonsense_settings() -> None:
+    with pytest.raises(ValueError, match="base"):
+        Backoff(base=0)
+    with pytest.raises(ValueError, match="base"):
+        Backoff(base=5, cap=1)
+
+
+def test_budget_admits_floor_plus_ratio_of_work() -> None:
+    budget = RetryBudget(ratio=0.1, floor=2)
+    assert budget.try_spend()
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    budget.record_work(10)  # 10 writes earn one more retry
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    assert budget.spent == 3
+    assert budget.work == 10
+
+
+def test_budget_is_exact_under_concurrent_spending() -> None:
+    budget = RetryBudget(ratio=0.5, floor=5)
+    budget.record_work(100)  # room for 55 retries
+    granted: list[bool] = []
+    lock = threading.Lock()
+
+    def spend() -> None:
+        for _ in range(50):
+            ok = budget.try_spend()
+            with lock:
+                granted.append(ok)
+
+    threads = [threading.Thread(target=spend) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(granted) == 55
+    assert budget.remaining == 0

@@ -1,0 +1,523 @@
+"""The write loop against a served emulator (real HTTP) and a real store, on one ManualClock.
+
+Each scenario is a seed's "how to fix" line: stale baselines rebase / drop / fail, satisfied
+intents complete without a write, a subnet write waits on its VNet's operation, a resize runs
+deallocate → resize → start, a lock blocks, throttling backs off inside the budget, and a
+worker whose lease expired cannot complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from armguard.arm.client import ArmClient, StaticIdentityCredential
+from armguard.clock import ManualClock
+from armguard.coordinator.backoff import RetryBudget
+from armguard.coordinator.intents import (
+    ActionIntent,
+    DeleteIntent,
+    Intent,
+    MergeIntent,
+    PutIntent,
+    ResizeIntent,
+    TagsIntent,
+)
+from armguard.coordinator.model import Job, JobState, Outcome, StalePolicy
+from armguard.coordinator.sql_store import SqlStore
+from armguard.coordinator.submit import submit
+from armguard.coordinator.worker import Worker, WorkerSettings
+from armguard.coordinator.writer import BatchWriter
+from armguard.testing import DEFAULT_SUBSCRIPTION, EmulatorHandle, emulator
+
+SUB = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
+RG = f"{SUB}/resourceGroups/rg"
+VNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet1"
+SUBNET = f"{VNET}/subnets/app"
+NSG = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/nsg1"
+VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm1"
+STORAGE = f"{RG}/providers/Microsoft.Storage/storageAccounts/media1"
+NET_API = "2024-05-01"
+
+
+@dataclass
+class Env:
+    arm: EmulatorHandle
+    clock: ManualClock
+    db: Any
+    store: SqlStore
+    setup: ArmClient
+
+    def client(self, who: str) -> ArmClient:
+        return ArmClient(StaticIdentityCredential(who), endpoint=self.arm.base_url)
+
+    def worker(self, **settings: Any) -> Worker:
+        settings.setdefault("lease_ttl", 3600.0)
+        return Worker(
+            lambda: self.db.open(self.clock),
+            self.client,
+            self.clock,
+            settings=WorkerSettings(**settings),
+        )
+
+    def run(self, **settings: Any) -> Worker:
+        worker = self.worker(**settings)
+        worker.run_until_idle()
+        return worker
+
+    def put(self, rid: str, body: dict[str, Any], api: str = NET_API, who: str = "setup") -> Any:
+        response = self.client(who).request("PUT", rid, api_version=api, body=body)
+        assert response.status in (200, 201, 202), response.text
+        return response
+
+    def settle(self) -> None:
+        """Let every running emulator operation finish."""
+        self.clock.advance(600)
+
+    def get(self, rid: str, api: str = NET_API) -> dict[str, Any]:
+        response = self.setup.request("GET", rid, api_version=api)
+        assert response.status == 200, response.text
+        body: dict[str, Any] = response.body
+        return body
+
+    def submit(self, rid: str, intent: Intent, who: str = "alice", **kw: Any) -> Job:
+        return submit(self.store, rid, intent, who, **kw)
+
+    def job(self, job: Job) -> Job:
+        found = self.store.get(job.id)
+        assert found is not None
+        return found
+
+    def events(self, job: Job) -> list[str]:
+        return [e.event for e in self.store.events(job.id)]
+
+    def activity(self, caller: str | None = None) -> list[dict[str, Any]]:
+        events = self.arm.core.audit.query(
+            DEFAULT_SUBSCRIPTION, "eventTimestamp ge '2000-01-01T00:00:00Z'", None
+        )
+        # The log answers newest first, ties newest-recorded first: reversed, it is the order
+        # the emulator recorded the events in.
+        return [e for e in reversed(events) if caller is None or e.get("caller") == caller]
+
+    def writes_by(self, caller: str) -> list[str]:
+        """Operation names of the started writes ``caller`` made, oldest first."""
+        return [
+            e["operationName"]["value"]
+            for e in self.activity(caller)
+            if e["status"]["value"] == "Started"
+        ]
+
+
+@pytest.fixture
+def env(db: Any, clock: ManualClock) -> Iterator[Env]:
+    with emulator(clock=clock) as handle:
+        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=handle.base_url)
+        store = db.open(clock)
+        r = setup.request("PUT", RG, api_version="2024-03-01", body={"location": "eastus"})
+        assert r.status in (200, 201), r.text
+        yield Env(handle, clock, db, store, setup)
+
+
+def make_vnet(env: Env, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "location": "eastus",
+        "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
+    }
+    if tags:
+        body["tags"] = tags
+    env.put(VNET, body)
+    env.settle()
+    return env.get(VNET)
+
+
+def make_vm(env: Env) -> dict[str, Any]:
+    env.put(
+        VM,
+        {
+            "location": "eastus",
+            "properties": {
+                "hardwareProfile": {"vmSize": "Standard_B1s"},
+                "storageProfile": {"imageReference": {"offer": "ubuntu"}},
+                "osProfile": {"computerName": "vm1", "adminUsername": "azureuser"},
+            },
+        },
+        api="2024-07-01",
+    )
+    env.settle()
+    return env.get(VM, "2024-07-01")
+
+
+# -- stale baselines -----------------------------------------------------------------------
+
+
+def test_stale_baseline_is_rebased_dropped_or_failed_per_policy(env: Env) -> None:
+    old_etag = make_vnet(env)["etag"]
+    live = env.get(VNET)
+    env.put(VNET, {**live, "tags": {"hotfix": "portal"}}, who="portal")  # moves the ETag on
+    env.settle()
+    rebase = env.submit(VNET, TagsIntent({"a": "1"}), baseline_etag=old_etag)
+    drop = env.submit(
+        VNET, TagsIntent({"b": "2"}), baseline_etag=old_etag, on_stale=StalePolicy.DROP
+    )
+    fail = env.submit(
+        VNET, TagsIntent({"c": "3"}), baseline_etag=old_etag, on_stale=StalePolicy.FAIL
+    )
+    env.run()
+    assert env.job(rebase).outcome is Outcome.APPLIED
+    assert "rebased" in env.events(rebase)
+    assert env.job(drop).outcome is Outcome.DROPPED_STALE
+    assert "dropped_stale" in env.events(drop)
+    failed = env.job(fail)
+    assert failed.outcome is Outcome.FAILED
+    assert failed.kind == "stale_version"
+    assert old_etag in (failed.reason or "")
+    tags = env.get(VNET)["tags"]
+    assert tags == {"hotfix": "portal", "a": "1"}  # the portal's change survived the rebase
+
+
+def test_a_fresh_baseline_is_written_with_if_match(env: Env) -> None:
+    etag = make_vnet(env)["etag"]
+    job = env.submit(VNET, TagsIntent({"a": "1"}), baseline_etag=etag, on_stale=StalePolicy.FAIL)
+    env.run()
+    assert env.job(job).outcome is Outcome.APPLIED
+    writes = [e for e in env.store.events(job.id) if e.event == "write"]
+    assert [w.etag_sent for w in writes] == [etag]
+
+
+def test_a_412_is_rebased_with_the_fresh_token_never_resent(env: Env) -> None:
+    make_vnet(env)
+    # The portal writes between armguard's read and its write: a fault makes the first PUT of
+    # alice's batch a real 412 from a real ETag change.
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    stale = env.get(VNET)["etag"]
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "PUT", "idPattern": VNET},
+            "effect": {
+                "status": 412,
+                "code": "PreconditionFailed",
+                "message": "Precondition failed.",
+            },
+            "schedule": {"firstN": 1},
+        }
+    )
+    env.run()
+    assert env.job(job).outcome is Outcome.APPLIED
+    events = env.store.events(job.id)
+    conflicts = [e for e in events if e.event == "conflict"]
+    assert [c.kind for c in conflicts] == ["stale_version"]
+    assert [e.event for e in events].count("read") >= 3  # re-read after the 412, then verify
+    sent = [e.etag_sent for e in events if e.event == "write"]
+    assert sent == [stale, stale]  # the ETag was re-read (unchanged here), the body rebuilt
+
+
+# -- idempotent completion -----------------------------------------------------------------
+
+
+def test_already_satisfied_completes_without_any_write(env: Env) -> None:
+    make_vnet(env, tags={"env": "prod"})
+    job = env.submit(VNET, TagsIntent({"env": "prod"}), who="alice")
+    merge = env.submit(
+        VNET,
+        MergeIntent({"properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}}}),
+        who="alice",
+    )
+    env.run()
+    assert env.job(job).outcome is Outcome.ALREADY_SATISFIED
+    assert env.job(merge).outcome is Outcome.ALREADY_SATISFIED
+    assert "write" not in env.events(job)
+    assert env.writes_by("alice") == []  # no PUT in the Activity Log
+
+
+def test_intents_that_cancel_out_need_no_write(env: Env) -> None:
+    make_vnet(env, tags={"a": "1"})
+    first = env.submit(VNET, TagsIntent({"a": "2"}))
+    second = env.submit(VNET, TagsIntent({"a": "1"}))
+    env.run()
+    assert env.job(first).outcome is Outcome.ALREADY_SATISFIED
+    assert env.job(second).outcome is Outcome.ALREADY_SATISFIED
+    assert env.writes_by("alice") == []
+    assert env.get(VNET)["tags"] == {"a": "1"}  # submission order: the later "a=1" wins
+
+
+def test_a_satisfied_job_batched_behind_other_fields_needs_no_write(env: Env) -> None:
+    make_vnet(env, tags={"env": "prod"})
+    other = env.submit(VNET, TagsIntent({"owner": "media"}))
+    there = env.submit(VNET, TagsIntent({"env": "prod"}))
+    env.run()
+    assert env.job(other).outcome is Outcome.APPLIED
+    assert env.job(there).outcome is Outcome.ALREADY_SATISFIED
+    assert "write" not in env.events(there)
+    assert env.get(VNET)["tags"] == {"env": "prod", "owner": "media"}
+
+
+def test_a_job_behind_a_full_put_is_written_even_if_live_has_it(env: Env) -> None:
+    live = make_vnet(env, tags={"env": "prod"})
+    body = {k: v for k, v in live.items() if k not in ("tags", "etag", "id", "name", "type")}
+    body["properties"] = {
+        **body["properties"],
+        "addressSpace": {"addressPrefixes": ["10.9.0.0/16"]},
+    }
+    put = env.submit(VNET, PutIntent(body))
+    there = env.submit(VNET, TagsIntent({"env": "prod"}))
+    env.run()
+    assert env.job(put).outcome is Outcome.APPLIED
+    assert env.job(there).outcome is Outcome.APPLIED
+    assert env.get(VNET)["tags"] == {"env": "prod"}  # the PUT dropped it; the later job restored it
+
+
+# -- operation in progress -----------------------------------------------------------------
+
+
+def test_subnet_write_waits_on_the_vnet_operation_and_succeeds(env: Env) -> None:
+    live = make_vnet(env)
+    env.put(VNET, {**live, "tags": {"rollout": "1"}}, who="pipeline")  # VNet now Updating
+    job = env.submit(
+        SUBNET, PutIntent({"properties": {"addressPrefix": "10.0.1.0/24"}}), who="alice"
+    )
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    events = env.store.events(job.id)
+    conflict = next(e for e in events if e.event == "conflict")
+    assert conflict.kind == "operation_in_progress"
+    waits = [e for e in events if e.event == "waiting" and e.operation_url]
+    assert waits[0].operation_url == conflict.operation_url
+    assert env.get(SUBNET)["properties"]["addressPrefix"] == "10.0.1.0/24"
+    assert done.result["verified"] is True
+
+
+# -- prerequisites ---------------------------------------------------------------------------
+
+
+def test_resize_of_a_running_vm_deallocates_resizes_and_starts_again(env: Env) -> None:
+    make_vm(env)
+    job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
+    # The transitions take minutes on the clock, far past a 20 s lease: heartbeats keep it.
+    env.run(lease_ttl=20.0)
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    assert "lease_lost" not in env.events(job)
+    vm = env.get(VM, "2024-07-01")
+    assert vm["properties"]["hardwareProfile"]["vmSize"] == "Standard_D4s_v5"
+    view = env.setup.request("GET", f"{VM}/instanceView", api_version="2024-07-01").body
+    assert "PowerState/running" in [s["code"] for s in view["statuses"]]
+    steps = [
+        (
+            e["operationName"]["value"].rsplit("/", 2)[-2]
+            if "/action" in e["operationName"]["value"]
+            else "write",
+            e["status"]["value"],
+        )
+        for e in env.activity("alice")
+        if e["status"]["value"] != "Accepted"
+    ]
+    assert steps == [
+        ("write", "Started"),
+        ("write", "Failed"),  # refused: the size is not available in the cluster
+        ("deallocate", "Started"),
+        ("deallocate", "Succeeded"),
+        ("write", "Started"),
+        ("write", "Succeeded"),
+        ("start", "Started"),
+        ("start", "Succeeded"),
+    ]
+    prereqs = [
+        e.detail.get("action") for e in env.store.events(job.id) if e.event == "prerequisite"
+    ]
+    assert prereqs == ["deallocate", "start"]
+
+
+def test_a_prerequisite_the_intent_does_not_declare_fails_naming_it(env: Env) -> None:
+    make_vm(env)
+    job = env.submit(
+        VM, MergeIntent({"properties": {"hardwareProfile": {"vmSize": "Standard_D4s_v5"}}})
+    )
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.FAILED
+    assert done.kind == "state_prerequisite"
+    assert "deallocate" in (done.reason or "")
+
+
+def test_power_actions_run_alone_and_are_satisfied_by_state(env: Env) -> None:
+    make_vm(env)
+    dealloc = env.submit(VM, ActionIntent("deallocate"))
+    again = env.submit(VM, ActionIntent("deallocate"))
+    env.run()
+    assert env.job(dealloc).outcome is Outcome.APPLIED
+    assert env.job(dealloc).result["verified"] is True
+    assert env.job(again).outcome is Outcome.ALREADY_SATISFIED
+    assert env.writes_by("alice") == ["Microsoft.Compute/virtualMachines/deallocate/action"]
+
+
+def test_delete_then_delete_again_is_satisfied(env: Env) -> None:
+    make_vnet(env)
+    first = env.submit(VNET, DeleteIntent())
+    second = env.submit(VNET, DeleteIntent())
+    env.run()
+    assert env.job(first).outcome is Outcome.APPLIED
+    assert env.job(second).outcome is Outcome.ALREADY_SATISFIED
+    assert env.setup.request("GET", VNET, api_version=NET_API).status == 404
+
+
+# -- locks, throttling, tags without ETags ---------------------------------------------------
+
+
+def test_scope_locked_blocks_and_the_lock_stays(env: Env) -> None:
+    make_vnet(env)
+    lock = f"{RG}/providers/Microsoft.Authorization/locks/freeze"
+    env.put(lock, {"properties": {"level": "ReadOnly", "notes": "change freeze"}}, api="2020-05-01")
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.BLOCKED
+    assert done.kind == "locked"
+    assert "lock" in (done.reason or "")
+    assert "blocked" in env.events(job)
+    assert env.setup.request("GET", lock, api_version="2020-05-01").status == 200
+    assert "tags" not in env.get(VNET)
+
+
+def test_throttling_backs_off_past_retry_after_within_the_budget(env: Env) -> None:
+    make_vnet(env)
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "PUT", "idPattern": VNET},
+            "effect": {"status": 429, "code": "SubscriptionRequestsThrottled", "retryAfter": 7},
+            "schedule": {"firstN": 2},
+        }
+    )
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    worker = env.run()
+    assert env.job(job).outcome is Outcome.APPLIED
+    backoffs = [e for e in env.store.events(job.id) if e.event == "backoff"]
+    assert len(backoffs) == 2
+    assert all(b.delay is not None and b.delay >= 7 for b in backoffs)
+    assert worker.budget.spent == 2
+
+
+def test_an_exhausted_retry_budget_fails_instead_of_storming(env: Env) -> None:
+    make_vnet(env)
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "PUT", "idPattern": VNET},
+            "effect": {"status": 503, "code": "ServiceUnavailable", "message": "busy"},
+        }
+    )
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    worker = env.run(budget_floor=2, budget_ratio=0.0)
+    done = env.job(job)
+    assert done.outcome is Outcome.FAILED
+    assert done.kind == "transient"
+    assert "retry budget exhausted" in (done.reason or "")
+    assert worker.budget.spent == 2
+    assert len([e for e in env.activity("alice") if e["status"]["value"] == "Started"]) <= 3
+
+
+def test_tags_on_a_type_without_etags_use_the_tags_api(env: Env) -> None:
+    env.put(
+        STORAGE,
+        {
+            "location": "eastus",
+            "kind": "StorageV2",
+            "sku": {"name": "Standard_LRS"},
+            "tags": {"old": "x", "keep": "y"},
+        },
+        api="2023-05-01",
+    )
+    env.settle()
+    first = env.submit(STORAGE, TagsIntent({"team": "media"}, ("old",)))
+    second = env.submit(STORAGE, TagsIntent({"cost": "42"}))
+    env.run()
+    assert env.job(first).outcome is Outcome.APPLIED
+    assert env.job(second).outcome is Outcome.APPLIED
+    assert env.get(STORAGE, "2023-05-01")["tags"] == {"keep": "y", "team": "media", "cost": "42"}
+    writes = env.writes_by("alice")
+    assert writes
+    assert all(w.startswith("Microsoft.Resources/tags/") for w in writes), writes
+
+
+# -- leases ------------------------------------------------------------------------------------
+
+
+def test_a_worker_whose_lease_expired_cannot_complete_or_write(env: Env) -> None:
+    make_vnet(env)
+    job = env.submit(VNET, TagsIntent({"a": "1"}), who="alice")
+    lease = env.store.claim("slow-worker", ttl=30)
+    assert lease is not None
+    env.clock.advance(31)  # the slow worker paused past its TTL…
+    other = env.db.open(env.clock).claim("fast-worker", ttl=30)  # …and was taken over
+    assert other is not None
+    report = BatchWriter(
+        env.store, env.client("alice"), env.clock, ttl=30, budget=RetryBudget()
+    ).run(lease)
+    assert report.lease_lost
+    assert report.results == []
+    assert env.writes_by("alice") == []  # it stopped before touching ARM
+    assert env.job(job).state is JobState.RUNNING  # still the fast worker's
+    assert "lease_lost" in env.events(job)
+
+
+def test_a_conflict_naming_another_resource_is_learned_as_a_scope(env: Env) -> None:
+    make_vnet(env)
+    nic = f"{RG}/providers/Microsoft.Network/networkInterfaces/nic1"
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "PUT", "idPattern": SUBNET},
+            "effect": {
+                "status": 409,
+                "code": "AnotherOperationInProgress",
+                "message": f"The resource '{nic}' is currently being updated.",
+            },
+            "schedule": {"firstN": 1},
+        }
+    )
+    job = env.submit(SUBNET, PutIntent({"properties": {"addressPrefix": "10.0.2.0/24"}}))
+    env.run()
+    assert env.job(job).outcome is Outcome.APPLIED
+    learned = env.store.learned_scopes()
+    assert [(s.key, s.other) for s in learned] == [(SUBNET.lower(), nic.lower())]
+    assert "currently being updated" in learned[0].reason
+    # Nothing observable said when the NIC would be free: a jittered backoff, not a hot retry.
+    backoffs = [e for e in env.store.events(job.id) if e.event == "backoff"]
+    assert backoffs
+    assert backoffs[0].kind == "operation_in_progress"
+
+
+def test_barriers_are_never_folded_even_if_handed_a_mixed_batch() -> None:
+    from armguard.coordinator.model import JobSpec
+    from armguard.coordinator.writer import _Item, _segments
+
+    def item(n: int, intent: Intent) -> _Item:
+        spec = JobSpec(VM, intent.to_json(), "w", (VM.lower(),), barrier=intent.barrier)
+        return _Item(Job(str(n), n, spec, JobState.RUNNING), intent)
+
+    items = [
+        item(1, TagsIntent({"a": "1"})),
+        item(2, MergeIntent({"x": 1})),
+        item(3, ActionIntent("deallocate")),
+        item(4, ActionIntent("start")),
+        item(5, TagsIntent({"b": "1"})),
+    ]
+    assert [[i.job.id for i in seg] for seg in _segments(items)] == [
+        ["1", "2"],
+        ["3"],
+        ["4"],
+        ["5"],
+    ]
+
+
+def test_a_job_riding_a_blocked_write_is_blocked_too(env: Env) -> None:
+    make_vnet(env)
+    lock = f"{VNET}/providers/Microsoft.Authorization/locks/freeze"
+    env.put(lock, {"properties": {"level": "ReadOnly"}}, api="2020-05-01")
+    alice = env.submit(VNET, TagsIntent({"a": "1"}), who="alice")
+    bob = env.submit(VNET, TagsIntent({"a": "1"}), who="bob")  # satisfied only by alice's write
+    env.run()
+    assert env.job(alice).outcome is Outcome.BLOCKED
+    assert env.job(bob).outcome is Outcome.BLOCKED
+    assert "coalesced" in env.events(bob)
