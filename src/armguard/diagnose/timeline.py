@@ -649,6 +649,28 @@ def _operation_name(resource_id: str, verb: str | None, resources: _Resources) -
     return f"{type_}/{suffix}"
 
 
+def _job_write(rec: JobRecord, resources: _Resources) -> Operation:
+    """An operation started by a job's ARM write (or, in a partial log, by its conflict)."""
+    ev = rec.event
+    name = _operation_name(ev.resource_id, ev.verb, resources)
+    return Operation(
+        id="",
+        source="job_events",
+        resource_id=ev.resource_id,
+        caller=ev.writer,
+        operation=name,
+        verb=_verb(name),
+        start=rec.ts,
+        end=None,
+        status="Started",
+        etag_sent=ev.etag_sent,
+        token="sent" if ev.etag_sent else "none",
+        job_id=ev.job_id,
+        attempt=ev.attempt,
+        files=(rec.source,),
+    )
+
+
 def _job_operations(records: list[JobRecord], resources: _Resources) -> list[Operation]:
     by_job: dict[str, list[JobRecord]] = defaultdict(list)
     for rec in records:
@@ -663,23 +685,7 @@ def _job_operations(records: list[JobRecord], resources: _Resources) -> list[Ope
             if kind == EventType.WRITE:
                 if current is not None:
                     out.append(current)
-                name = _operation_name(ev.resource_id, ev.verb, resources)
-                current = Operation(
-                    id="",
-                    source="job_events",
-                    resource_id=ev.resource_id,
-                    caller=ev.writer,
-                    operation=name,
-                    verb=_verb(name),
-                    start=rec.ts,
-                    end=None,
-                    status="Started",
-                    etag_sent=ev.etag_sent,
-                    token="sent" if ev.etag_sent else "none",
-                    job_id=ev.job_id,
-                    attempt=ev.attempt,
-                    files=(rec.source,),
-                )
+                current = _job_write(rec, resources)
             elif kind == EventType.WAITING and current is not None:
                 current.operation_url = ev.operation_url or current.operation_url
                 current.status = "Accepted"
@@ -689,23 +695,7 @@ def _job_operations(records: list[JobRecord], resources: _Resources) -> list[Ope
                 op = current
                 if op is None:
                     # A conflict without its write event (a partial log): an instant attempt.
-                    name = _operation_name(ev.resource_id, ev.verb, resources)
-                    op = Operation(
-                        id="",
-                        source="job_events",
-                        resource_id=ev.resource_id,
-                        caller=ev.writer,
-                        operation=name,
-                        verb=_verb(name),
-                        start=rec.ts,
-                        end=None,
-                        status="Started",
-                        etag_sent=ev.etag_sent,
-                        token="sent" if ev.etag_sent else "none",
-                        job_id=ev.job_id,
-                        attempt=ev.attempt,
-                        files=(rec.source,),
-                    )
+                    op = _job_write(rec, resources)
                 op.end = rec.ts
                 op.status = "Failed"
                 op.http_status = ev.status
