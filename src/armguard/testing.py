@@ -47,8 +47,12 @@ __all__ = [
     "StaticCredential",
     "emulator",
     "emulator_fixture",
+    "fail_with",
     "make_token",
     "sdk_client",
+    "slow",
+    "stuck",
+    "throttle",
 ]
 
 DEFAULT_SUBSCRIPTION = "00000000-0000-0000-0000-000000000001"
@@ -122,6 +126,11 @@ class EmulatorHandle:
             kwargs.setdefault("ca_file", self.ca_file)
         return sdk_client(client_cls, self.base_url, **kwargs)
 
+    def inject(self, rule: Mapping[str, Any]) -> str:
+        """Add a fault rule (see :func:`throttle`, :func:`fail_with`, :func:`slow`,
+        :func:`stuck`) and return its id."""
+        return self.core.faults.add_rule(rule).id
+
     def advance(self, seconds: float) -> None:
         """Advance the emulator's ManualClock."""
         if not isinstance(self.clock, ManualClock):
@@ -155,6 +164,106 @@ def emulator(
         )
     finally:
         server.stop()
+
+
+# -- fault builders: the rule documents the admin API and --config accept ------------------
+
+
+def _match(
+    method: str | None, resource_type: str | None, id_pattern: str | None, operation: str | None
+) -> dict[str, Any]:
+    out = {
+        "method": method,
+        "resourceType": resource_type,
+        "idPattern": id_pattern,
+        "operation": operation,
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _schedule(first_n: int | None, probability: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"probability": probability}
+    if first_n is not None:
+        out["firstN"] = first_n
+    return out
+
+
+def throttle(
+    *,
+    retry_after: float = 5,
+    method: str | None = None,
+    resource_type: str | None = None,
+    id_pattern: str | None = None,
+    operation: str | None = None,
+    first_n: int | None = None,
+    probability: float = 1.0,
+) -> dict[str, Any]:
+    """ARM's 429 SubscriptionRequestsThrottled with a Retry-After."""
+    return {
+        "match": _match(method, resource_type, id_pattern, operation),
+        "effect": {
+            "status": 429,
+            "code": "SubscriptionRequestsThrottled",
+            "message": "Number of write requests for subscription exceeded the limit. "
+            f"Please try again after '{int(retry_after)}' seconds.",
+            "retryAfter": retry_after,
+        },
+        "schedule": _schedule(first_n, probability),
+    }
+
+
+def fail_with(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    method: str | None = None,
+    resource_type: str | None = None,
+    id_pattern: str | None = None,
+    operation: str | None = None,
+    first_n: int | None = None,
+    probability: float = 1.0,
+) -> dict[str, Any]:
+    """Answer matching requests with this ARM error instead of serving them."""
+    return {
+        "match": _match(method, resource_type, id_pattern, operation),
+        "effect": {"status": status, "code": code, "message": message},
+        "schedule": _schedule(first_n, probability),
+    }
+
+
+def slow(
+    seconds: float,
+    *,
+    method: str | None = None,
+    resource_type: str | None = None,
+    id_pattern: str | None = None,
+    operation: str | None = None,
+    first_n: int | None = None,
+) -> dict[str, Any]:
+    """Add latency (× time scale) before matching requests are served."""
+    return {
+        "match": _match(method, resource_type, id_pattern, operation),
+        "effect": {"latency": seconds},
+        "schedule": _schedule(first_n, 1.0),
+    }
+
+
+def stuck(
+    seconds: float,
+    *,
+    method: str | None = None,
+    resource_type: str | None = None,
+    id_pattern: str | None = None,
+    operation: str | None = None,
+    first_n: int | None = None,
+) -> dict[str, Any]:
+    """Matching writes start an operation that stays non-terminal, then ends Failed."""
+    return {
+        "match": _match(method, resource_type, id_pattern, operation),
+        "effect": {"stuckFor": seconds},
+        "schedule": _schedule(first_n, 1.0),
+    }
 
 
 def emulator_fixture(**options: Any) -> Any:
