@@ -1,12 +1,14 @@
-"""Emulator throughput: a bounded async load generator against armguard's emulator and moto.
+"""Emulator throughput: bounded load against armguard's emulator and moto, one generator for both.
 
 Each target runs as its own subprocess on 127.0.0.1, started and stopped (SIGTERM) here. The
-same N concurrent clients send a fixed number of requests per scenario through one shared
-``httpx.AsyncClient`` (``--client httpx``, the default) or through a minimal keep-alive HTTP/1.1
+load generator is ``wrk`` when it is on PATH (``--load-generator wrk``: N wrk threads with one
+connection each, for ``--duration`` seconds, driven by a generated Lua script), else this
+script's asyncio clients (``--load-generator python``): a fixed number of requests per scenario
+through one shared ``httpx.AsyncClient`` (``--client httpx``) or a minimal keep-alive HTTP/1.1
 client on asyncio streams (``--client raw``). httpx spends milliseconds of CPU per request on a
-small machine, so it can saturate before the server does; ``client_cpu_s`` in the result shows
-when that happens, and ``raw`` then measures the server rather than the client. The result is
-one JSON document on stdout; progress goes to stderr.
+small machine, so it saturates before the server does; ``client_cpu_s`` shows when a generator
+is the bottleneck, and ``server_cpu_us_per_http_request`` what a request costs the server. The
+result is one JSON document on stdout; progress goes to stderr.
 
 Scenarios, each with its moto counterpart so the two can be compared in one run:
 
@@ -42,6 +44,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -334,6 +337,223 @@ def open_client(
     return httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=timeout)
 
 
+# -- wrk ------------------------------------------------------------------------------------
+
+# One Lua state per wrk thread and one connection per thread, so a thread is a client: it owns
+# its resource and alternates GET and PUT on its own connection. Every request is counted by
+# status in response(); done() prints one line of JSON that the benchmark parses.
+WRK_LUA = r"""
+local threads, next_id = {}, 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+function init(args)
+  statuses, measured, extra, etag, put_sent = {}, 0, 0, nil, false
+  local i = (id % #PATHS) + 1
+  path, body_head, body_tail = PATHS[i], BODY_HEADS[i], BODY_TAILS[i]
+end
+local function count(status)
+  local key = tostring(status)
+  statuses[key] = (statuses[key] or 0) + 1
+  measured = measured + 1
+end
+local function etag_of(headers, body)
+  local e = headers["etag"] or headers["ETag"] or headers["Etag"]
+  if e then return e end
+  local m = string.match(body or "", '"etag":"(.-[^\\])"')
+  if m then return (string.gsub(m, '\\"', '"')) end
+  return nil
+end
+function request()
+  if MODE == "cycle" then
+    if etag == nil then
+      put_sent = false
+      return wrk.format(READ_METHOD, path, HEADERS)
+    end
+    put_sent = true
+    local h = {}
+    for k, v in pairs(HEADERS) do h[k] = v end
+    h["If-Match"] = etag
+    return wrk.format(WRITE_METHOD, path, h, body_head .. tostring(id) .. "-" .. tostring(extra) .. body_tail)
+  end
+  return wrk.format(MODE_METHOD, path, HEADERS, FIXED_BODY)
+end
+function response(status, headers, body)
+  if MODE ~= "cycle" then count(status) return end
+  if put_sent then
+    count(status)
+    etag, put_sent = nil, false
+    return
+  end
+  extra = extra + 1
+  if status == 200 then etag = etag_of(headers, body) end
+  if etag == nil then count(status) end
+end
+function done(summary, latency, requests)
+  local totals, measured_all, extra_all = {}, 0, 0
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get("statuses")) do totals[k] = (totals[k] or 0) + v end
+    measured_all = measured_all + t:get("measured")
+    extra_all = extra_all + t:get("extra")
+  end
+  local parts = {}
+  for k, v in pairs(totals) do table.insert(parts, string.format('"%s":%d', k, v)) end
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"duration_us":%d,"requests":%d,"measured":%d,"extra":%d,' ..
+    '"p50_us":%d,"p99_us":%d,"statuses":{%s},' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\n',
+    summary.duration, summary.requests, measured_all, extra_all,
+    latency:percentile(50), latency:percentile(99), table.concat(parts, ","),
+    e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class WrkPlan:
+    """What each wrk client sends: ``get``/``fixed`` repeat one request, ``cycle`` reads its
+    resource and writes it back with ``If-Match`` (the read is an unmeasured extra request)."""
+
+    mode: str  # "fixed" or "cycle"
+    paths: list[str]
+    headers: dict[str, str]
+    method: str = "GET"
+    body: str = ""
+    read_method: str = "GET"
+    write_method: str = "PUT"
+    bodies: list[str] = field(default_factory=list)
+    """``cycle``: the PUT body per path, with ``TAG`` where each write puts a fresh tag."""
+
+
+TAG = "@TAG@"
+
+
+def _lua_string(text: str) -> str:
+    level = 0
+    while f"]{'=' * level}]" in text:
+        level += 1
+    eq = "=" * level
+    return f"[{eq}[{text}]{eq}]"
+
+
+def wrk_script(plan: WrkPlan) -> str:
+    paths = ", ".join(_lua_string(p) for p in plan.paths)
+    bodies = [b.split(TAG, 1) for b in plan.bodies] or [["", ""] for _ in plan.paths]
+    heads = ", ".join(_lua_string(b[0]) for b in bodies)
+    tails = ", ".join(_lua_string(b[-1]) for b in bodies)
+    headers = ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in plan.headers.items())
+    prelude = "\n".join(
+        [
+            f'MODE = "{plan.mode}"',
+            f"MODE_METHOD = {_lua_string(plan.method)}",
+            f"READ_METHOD = {_lua_string(plan.read_method)}",
+            f"WRITE_METHOD = {_lua_string(plan.write_method)}",
+            f"PATHS = {{{paths}}}",
+            f"HEADERS = {{{headers}}}",
+            f"FIXED_BODY = {_lua_string(plan.body) if plan.body else 'nil'}",
+            f"BODY_HEADS = {{{heads}}}",
+            f"BODY_TAILS = {{{tails}}}",
+        ]
+    )
+    return prelude + "\n" + WRK_LUA
+
+
+async def run_wrk(
+    plan: WrkPlan, url: str, *, clients: int, seconds: float, timeout: float, workdir: Path
+) -> dict[str, Any]:
+    script = workdir / f"plan-{plan.mode}-{plan.method}-{len(plan.paths)}.lua"
+    script.write_text(wrk_script(plan))
+    argv = [
+        "wrk",
+        f"-t{clients}",
+        f"-c{clients}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={max(1, round(timeout))}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    text = out.decode("utf-8", "replace")
+    for line in text.splitlines():
+        if line.startswith("WRK_RESULT "):
+            result: dict[str, Any] = json.loads(line.removeprefix("WRK_RESULT "))
+            return result
+    raise RuntimeError(
+        f"wrk exited {proc.returncode} without a result: {(text + err.decode())[-600:]}"
+    )
+
+
+def _children_cpu() -> float:
+    usage = os.times()
+    return usage.children_user + usage.children_system
+
+
+async def measure_wrk(
+    name: str, plan: WrkPlan, *, args: argparse.Namespace, server: Server, workdir: Path
+) -> dict[str, Any]:
+    """Run ``plan`` with ``args.clients`` wrk clients for ``args.duration`` seconds, after an
+    unmeasured warm-up of ``args.warmup_duration`` seconds."""
+    if args.warmup_duration > 0:
+        await run_wrk(
+            plan,
+            server.url,
+            clients=args.clients,
+            seconds=args.warmup_duration,
+            timeout=args.timeout,
+            workdir=workdir,
+        )
+    cpu_server_before = server.cpu_seconds()
+    cpu_children_before = _children_cpu()
+    raw = await run_wrk(
+        plan,
+        server.url,
+        clients=args.clients,
+        seconds=args.duration,
+        timeout=args.timeout,
+        workdir=workdir,
+    )
+    wrk_cpu = _children_cpu() - cpu_children_before
+    cpu_server_after = server.cpu_seconds()
+    elapsed = raw["duration_us"] / 1e6
+    transport = {k: v for k, v in raw["errors"].items() if v}
+    measured = raw["measured"] + sum(transport.values())
+    result: dict[str, Any] = {
+        "requests": measured,
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(measured / elapsed, 1) if elapsed else None,
+        # wrk keeps one latency histogram per run: in a GET→PUT cycle it holds both requests.
+        "latency_of": "every request" if plan.mode == "cycle" else "the measured request",
+        "p50_ms": round(raw["p50_us"] / 1000, 3),
+        "p99_ms": round(raw["p99_us"] / 1000, 3),
+        "status_counts": {k: raw["statuses"][k] for k in sorted(raw["statuses"], key=int)},
+        "transport_errors": transport,
+        "client_cpu_s": round(wrk_cpu, 2),
+    }
+    if cpu_server_before is not None and cpu_server_after is not None:
+        result["server_cpu_s"] = round(cpu_server_after - cpu_server_before, 2)
+        if raw["requests"]:
+            # What a request costs the server, whatever else the machine was doing.
+            per = (cpu_server_after - cpu_server_before) / raw["requests"]
+            result["server_cpu_us_per_http_request"] = round(per * 1e6)
+    if raw["extra"]:
+        result["http_requests_per_s"] = round(raw["requests"] / elapsed, 1) if elapsed else None
+    log(
+        f"{server.name} {name} (wrk): {result['requests_per_s']} req/s, p50 {result['p50_ms']} "
+        f"ms, p99 {result['p99_ms']} ms, statuses {result['status_counts']}"
+    )
+    return result
+
+
 # -- measurement ----------------------------------------------------------------------------
 
 
@@ -407,6 +627,10 @@ async def measure(
     }
     if cpu_server_before is not None and cpu_server_after is not None:
         result["server_cpu_s"] = round(cpu_server_after - cpu_server_before, 2)
+        total = measured + recorder.extra_requests
+        if total:
+            per = (cpu_server_after - cpu_server_before) / total
+            result["server_cpu_us_per_http_request"] = round(per * 1e6)
     if recorder.extra_requests:
         total_http = measured + recorder.extra_requests
         result["http_requests_per_s"] = round(total_http / elapsed, 1) if elapsed else None
@@ -415,6 +639,22 @@ async def measure(
         f"p99 {result['p99_ms']} ms, statuses {result['status_counts']}"
     )
     return result
+
+
+async def run_scenario(
+    name: str, op: Op, plan: WrkPlan, *, args: argparse.Namespace, server: Server
+) -> dict[str, Any]:
+    """Measure one scenario with the chosen load generator."""
+    if args.load_generator == "wrk":
+        return await measure_wrk(name, plan, args=args, server=server, workdir=args.workdir)
+    return await measure(
+        name,
+        op,
+        clients=args.clients,
+        requests=args.requests,
+        warmup=args.warmup,
+        server=server,
+    )
 
 
 def check_expected(result: dict[str, Any], expected: int) -> dict[str, Any]:
@@ -504,6 +744,27 @@ def arm_ops(client: Client, clients: int) -> dict[str, Op]:
     return {"get": get, "conditional_put": conditional_put, "held_put": held_put}
 
 
+def arm_plans(clients: int) -> dict[str, WrkPlan]:
+    """The wrk form of :func:`arm_ops`: the same requests, bodies and expected answers."""
+    paths = [vnet_path(f"vnet-{i}") for i in range(clients)]
+    return {
+        "get": WrkPlan("fixed", paths, ARM_HEADERS),
+        "conditional_put": WrkPlan(
+            "cycle",
+            paths,
+            ARM_HEADERS,
+            bodies=[_json_bytes(vnet_body(i, tag=TAG)).decode() for i in range(clients)],
+        ),
+        "held_put": WrkPlan(
+            "fixed",
+            [vnet_path("vnet-held")],
+            ARM_HEADERS,
+            method="PUT",
+            body=_json_bytes(vnet_body(0, tag="held-wrk")).decode(),
+        ),
+    }
+
+
 async def arm_hold(client: Client) -> None:
     """Start a creation that outlasts the run and prove that a write is now refused."""
     await arm_expect(
@@ -541,15 +802,9 @@ async def bench_armguard(args: argparse.Namespace, scenarios: Sequence[str]) -> 
         ):
             await arm_setup(client, args.clients)
             ops = arm_ops(client, args.clients)
+            plans = arm_plans(args.clients)
             for name in plain:
-                result = await measure(
-                    name,
-                    ops[name],
-                    clients=args.clients,
-                    requests=args.requests,
-                    warmup=args.warmup,
-                    server=server,
-                )
+                result = await run_scenario(name, ops[name], plans[name], args=args, server=server)
                 out[name] = check_expected(result, 200)
     if "held_put" in scenarios:
         async with (
@@ -559,12 +814,11 @@ async def bench_armguard(args: argparse.Namespace, scenarios: Sequence[str]) -> 
             open_client(args.client, server.url, ARM_HEADERS, args.clients, args.timeout) as client,
         ):
             await arm_hold(client)
-            result = await measure(
+            result = await run_scenario(
                 "held_put",
                 arm_ops(client, args.clients)["held_put"],
-                clients=args.clients,
-                requests=args.requests,
-                warmup=args.warmup,
+                arm_plans(args.clients)["held_put"],
+                args=args,
                 server=server,
             )
             out["held_put"] = check_expected(result, 409)
@@ -623,6 +877,24 @@ async def moto_setup(client: Client, clients: int) -> str:
     return stale
 
 
+def moto_plans(clients: int, stale: str) -> dict[str, WrkPlan]:
+    """The wrk form of :func:`moto_ops`."""
+    keys = [f"/bench/obj-{i}" for i in range(clients)]
+    return {
+        "get": WrkPlan("fixed", keys, S3_HEADERS),
+        # wrk cannot read a HEAD response that announces a Content-Length (it waits for the
+        # body), so its cycle reads the object with GET, which carries the same ETag.
+        "conditional_put": WrkPlan("cycle", keys, S3_HEADERS, bodies=[f"v{TAG}"] * clients),
+        "stale_put": WrkPlan(
+            "fixed",
+            ["/bench/obj-stale"],
+            {**S3_HEADERS, "If-Match": stale},
+            method="PUT",
+            body="x",
+        ),
+    }
+
+
 async def bench_moto(args: argparse.Namespace, scenarios: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     exe = Path(sys.executable).with_name("moto_server")
@@ -634,16 +906,10 @@ async def bench_moto(args: argparse.Namespace, scenarios: Sequence[str]) -> dict
     ):
         stale = await moto_setup(client, args.clients)
         ops = moto_ops(client, args.clients, stale)
+        plans = moto_plans(args.clients, stale)
         for scenario in scenarios:
             name = MOTO_NAMES[scenario]
-            result = await measure(
-                name,
-                ops[name],
-                clients=args.clients,
-                requests=args.requests,
-                warmup=args.warmup,
-                server=server,
-            )
+            result = await run_scenario(name, ops[name], plans[name], args=args, server=server)
             out[name] = check_expected(result, 412 if name == "stale_put" else 200)
     return out
 
@@ -709,6 +975,23 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="httpx.AsyncClient (default) or a minimal asyncio HTTP/1.1 client that costs the "
         "load generator far less CPU per request",
     )
+    has_wrk = shutil.which("wrk") is not None
+    parser.add_argument(
+        "--load-generator",
+        choices=("wrk", "python"),
+        default="wrk" if has_wrk else "python",
+        help="wrk (default when it is on PATH: a C generator whose own CPU barely counts, run "
+        "for --duration seconds) or this script's asyncio clients (--client, --requests)",
+    )
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="wrk: measured seconds per scenario (10)"
+    )
+    parser.add_argument(
+        "--warmup-duration",
+        type=float,
+        default=2.0,
+        help="wrk: unmeasured seconds per scenario first (2)",
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, s")
     parser.add_argument("--startup-timeout", type=float, default=60.0, help="server start, s")
     args = parser.parse_args(argv)
@@ -728,6 +1011,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         bad.append("--targets takes armguard and/or moto")
     if args.warmup is None:
         args.warmup = min(500, args.requests // 10)
+    if args.load_generator == "wrk" and not has_wrk:
+        bad.append("--load-generator wrk needs 'wrk' on PATH (apt-get install wrk)")
+    if not 1 <= args.duration <= 600:
+        bad.append("--duration must be from 1 to 600 seconds")
+    if not 0 <= args.warmup_duration <= 60:
+        bad.append("--warmup-duration must be from 0 to 60 seconds")
     if bad:
         parser.error("; ".join(bad))
     return args
@@ -738,15 +1027,22 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "emulator_throughput",
         "config": {
             "clients": args.clients,
-            "requests": args.requests,
-            "warmup": args.warmup,
             "scenarios": args.scenario_list,
             "time_scale": args.time_scale,
             "held_time_scale": args.held_time_scale,
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
-            "client": args.client,
-            "httpx": httpx.__version__,
+            "load_generator": args.load_generator,
+            **(
+                {"duration_s": args.duration, "warmup_duration_s": args.warmup_duration}
+                if args.load_generator == "wrk"
+                else {
+                    "requests": args.requests,
+                    "warmup": args.warmup,
+                    "client": args.client,
+                    "httpx": httpx.__version__,
+                }
+            ),
             # The machine may be shared: the load before the run says how quiet it was.
             "load_average_1m": round(os.getloadavg()[0], 2),
         },
@@ -766,7 +1062,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    doc = asyncio.run(main_async(args))
+    with tempfile.TemporaryDirectory(prefix="armguard-bench-") as workdir:
+        args.workdir = Path(workdir)
+        doc = asyncio.run(main_async(args))
     print(json.dumps(doc, indent=2))
     failed = any(isinstance(doc.get(t), dict) and "error" in doc[t] for t in args.target_list)
     return 1 if failed else 0

@@ -127,10 +127,32 @@ def _localized_operation(operation_name: str) -> str:
     }.get(verb, operation_name)
 
 
-@dataclass
 class _Stored:
-    ts: float
-    event: dict[str, Any]
+    """One event. Writes record two or three events each and the log is read far less often,
+    so an event's dict is built on first read, from the values fixed at record time. They are
+    kept as one flat tuple of strings and numbers, which the garbage collector stops tracking:
+    a busy emulator's history then costs collections nothing."""
+
+    __slots__ = ("_event", "_fields", "ts")
+
+    def __init__(
+        self,
+        ts: float,
+        event: dict[str, Any] | None = None,
+        fields: tuple[Any, ...] | None = None,
+    ) -> None:
+        self.ts = ts
+        self._event = event
+        self._fields = fields
+
+    @property
+    def event(self) -> dict[str, Any]:
+        event = self._event
+        if event is None:
+            assert self._fields is not None
+            # Two readers may both build; they build equal dicts and either may be kept.
+            event = self._event = _build_event(self._fields)
+        return event
 
 
 class ActivityLog:
@@ -159,7 +181,7 @@ class ActivityLog:
     def _uuid(self) -> str:
         return _uuid4_text(self._rng.getrandbits(128))
 
-    def record(
+    def _prepare(
         self,
         *,
         subscription: str,
@@ -177,9 +199,9 @@ class ActivityLog:
         claims: Mapping[str, Any] | None = None,
         client_ip: str = "127.0.0.1",
         service_request_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Append one event and return it. The returned dict is the stored event: read it, do
-        not modify it (queries hand out copies)."""
+    ) -> _Stored:
+        """Validate an event and fix everything that must be taken at record time (the
+        clock, the ids from the seeded generator, copies of the caller's values)."""
         status_value = STATUSES.get(status.strip().lower())
         if status_value is None:
             raise ValueError(
@@ -188,73 +210,51 @@ class ActivityLog:
             )
         if http_status is not None and not 100 <= http_status <= 599:
             raise ValueError(f"http_status {http_status} is not an HTTP status code")
-        group, provider, rtype = _resource_facts(resource_id)
         ts = self._clock.now()
-        stamp = isoformat(ts)
         with self._lock:
             event_id = self._uuid()
             request_id = service_request_id or self._uuid()
-        properties: dict[str, str] = {
-            "eventCategory": "Administrative",
-            "entity": resource_id,
-            "message": operation_name,
-            "serviceRequestId": request_id,
-        }
-        sub_status = {"value": "", "localizedValue": ""}
-        if http_status is not None:
-            phrase, localized = _sub_status(http_status)
-            properties["statusCode"] = phrase
-            sub_status = {"value": phrase, "localizedValue": localized}
-        if error is not None:
-            body = json.dumps(error, separators=(",", ":"))
-            properties["statusMessage"] = body
-            if status_value == "Failed":
-                properties["responseBody"] = body
-        claims_dict = dict(claims or {})
-        event: dict[str, Any] = {
-            "authorization": {"action": operation_name, "scope": resource_id},
-            "caller": caller,
-            "channels": "Operation",
-            "claims": claims_dict,
-            "correlationId": correlation_id,
-            "description": "",
-            "eventDataId": event_id,
-            "eventName": (
-                {"value": "BeginRequest", "localizedValue": "Begin request"}
-                if status_value == "Started"
-                else {"value": "EndRequest", "localizedValue": "End request"}
-            ),
-            "category": {"value": "Administrative", "localizedValue": "Administrative"},
-            "eventTimestamp": stamp,
-            "httpRequest": {
-                "clientRequestId": client_request_id,
-                "clientIpAddress": client_ip,
-                "method": method.upper(),
-                "uri": uri,
-            },
-            "id": f"{resource_id}/events/{event_id}/ticks/{_ticks(ts)}",
-            "level": "Error" if status_value == "Failed" else "Informational",
-            "operationId": operation_id,
-            "operationName": {
-                "value": operation_name,
-                "localizedValue": _localized_operation(operation_name),
-            },
-            "properties": properties,
-            "resourceGroupName": group,
-            "resourceProviderName": {"value": provider, "localizedValue": provider},
-            "resourceType": {"value": rtype, "localizedValue": rtype},
-            "resourceId": resource_id,
-            "status": {"value": status_value, "localizedValue": status_value},
-            "subStatus": sub_status,
-            # Queryable at once: the emulator has no ingestion lag to model.
-            "submissionTimestamp": stamp,
-            "subscriptionId": subscription,
-            "tenantId": str(claims_dict.get("tid") or self._tenant),
-            "relatedEvents": [],
-        }
+        error_text = None if error is None else json.dumps(error, separators=(",", ":"))
+        fields = (
+            ts,
+            subscription,
+            caller,
+            operation_name,
+            resource_id,
+            status_value,
+            http_status,
+            correlation_id,
+            operation_id,
+            method,
+            uri,
+            client_request_id,
+            error_text,
+            # Claims stay a dict only when there are any (an empty one would be a tracked
+            # object per event).
+            tuple(claims.items()) if claims else (),
+            client_ip,
+            event_id,
+            request_id,
+            self._tenant,
+        )
+        return _Stored(ts, fields=fields)
+
+    def record(self, **fields: Any) -> dict[str, Any]:
+        """Append one event (the keywords of :meth:`append`) and return it. The returned dict
+        is the stored event: read it, do not modify it (queries hand out copies)."""
+        stored = self._prepare(**fields)
         with self._lock:
-            self._events.append(_Stored(ts, event))
-        return event
+            self._events.append(stored)
+        return stored.event
+
+    def append(self, **fields: Any) -> None:
+        """Append one event: subscription, caller, operation_name, resource_id, status,
+        http_status, correlation_id, operation_id, method, uri, and optionally
+        client_request_id, error, claims, client_ip, service_request_id. Its dict is built
+        when first read."""
+        stored = self._prepare(**fields)
+        with self._lock:
+            self._events.append(stored)
 
     def query(
         self, subscription: str, filter_text: str | None, select: str | None = None
@@ -310,6 +310,91 @@ class ActivityLog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._events)
+
+
+def _build_event(fields: tuple[Any, ...]) -> dict[str, Any]:
+    """An event's EventData dict from the values :meth:`ActivityLog._prepare` fixed."""
+    (
+        ts,
+        subscription,
+        caller,
+        operation_name,
+        resource_id,
+        status_value,
+        http_status,
+        correlation_id,
+        operation_id,
+        method,
+        uri,
+        client_request_id,
+        error_text,
+        claims,
+        client_ip,
+        event_id,
+        request_id,
+        tenant,
+    ) = fields
+    claims_dict = dict(claims)
+    group, provider, rtype = _resource_facts(resource_id)
+    stamp = isoformat(ts)
+    properties: dict[str, str] = {
+        "eventCategory": "Administrative",
+        "entity": resource_id,
+        "message": operation_name,
+        "serviceRequestId": request_id,
+    }
+    sub_status = {"value": "", "localizedValue": ""}
+    if http_status is not None:
+        phrase, localized = _sub_status(http_status)
+        properties["statusCode"] = phrase
+        sub_status = {"value": phrase, "localizedValue": localized}
+    if error_text is not None:
+        body = error_text
+        properties["statusMessage"] = body
+        if status_value == "Failed":
+            properties["responseBody"] = body
+    event: dict[str, Any] = {
+        "authorization": {"action": operation_name, "scope": resource_id},
+        "caller": caller,
+        "channels": "Operation",
+        "claims": claims_dict,
+        "correlationId": correlation_id,
+        "description": "",
+        "eventDataId": event_id,
+        "eventName": (
+            {"value": "BeginRequest", "localizedValue": "Begin request"}
+            if status_value == "Started"
+            else {"value": "EndRequest", "localizedValue": "End request"}
+        ),
+        "category": {"value": "Administrative", "localizedValue": "Administrative"},
+        "eventTimestamp": stamp,
+        "httpRequest": {
+            "clientRequestId": client_request_id,
+            "clientIpAddress": client_ip,
+            "method": method.upper(),
+            "uri": uri,
+        },
+        "id": f"{resource_id}/events/{event_id}/ticks/{_ticks(ts)}",
+        "level": "Error" if status_value == "Failed" else "Informational",
+        "operationId": operation_id,
+        "operationName": {
+            "value": operation_name,
+            "localizedValue": _localized_operation(operation_name),
+        },
+        "properties": properties,
+        "resourceGroupName": group,
+        "resourceProviderName": {"value": provider, "localizedValue": provider},
+        "resourceType": {"value": rtype, "localizedValue": rtype},
+        "resourceId": resource_id,
+        "status": {"value": status_value, "localizedValue": status_value},
+        "subStatus": sub_status,
+        # Queryable at once: the emulator has no ingestion lag to model.
+        "submissionTimestamp": stamp,
+        "subscriptionId": subscription,
+        "tenantId": str(claims_dict.get("tid") or tenant),
+        "relatedEvents": [],
+    }
+    return event
 
 
 # The emulator records two or three events per write, so the pure derivations are cached:

@@ -9,6 +9,7 @@ from armguard.arm.errors import ArmError
 from armguard.arm.ids import ResourceId
 from armguard.clock import Clock
 from armguard.emulator.activity import ActivityLog
+from armguard.emulator.idmemo import id_text
 from armguard.emulator.model import Operation, OpStatus
 from armguard.emulator.request import Call
 
@@ -39,17 +40,18 @@ class Auditor:
         error: dict[str, Any] | None = None,
         operation_id: str | None = None,
     ) -> None:
-        self.log.record(
+        text = id_text(rid)
+        self.log.append(
             subscription=rid.subscription,
             caller=call.caller,
             operation_name=operation_name,
-            resource_id=rid.format(),
+            resource_id=text,
             status=status,
             http_status=http_status,
             correlation_id=call.correlation_id,
             operation_id=operation_id or call.request_id,
             method=method,
-            uri=f"{call.base_url.rstrip('/')}{rid.format()}?api-version={call.api_version}",
+            uri=f"{call.base_url.rstrip('/')}{text}?api-version={call.api_version}",
             client_request_id=call.client_request_id or None,
             error=error,
             claims=call.claims,

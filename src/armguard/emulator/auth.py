@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from typing import Any
 
@@ -34,7 +35,14 @@ def require_bearer(header: str | None) -> str:
 
 
 def decode_claims(token: str) -> dict[str, Any]:
-    """The unverified payload of a JWT, or ``{}`` for anything that is not one."""
+    """The unverified payload of a JWT, or ``{}`` for anything that is not one. A fresh dict
+    each call (callers may keep or change it); decoding is cached, as a client sends the same
+    token until it expires."""
+    return dict(_decoded(token))
+
+
+@functools.lru_cache(maxsize=256)
+def _decoded(token: str) -> dict[str, Any]:
     parts = token.split(".")
     if len(parts) != 3:
         return {}

@@ -47,6 +47,7 @@ from armguard.emulator.writes import WritePath
 __all__ = ["Emulator", "OpFault"]
 
 JSON = dict[str, Any]
+DEPLOYMENT_TYPE = "microsoft.resources/deployments"
 
 
 class Emulator:
@@ -119,6 +120,8 @@ class Emulator:
 
     def match_fault(self, method: str, path: str) -> AppliedFault | None:
         """The fault rule (if any) that applies to this request; checked before semantics."""
+        if not self.faults.has_rules():
+            return None
         method = method.upper()
         try:
             target = route(path)
@@ -179,6 +182,21 @@ class Emulator:
         return OpFault(stuck_seconds=self.scaled(stuck) if stuck is not None else None, error=error)
 
     # -- dispatch -----------------------------------------------------------------------
+
+    def runs_inline(self, method: str, path: str) -> bool:
+        """Whether serving this request is short enough to run on the caller's event loop:
+        one resource's read or write, an operation status, a bad route. List scans, Activity
+        Log queries and deployments (the template engine) can take long enough to stall every
+        other request, so they belong on a worker thread."""
+        try:
+            target = route(path)
+        except ArmError:
+            return True
+        if isinstance(target, StatusRoute):
+            return True
+        if isinstance(target, ResourceRoute):
+            return target.id.type.lower() != DEPLOYMENT_TYPE
+        return False
 
     def dispatch(self, req: ArmRequest, op_fault: OpFault | None = None) -> ArmResponse:
         """Serve one ARM request. ArmErrors become error responses; other exceptions propagate

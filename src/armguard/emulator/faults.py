@@ -497,6 +497,12 @@ class FaultEngine:
         with self._lock:
             return [s.rule for s in self._rules]
 
+    def has_rules(self) -> bool:
+        """Whether any rule is installed: a lock-free check, so requests skip matching (and
+        the route work it needs) when fault injection is not in use. A rule added while a
+        request is in flight may or may not see that request, as with the lock."""
+        return bool(self._rules)
+
     def match(
         self,
         *,

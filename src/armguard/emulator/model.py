@@ -14,9 +14,29 @@ from typing import Any
 from armguard.arm.errors import ErrorDetail
 from armguard.arm.ids import ResourceId
 
-__all__ = ["OpKind", "OpStatus", "Operation", "Resource"]
+__all__ = ["OpKind", "OpStatus", "Operation", "Resource", "copy_json"]
 
 JSON = dict[str, Any]
+_SCALARS = (str, int, float, bool, type(None))
+_ATOMIC = frozenset(_SCALARS)
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON value, several times cheaper than ``copy.deepcopy`` (which
+    tracks shared references JSON cannot have); anything else is deep-copied as usual.
+    Plain scalars are taken as they are without a call: they are most of a body."""
+    kind = type(value)
+    if kind is dict:
+        return {k: v if type(v) in _ATOMIC else copy_json(v) for k, v in value.items()}
+    if kind is list:
+        return [v if type(v) in _ATOMIC else copy_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    if isinstance(value, _SCALARS):
+        return value
+    return copy.deepcopy(value)
 
 
 class OpStatus(StrEnum):
@@ -51,7 +71,7 @@ class Resource:
     """Provider state not shown on the wire (a VM's power state, storage keys)."""
 
     def snapshot(self) -> JSON:
-        body = copy.deepcopy(self.body)
+        body: JSON = copy_json(self.body)
         if self.etag is not None:
             body["etag"] = self.etag
         return body

@@ -6,6 +6,7 @@ operations use the lowercase literal; compute and network use camelCase).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -69,8 +70,12 @@ def _parse(text: str) -> ResourceId:
     return ResourceId.parse(text)
 
 
+@functools.lru_cache(maxsize=4096)
 def route(path: str) -> Route:
-    """Resolve a request path, or raise a 4xx ArmError."""
+    """Resolve a request path, or raise a 4xx ArmError.
+
+    Cached: clients hit the same few paths over and over, parsing an ID costs more than the
+    rest of a read, and routes are immutable. Refusals are raised afresh every time."""
     # SDKs build ".../Microsoft.Storage//storageAccounts/..." for an empty parent resource path,
     # which ARM accepts; empty segments carry no meaning.
     path = "/" + re.sub(r"/{2,}", "/", path).strip("/")

@@ -15,6 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from armguard.emulator.app import create_app
+from armguard.emulator.coalesce import CoalescingHttpProtocol
 from armguard.emulator.core import Emulator
 from armguard.emulator.tls import CertFiles, write_certificates
 
@@ -43,6 +44,7 @@ def build_server(
     certs = write_certificates(cert_dir, host) if cert_dir is not None else None
     config = uvicorn.Config(
         create_app(core),
+        http=CoalescingHttpProtocol,
         log_level="warning",
         access_log=False,
         lifespan="off",

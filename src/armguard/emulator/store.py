@@ -12,21 +12,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 from armguard.arm.ids import ResourceId
+from armguard.emulator.idmemo import type_key
+from armguard.emulator.locks import LOCK_TYPE
 from armguard.emulator.model import Operation, OpStatus, Resource
 
 __all__ = ["Bucket", "Store", "bucket_key"]
 
 
 def bucket_key(rid: ResourceId) -> str:
-    """The bucket a resource lives in: its group, or its subscription."""
-    sub = rid.subscription.lower()
-    if rid.resource_group is None:
-        return sub
-    return f"{sub}/{rid.resource_group.lower()}"
+    """The bucket a resource lives in: its group, or its subscription. Memoised on the ID's
+    (lower-cased, canonical) key, which determines it: a request asks this many times."""
+    found = _bucket_keys.get(rid.key)
+    if found is None:
+        sub = rid.subscription.lower()
+        found = sub if rid.resource_group is None else f"{sub}/{rid.resource_group.lower()}"
+        if len(_bucket_keys) >= _MAX_MEMO:
+            _bucket_keys.clear()
+        _bucket_keys[rid.key] = found
+    return found
+
+
+_MAX_MEMO = 65_536
+_bucket_keys: dict[str, str] = {}
 
 
 @dataclass
@@ -36,6 +47,34 @@ class Bucket:
     resources: dict[str, Resource] = field(default_factory=dict)
     pending: list[Operation] = field(default_factory=list)
     """Operations not yet settled to a terminal status, in start order."""
+    locks: dict[str, Resource] = field(default_factory=dict)
+    """The management locks among ``resources``, in the same order: every write checks them."""
+    children: dict[str, dict[str, Resource]] = field(default_factory=dict)
+    """``resources`` by the key of their parent (a VNet's subnets), so reading a resource
+    with children does not scan the whole group."""
+
+    def add(self, resource: Resource) -> None:
+        key = resource.id.key
+        self.resources[key] = resource
+        self.children.setdefault(parent_key(key), {})[key] = resource
+        if type_key(resource.id) == LOCK_TYPE:
+            self.locks[key] = resource
+
+    def discard(self, key: str) -> Resource | None:
+        found = self.resources.pop(key, None)
+        if found is not None:
+            siblings = self.children.get(parent_key(key))
+            if siblings is not None:
+                siblings.pop(key, None)
+                if not siblings:
+                    del self.children[parent_key(key)]
+            self.locks.pop(key, None)
+        return found
+
+
+def parent_key(key: str) -> str:
+    """The key of a child resource's parent: the key without its last ``/type/name`` pair."""
+    return key.rsplit("/", 2)[0]
 
 
 class Store:
@@ -49,6 +88,10 @@ class Store:
     # -- buckets ------------------------------------------------------------------------
 
     def bucket(self, key: str) -> Bucket:
+        # Buckets are only ever added (or all dropped by clear), so a hit needs no lock.
+        found = self._buckets.get(key)
+        if found is not None:
+            return found
         with self._index_lock:
             found = self._buckets.get(key)
             if found is None:
@@ -62,9 +105,15 @@ class Store:
         with self._index_lock:
             return list(self._buckets.values())
 
-    @contextmanager
-    def locked(self, *ids: ResourceId) -> Iterator[None]:
+    def locked(self, *ids: ResourceId) -> AbstractContextManager[object]:
         """Hold the buckets of ``ids`` (acquired in key order, so two callers never deadlock)."""
+        if len(ids) == 1:
+            # The common case, without the generator machinery of the general one.
+            return self.bucket(bucket_key(ids[0])).lock
+        return self._locked_all(ids)
+
+    @contextmanager
+    def _locked_all(self, ids: tuple[ResourceId, ...]) -> Iterator[None]:
         keys = sorted({bucket_key(i) for i in ids})
         held: list[Bucket] = []
         try:
@@ -83,10 +132,14 @@ class Store:
         return self.bucket_for(rid).resources.get(rid.key)
 
     def put(self, resource: Resource) -> None:
-        self.bucket_for(resource.id).resources[resource.id.key] = resource
+        self.bucket_for(resource.id).add(resource)
 
     def remove(self, rid: ResourceId) -> Resource | None:
-        return self.bucket_for(rid).resources.pop(rid.key, None)
+        return self.bucket_for(rid).discard(rid.key)
+
+    def children(self, rid: ResourceId) -> list[Resource]:
+        """The resources one ``/type/name`` pair below ``rid`` in its bucket, in store order."""
+        return list(self.bucket_for(rid).children.get(rid.key, {}).values())
 
     def descendants(self, rid: ResourceId) -> list[Resource]:
         """Everything strictly below ``rid`` (children, extension resources, a group's content)."""

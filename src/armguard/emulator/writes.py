@@ -217,8 +217,7 @@ class WritePath:
         locks = [
             r
             for key in {bucket_key(rid), rid.subscription.lower()}
-            for r in list(self.core.store.bucket(key).resources.values())
-            if r.id.type.lower() == LOCK_TYPE
+            for r in list(self.core.store.bucket(key).locks.values())
         ]
         if cascade and rid.is_subscription:
             locks = [r for r in self.core.store.all_resources() if r.id.type.lower() == LOCK_TYPE]

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from armguard.arm.ids import ResourceId
+from armguard.emulator.idmemo import type_key
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.providers.compute import VirtualMachineProvider, VmScaleSetProvider
 from armguard.emulator.providers.deployments import DeploymentProvider
@@ -55,7 +56,8 @@ class Registry:
             self._settings_for(pattern.rstrip("*").rstrip("/") or pattern, Provider())
 
     def for_id(self, rid: ResourceId) -> Provider:
-        return self.for_type(rid.type)
+        found = self._cache.get(type_key(rid))
+        return found if found is not None else self.for_type(rid.type)
 
     def for_type(self, type_: str) -> Provider:
         key = type_.lower()

@@ -6,14 +6,13 @@ only says what its type looks like and which lifecycle rules it has.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from armguard.arm.errors import ArmError
 from armguard.arm.ids import InvalidResourceId, ResourceId
-from armguard.emulator.model import Operation, Resource
+from armguard.emulator.model import Operation, Resource, copy_json
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import ArmResponse, Call
 
@@ -39,14 +38,14 @@ class ActionResult:
 
 def merge_patch(base: JSON, patch: Mapping[str, Any]) -> JSON:
     """RFC 7386 merge, except that ``tags`` replaces the whole set (ARM's PATCH rule)."""
-    out = copy.deepcopy(base)
+    out: JSON = copy_json(base)
     for key, value in patch.items():
         if value is None:
             out.pop(key, None)
         elif key != "tags" and isinstance(value, Mapping) and isinstance(out.get(key), dict):
             out[key] = merge_patch(out[key], value)
         else:
-            out[key] = copy.deepcopy(value)
+            out[key] = copy_json(value)
     return out
 
 
@@ -100,7 +99,7 @@ class Provider:
         if method == "PATCH" and existing is not None:
             new = merge_patch(existing.body, body)
         else:
-            new = copy.deepcopy(body)
+            new = copy_json(body)
             if existing is not None and "location" not in new and "location" in existing.body:
                 new["location"] = existing.body["location"]
         new.pop("etag", None)

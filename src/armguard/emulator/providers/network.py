@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from armguard.arm.errors import ArmError
 from armguard.arm.ids import ResourceId
+from armguard.emulator.idmemo import type_key
 from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import Provider, reference_ids
 from armguard.emulator.providers.settings import TypeSettings
@@ -97,8 +98,8 @@ def _subnets(core: Emulator, vnet: ResourceId) -> list[Resource]:
     prefix = vnet.key + "/subnets/"
     found = [
         r
-        for r in core.store.bucket_for(vnet).resources.values()
-        if r.id.key.startswith(prefix) and r.id.type.lower() == SUBNET_TYPE
+        for r in core.store.children(vnet)
+        if r.id.key.startswith(prefix) and type_key(r.id) == SUBNET_TYPE
     ]
     return sorted(found, key=lambda r: (r.created_at, r.id.key))
 
