@@ -1,8 +1,10 @@
 """Store overhead per job: submit + claim + complete + events, SQLite and PostgreSQL side by side.
 
-Each scenario drains N jobs the way one worker does: submit every job (with its ``submitted``
-event), then claim → ``claimed`` events → complete → ``applied`` events until the queue is
-empty. Scenarios:
+Each scenario drains N jobs the way armguard does: submit every job, then claim (which records
+the ``claimed`` events) → complete with the ``applied`` events until the queue is empty — three
+commits per cold job. ``--submitted-events`` also appends a ``submitted`` event after each
+submit on its own (nothing in armguard writes one): the workload this benchmark priced before
+events rode with claims and completions, kept for comparing with those numbers. Scenarios:
 
 * ``cold``: every job on its own resource (no coalescing; one lease per job)
 * ``hot``: every job on one resource (coalesced up to 64 jobs per lease)
@@ -12,7 +14,12 @@ PostgreSQL: ``ARMGUARD_BENCH_POSTGRES_URL`` (or ``ARMGUARD_TEST_POSTGRES_URL``) 
 throw-away local PostgreSQL 15 with shipped durability settings (fsync on, synchronous_commit
 on). SQLite: a WAL file with ``synchronous=NORMAL`` (see ``sqlite_store``). Prints JSON.
 
-    python benchmarks/store_overhead.py [--jobs 1000] [--backends sqlite,postgres]
+    python benchmarks/store_overhead.py [--jobs 1000] [--repeat 3] [--backends sqlite,postgres]
+        [--submitted-events] [--pg-no-sync] [--statement-timings]
+
+``--statement-timings`` adds, per backend, the p50 and per-job time of each store round trip
+(one ``Tx.rows`` call, or a ``Tx.finish`` with its COMMIT) in one extra cold run, and for
+PostgreSQL the floor on this machine: an empty round trip and a one-row INSERT's commit.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +79,9 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_scenario(store: SqlStore, scenario: str, n: int) -> dict[str, Any]:
+def run_scenario(
+    store: SqlStore, scenario: str, n: int, submitted_events: bool = False
+) -> dict[str, Any]:
     specs = [_spec(scenario, i) for i in range(n)]
     submit_ms: list[float] = []
     claim_ms: list[float] = []
@@ -87,7 +98,8 @@ def run_scenario(store: SqlStore, scenario: str, n: int) -> dict[str, Any]:
     for spec in specs:
         t = time.perf_counter()
         job = store.submit(spec)
-        append([_event(job.id, spec.resource_id, EventType.SUBMITTED)])
+        if submitted_events:
+            append([_event(job.id, spec.resource_id, EventType.SUBMITTED)])
         submit_ms.append((time.perf_counter() - t) * 1000)
     leases = 0
     done = 0
@@ -96,11 +108,13 @@ def run_scenario(store: SqlStore, scenario: str, n: int) -> dict[str, Any]:
         lease = store.claim("bench-worker", ttl=60)
         if lease is None:
             break
-        append([_event(j.id, j.resource_id, EventType.CLAIMED, lease.fence) for j in lease.jobs])
         claim_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        store.complete(lease, [JobResult(j.id, Outcome.APPLIED) for j in lease.jobs])
-        append([_event(j.id, j.resource_id, EventType.APPLIED, lease.fence) for j in lease.jobs])
+        store.complete(
+            lease,
+            [JobResult(j.id, Outcome.APPLIED) for j in lease.jobs],
+            [_event(j.id, j.resource_id, EventType.APPLIED, lease.fence) for j in lease.jobs],
+        )
         complete_ms.append((time.perf_counter() - t) * 1000)
         leases += 1
         done += len(lease.jobs)
@@ -127,8 +141,92 @@ def run_scenario(store: SqlStore, scenario: str, n: int) -> dict[str, Any]:
     }
 
 
+class _TimedTx:
+    """A transaction's statements, timed per round trip under a short name."""
+
+    def __init__(self, tx: Any, where: str, times: dict[str, list[float]]) -> None:
+        self._tx = tx
+        self._where = where
+        self._times = times
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        t = time.perf_counter()
+        found: list[tuple[Any, ...]] = self._tx.rows(sql, params)
+        self._times[f"{self._where} {' '.join(sql.split()[:4])}"].append(time.perf_counter() - t)
+        return found
+
+    def finish(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
+        t = time.perf_counter()
+        found: list[tuple[Any, ...]] = self._tx.finish(statements)
+        names = "; ".join(" ".join(sql.split()[:3]) for sql, _ in statements)
+        self._times[f"{self._where} finish[{names}; COMMIT]"].append(time.perf_counter() - t)
+        return found
+
+
+def statement_timings(store: SqlStore, n: int) -> dict[str, Any]:
+    """One cold run with every round trip timed (the instrumentation adds a little)."""
+    times: dict[str, list[float]] = defaultdict(list)
+    write, read = store._write, store._read
+
+    @contextmanager
+    def timed_write(lock: Any = "exclusive") -> Iterator[Any]:
+        with write(lock) as tx:
+            yield _TimedTx(tx, f"write({lock})", times)
+
+    @contextmanager
+    def timed_read() -> Iterator[Any]:
+        with read() as tx:
+            yield _TimedTx(tx, "autocommit", times)
+
+    store._write = timed_write  # type: ignore[method-assign]
+    store._read = timed_read  # type: ignore[method-assign]
+    run = run_scenario(store, "cold", n)
+    return {
+        "cold_ms_per_job": run["ms_per_job"],
+        "round_trips": {
+            name: {
+                "count": len(v),
+                "p50_ms": round(statistics.median(v) * 1000, 4),
+                "ms_per_job": round(sum(v) * 1000 / n, 4),
+            }
+            for name, v in sorted(times.items(), key=lambda kv: -sum(kv[1]))
+        },
+        "all_round_trips_ms_per_job": round(sum(sum(v) for v in times.values()) * 1000 / n, 4),
+    }
+
+
+def postgres_floor(url: str, n: int = 500) -> dict[str, float]:
+    """What one round trip and one durable commit cost on this server, with nothing else."""
+    import psycopg
+
+    def p50(action: Callable[[], object]) -> float:
+        spent = []
+        for _ in range(n):
+            t = time.perf_counter()
+            action()
+            spent.append(time.perf_counter() - t)
+        return round(statistics.median(spent) * 1000, 4)
+
+    table = f"armguard_floor_{uuid.uuid4().hex[:12]}"  # a logged table: its commits flush WAL
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {table} (x int)")
+        try:
+            return {
+                "select_1_round_trip_ms_p50": p50(lambda: conn.execute("SELECT 1").fetchall()),
+                "insert_commit_ms_p50": p50(
+                    lambda: conn.execute(f"INSERT INTO {table} VALUES (1)")
+                ),
+            }
+        finally:
+            conn.execute(f"DROP TABLE {table}")
+
+
 def bench_backend(
-    opener: Callable[[], SqlStore], cleanup: Callable[[SqlStore], None], n: int, repeat: int
+    opener: Callable[[], SqlStore],
+    cleanup: Callable[[SqlStore], None],
+    n: int,
+    repeat: int,
+    submitted_events: bool,
 ) -> dict[str, Any]:
     """Each scenario ``repeat`` times on a fresh database; the fastest run is reported (the one
     least disturbed by other processes), with every run's ms/job alongside."""
@@ -138,7 +236,7 @@ def bench_backend(
         for _ in range(repeat):
             store = opener()
             try:
-                runs.append(run_scenario(store, scenario, n))
+                runs.append(run_scenario(store, scenario, n, submitted_events))
             finally:
                 cleanup(store)
         best = min(runs, key=lambda r: r["ms_per_job"])
@@ -173,6 +271,17 @@ def main(argv: list[str] | None = None) -> int:
         help="start PostgreSQL without fsync/synchronous_commit, to separate commit latency"
         " from round trips (unsafe for a real coordinator: a crash could forget a lease)",
     )
+    parser.add_argument(
+        "--submitted-events",
+        action="store_true",
+        help="also append a 'submitted' event after each submit, in its own commit (the"
+        " workload of earlier runs of this benchmark)",
+    )
+    parser.add_argument(
+        "--statement-timings",
+        action="store_true",
+        help="add one instrumented cold run per backend: time per store round trip",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.repeat < 1:
         print("ERROR: --jobs and --repeat must be at least 1", file=sys.stderr)
@@ -191,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
         "target_ms_per_job": {b: TARGET_MS[b] for b in backends},
+        "workload": "submit; claim (+claimed events); complete (+applied events)"
+        + ("; plus a submitted event appended after each submit" if args.submitted_events else ""),
         "results": {},
         "notes": {},
     }
@@ -201,8 +312,14 @@ def main(argv: list[str] | None = None) -> int:
             return SqliteStore(work / f"{uuid.uuid4().hex}.db", clock=clock)
 
         report["results"]["sqlite"] = bench_backend(
-            open_sqlite, lambda s: s.close(), args.jobs, args.repeat
+            open_sqlite, lambda s: s.close(), args.jobs, args.repeat, args.submitted_events
         )
+        if args.statement_timings:
+            store = open_sqlite()
+            try:
+                report["statement_timings"] = {"sqlite": statement_timings(store, args.jobs)}
+            finally:
+                store.close()
         report["notes"]["sqlite"] = (
             f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=NORMAL, file in {work}"
         )
@@ -218,8 +335,18 @@ def main(argv: list[str] | None = None) -> int:
                 store.drop_schema()
                 store.close()
 
-            report["results"]["postgres"] = bench_backend(open_pg, drop_pg, args.jobs, args.repeat)
+            report["results"]["postgres"] = bench_backend(
+                open_pg, drop_pg, args.jobs, args.repeat, args.submitted_events
+            )
             report["notes"]["postgres"] = f"{where}, psycopg, one connection, loopback"
+            if args.statement_timings:
+                store = open_pg()
+                try:
+                    timings = statement_timings(store, args.jobs)
+                finally:
+                    drop_pg(store)
+                timings["floor"] = postgres_floor(url)
+                report.setdefault("statement_timings", {})["postgres"] = timings
         finally:
             stop()
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -58,8 +58,15 @@ class JobEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        # The fields as they are, not ``asdict``'s deep copy (which costs more than the store's
+        # INSERT): json.dumps writes the same text for plain JSON values. Only a value json
+        # cannot take as it is (a dataclass inside ``detail``…) goes the ``asdict`` way.
+        data = {k: v for k, v in self.__dict__.items() if v is not None and v != {}}
+        try:
+            return json.dumps(data, separators=(",", ":"), sort_keys=True)
+        except TypeError:
+            data = {k: v for k, v in asdict(self).items() if v is not None and v != {}}
+            return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, line: str | Mapping[str, Any]) -> JobEvent:

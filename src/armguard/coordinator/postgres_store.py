@@ -1,28 +1,41 @@
 """The distributed store: one PostgreSQL database shared by workers on many machines.
 
-Concurrency choice: every state-changing transaction (submit, claim, heartbeat, complete,
-release) first takes one transaction-scoped advisory lock for the store's schema
+Concurrency choice: every state-changing transaction (claim, heartbeat, complete, release)
+first takes one transaction-scoped advisory lock for the store's schema
 (``pg_advisory_xact_lock``), then runs the shared claim rules of :mod:`.sql_store` at READ
-COMMITTED. Why not ``FOR UPDATE SKIP LOCKED`` or SERIALIZABLE:
+COMMITTED. A submit takes the same lock in *shared* mode (``pg_advisory_xact_lock_shared``):
+submits run side by side, but no claim runs while any submit is between drawing its ``seq``
+and committing, which is all the lock is there for (see below). Why not ``FOR UPDATE SKIP
+LOCKED`` or SERIALIZABLE:
 
 * The claim rules are a property of the whole queue, not of one row: a job is claimable only if
   no *older queued* job shares a key with it. SKIP LOCKED hides exactly the rows another
   claimer is looking at, so a second claimer would skip job 10 and take job 11 on the same key
   (a FIFO violation) unless it re-read the skipped rows — which is the global lock again.
-* Identity values are handed out before commit, so without one lock a claim can see job 11
-  committed while job 10 (same key) is still in flight and run 11 first. Submitting under the
-  same lock makes commit order equal ``seq`` order.
+* Identity values are handed out before commit, so without a lock a claim can see job 11
+  committed while job 10 (same key) is still in flight and run 11 first. A claim holds the
+  lock exclusively, so every ``seq`` it can see is committed (or rolled back).
 * SERIALIZABLE would be correct, but every claim reads the queue head, so under contention
   almost every pair of concurrent claims conflicts; that is a retry storm of our own making —
   the very pattern this project exists to stop against ARM.
-* Cost: a claim holds the lock for four round trips (about a millisecond on a LAN), so the
-  store serialises hundreds of claims per second, while ARM admits about ten sustained writes
-  per second per principal. The lock is released by commit, rollback, or the
-  server when a client's connection dies, so a crashed worker never leaves it held.
+* Cost, measured (``benchmarks/store_overhead.py --statement-timings``): with one client the
+  lock is free — the store-wide lock and no lock at all gave the same per-statement times —
+  because it travels in the pipeline with the transaction's first statement. What a job costs
+  is three durable commits (submit, claim, complete) and two reads that decide (the claim's
+  live state, the completion's fence check). Under contention, a claim holds the lock for two
+  round trips, so the store serialises hundreds of claims per second while ARM admits about
+  ten sustained writes per second per principal. Completions and heartbeats keep the
+  exclusive lock: a claim reaps expired leases, and a completion racing that reap would mark
+  done a job the reap just returned to the queue. The lock is released by commit, rollback,
+  or the server when a client's connection dies, so a crashed worker never leaves it held.
 
 Statements go through libpq's pipeline mode (see ``_PgTx``): BEGIN and the lock ride with a
-transaction's first read, and its final writes with COMMIT, so a claim costs four round trips
-(three for a barrier), a completion two, a submit one and an event append one.
+transaction's first read, and its final writes with COMMIT, so a claim costs two round trips
+(three when the head is not the oldest queued job, more for a long blocked backlog), a
+completion two, a submit one and an event append one. Events ride with claims, completions
+and releases (one commit, not two).
+
+``synchronous_commit`` is the server's unless the store URL opts in (see :mod:`.stores`).
 
 The database also enforces the key exclusion by itself: ``lease_keys.key`` is a primary key, so
 no bug in the rules could make two leases hold one key. Fencing tokens come from a sequence.
@@ -49,9 +62,10 @@ from armguard.coordinator.sql_store import (
     SqlStore,
     StoreError,
     Tx,
+    WriteLock,
     split_statements,
 )
-from armguard.coordinator.stores import redact
+from armguard.coordinator.stores import SYNCHRONOUS_COMMIT, redact
 
 __all__ = ["PostgresStore"]
 
@@ -63,6 +77,10 @@ def _lock_key(name: str) -> int:
     )
 
 
+_LOCK_SQL = {
+    "exclusive": "SELECT pg_advisory_xact_lock(%s)",
+    "shared": "SELECT pg_advisory_xact_lock_shared(%s)",
+}
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INIT_LOCK = "armguard:schema-init"
 
@@ -166,12 +184,24 @@ class _PgTx:
 
 class PostgresStore(SqlStore):
     def __init__(
-        self, conninfo: str, *, clock: Clock | None = None, schema: str = "armguard"
+        self,
+        conninfo: str,
+        *,
+        clock: Clock | None = None,
+        schema: str = "armguard",
+        synchronous_commit: str | None = None,
     ) -> None:
+        """``synchronous_commit`` (None: the server's setting) is an explicit opt-in to
+        faster, less durable commits; :mod:`.stores` documents what it risks."""
         super().__init__(clock or SystemClock())
         if not isinstance(schema, str) or not _SCHEMA_RE.match(schema):
             raise ValueError(
                 f"schema must be a lower-case SQL identifier (letters, digits, _), not {schema!r}"
+            )
+        if synchronous_commit is not None and synchronous_commit not in SYNCHRONOUS_COMMIT:
+            raise ValueError(
+                f"synchronous_commit must be one of {', '.join(SYNCHRONOUS_COMMIT)} or None,"
+                f" not {synchronous_commit!r}"
             )
         self.schema = schema
         self._where = f"{redact(conninfo)} (schema {schema})"
@@ -182,6 +212,11 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {redact(conninfo)}: {exc}") from exc
         try:
+            if synchronous_commit is not None:
+                with self._guard():
+                    self._conn.execute(
+                        "SELECT set_config('synchronous_commit', %s, false)", (synchronous_commit,)
+                    )
             self._create_schema()
         except BaseException:
             self._conn.close()
@@ -225,13 +260,13 @@ class PostgresStore(SqlStore):
             raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
 
     @contextmanager
-    def _write(self, exclusive: bool = True) -> Iterator[_PgTx]:
+    def _write(self, lock: WriteLock = "exclusive") -> Iterator[_PgTx]:
         with self._lock, self._guard(), self._conn.cursor() as cur:
             tx = _PgTx(self._conn, cur, self._pipe)
             try:
                 cur.execute("BEGIN")  # queued: travels with the first statement
-                if exclusive:
-                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                if lock != "none":
+                    cur.execute(_LOCK_SQL[lock], (self._lock_key,))
                 yield tx
                 if not tx.committed:
                     cur.execute("COMMIT")

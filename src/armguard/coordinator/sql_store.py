@@ -6,15 +6,17 @@ the point: a second implementation of the rules would be a second set of bugs, a
 double that behaves differently from production (procrastinate's in-memory connector) is the
 failure we refuse to repeat.
 
-Every state-changing transaction (submit, claim, heartbeat, complete, release) runs under one
-store-wide write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL a transaction advisory lock). So
-the rules below read one stable state and need no retry loop, ``seq`` commit order equals ``seq``
-order (a claim never sees job 11 before job 10 commits), and the database adds a backstop of
-its own: ``lease_keys.key`` is a primary key, so no two leases can ever hold one key row.
+Every state-changing transaction (claim, heartbeat, complete, release) runs under one
+store-wide write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL a transaction advisory lock);
+submits take it shared where the backend can (PostgreSQL), so they run beside each other but
+never beside a claim. So the rules below read one stable state and need no retry loop, a claim
+never sees job 11 before job 10 commits, and the database adds a backstop of its own:
+``lease_keys.key`` is a primary key, so no two leases can ever hold one key row.
 
-Statements are few and set-based (one read of leases, held keys and learned scopes; one UPDATE
-for all results of a completion) because over a network each one is a round trip, and round
-trips, not the database's work, are most of a claim's cost.
+Statements are few and set-based (one read of leases, held keys, learned scopes, the head of
+the queue and its likely batch; one UPDATE for all results of a completion) because over a
+network each one is a round trip. Events ride in the transaction of the state change they
+belong to (a claim writes its ``claimed`` events itself), so they cost no commit of their own.
 
 Expired leases are reaped lazily at the start of every claim (takeover): their unfinished jobs
 go back to the queue at their original position with ``attempts + 1``, and the lease row is
@@ -29,8 +31,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import fields
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.model import (
@@ -44,9 +45,11 @@ from armguard.coordinator.model import (
     Outcome,
     StalePolicy,
 )
-from armguard.events import JobEvent
+from armguard.events import EventType, JobEvent
 
-__all__ = ["SCHEMA_VERSION", "SqlStore", "StoreError", "Tx", "split_statements"]
+__all__ = ["SCHEMA_VERSION", "SqlStore", "StoreError", "Tx", "WriteLock", "split_statements"]
+
+WriteLock = Literal["exclusive", "shared", "none"]
 
 SCHEMA_VERSION = 1
 
@@ -84,8 +87,10 @@ class SqlStore(ABC):
     # -- what a backend provides -----------------------------------------------------------
 
     @abstractmethod
-    def _write(self, exclusive: bool = True) -> AbstractContextManager[Tx]:
-        """A transaction; ``exclusive`` ones are serialised against each other store-wide."""
+    def _write(self, lock: WriteLock = "exclusive") -> AbstractContextManager[Tx]:
+        """A transaction. ``exclusive`` ones are serialised against every other locked one
+        store-wide; ``shared`` ones (submits) only against exclusive ones; ``none`` takes no
+        store lock (a backend with a single writer may serialise everything anyway)."""
 
     @abstractmethod
     def _read(self) -> AbstractContextManager[Tx]:
@@ -107,20 +112,19 @@ class SqlStore(ABC):
     def submit(self, spec: JobSpec) -> Job:
         spec_json, keys = _encode_spec(spec)
         now = self._clock.now()
-        with self._write() as tx:
-            if spec.idempotency_key is not None:
-                found = tx.rows(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idem_key = ?", (spec.idempotency_key,)
-                )
-                if found:
-                    return _job(found[0])
-            job_id = str(uuid.uuid4())
-            (seq,) = tx.finish(
+        job_id = str(uuid.uuid4())
+        # One statement: a used idempotency key makes it insert nothing (a concurrent submit
+        # with the same key waits on the unique index, then inserts nothing), and only then is
+        # the existing job read. The lock is shared: submits may run side by side, but never
+        # beside a claim, so no claim sees job 11 while job 10 is still being inserted.
+        with self._write("shared") as tx:
+            inserted = tx.finish(
                 [
                     (
                         "INSERT INTO jobs (id, resource_key, spec, keys, barrier, idem_key, state,"
                         " attempts, result, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{}', ?, ?) RETURNING seq",
+                        " VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{}', ?, ?)"
+                        " ON CONFLICT (idem_key) DO NOTHING RETURNING seq",
                         (
                             job_id,
                             spec.resource_id.lower(),
@@ -133,7 +137,14 @@ class SqlStore(ABC):
                         ),
                     )
                 ]
-            )[0]
+            )
+        if not inserted:
+            with self._read() as tx:
+                found = tx.rows(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idem_key = ?", (spec.idempotency_key,)
+                )
+            return _job(found[0])
+        seq = inserted[0][0]
         return Job(
             id=job_id,
             seq=int(seq),
@@ -168,28 +179,41 @@ class SqlStore(ABC):
 
     # -- leases ----------------------------------------------------------------------------
 
-    def claim(self, owner: str, ttl: float, max_batch: int = 64) -> Lease | None:
+    def claim(
+        self, owner: str, ttl: float, max_batch: int = 64, events: Sequence[JobEvent] = ()
+    ) -> Lease | None:
         _require_text(owner, "owner")
         _require_ttl(ttl)
         _require_positive_int(max_batch, "max_batch")
+        lines = _event_lines(events)
         now = self._clock.now()
         with self._write() as tx:
-            held, scopes, fence = _live_state(tx, now, self._fence_expr)
-            found = _find_head(tx, held, scopes)
+            held, scopes, fence, first_page, followers = _live_state(
+                tx, now, self._fence_expr, max_batch - 1
+            )
+            found = _find_head(tx, held, scopes, first_page)
             if found is None:
+                if lines:
+                    tx.finish(_insert_events(lines))
                 return None
             head, blocked = found
             batch = [head]
             if not head.barrier and max_batch > 1:
-                batch += _coalesce(tx, head, blocked, scopes, max_batch - 1)
+                # The followers were read for the first queued job; usually that is the head.
+                known = followers if first_page and first_page[0].seq == head.seq else None
+                batch += _coalesce(tx, head, blocked, scopes, max_batch - 1, known=known)
             keys = sorted(set().union(*(c.effective(scopes) for c in batch)))
             if fence is None:
                 fence = self._next_fence(tx)
             lease_id = str(uuid.uuid4())
             expires_at = now + ttl
             seqs = [c.seq for c in batch]
+            # The claimed events ride in the claim: a lease never exists without its record.
+            ts = isoformat(now)
+            lines += [(c.job_id, _claimed_line(ts, c, fence, keys, len(batch))) for c in batch]
             updated = tx.finish(
                 [
+                    *_insert_events(lines),
                     (
                         "INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
@@ -241,8 +265,11 @@ class SqlStore(ABC):
             jobs=tuple(_job(r) for r in found),
         )
 
-    def complete(self, lease: Lease, results: Sequence[JobResult]) -> None:
+    def complete(
+        self, lease: Lease, results: Sequence[JobResult], events: Sequence[JobEvent] = ()
+    ) -> None:
         encoded = _encode_results(results)
+        lines = _event_lines(events)
         now = self._clock.now()
         with self._write() as tx:
             _, _, running = self._check(tx, lease, now)
@@ -250,6 +277,8 @@ class SqlStore(ABC):
             if stray:
                 raise ValueError(f"jobs {', '.join(stray)} are not running under lease {lease.id}")
             if not encoded:
+                if lines:
+                    tx.finish(_insert_events(lines))
                 return
             # All results in one statement (a lone one skips the VALUES table SQLite would
             # materialise), and the lease ends with them when they were its last jobs.
@@ -268,17 +297,19 @@ class SqlStore(ABC):
                     + ") AS v WHERE jobs.id = v.column1",
                     [now, *(v for row in encoded for v in row)],
                 )
-            statements = [update]
+            statements = [update, *_insert_events(lines)]
             if len(encoded) == len(running):
                 statements.append(_end_lease(lease.id))
             tx.finish(statements)
 
-    def release(self, lease: Lease) -> None:
+    def release(self, lease: Lease, events: Sequence[JobEvent] = ()) -> None:
+        lines = _event_lines(events)
         now = self._clock.now()
         with self._write() as tx:
             self._check(tx, lease, now)
             tx.finish(
                 [
+                    *_insert_events(lines),
                     (
                         "UPDATE jobs SET state = 'queued', lease_id = NULL, updated_at = ?"
                         " WHERE lease_id = ? AND state = 'running'",
@@ -325,23 +356,16 @@ class SqlStore(ABC):
     # -- events and learned scopes -----------------------------------------------------------
 
     def append_events(self, events: Sequence[JobEvent]) -> None:
-        lines = []
-        for event in events:
-            if not isinstance(event, JobEvent):
-                raise TypeError(f"expected a JobEvent, not {type(event).__name__}")
-            lines.append((event.job_id, _event_line(event)))
+        lines = _event_lines(events)
         if not lines:
             return
-        # One chunk is one statement, atomic without a transaction's extra round trips.
-        atomic = self._read() if len(lines) <= _EVENT_ROWS else self._write(exclusive=False)
-        with atomic as tx:
-            for at in range(0, len(lines), _EVENT_ROWS):
-                chunk = lines[at : at + _EVENT_ROWS]
-                tx.rows(
-                    "INSERT INTO events (job_id, line) VALUES "
-                    + ", ".join("(?, ?)" for _ in chunk),
-                    [v for row in chunk for v in row],
-                )
+        statements = _insert_events(lines)
+        if len(statements) == 1:  # one statement is atomic without a transaction's round trips
+            with self._read() as tx:
+                tx.rows(*statements[0])
+            return
+        with self._write("none") as tx:
+            tx.finish(statements)
 
     def events(self, job_id: str | None = None) -> list[JobEvent]:
         with self._read() as tx:
@@ -383,82 +407,109 @@ class SqlStore(ABC):
         ]
 
 
-class _Candidate:
-    __slots__ = ("barrier", "keys", "resource_key", "seq")
+_CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
 
-    def __init__(self, seq: int, resource_key: str, keys_json: str, barrier: int) -> None:
-        self.seq = seq
-        self.resource_key = resource_key
-        self.keys: list[str] = json.loads(keys_json)
-        self.barrier = bool(barrier)
+
+class _Candidate:
+    __slots__ = ("_keys", "barrier", "job_id", "keys_json", "resource_key", "seq", "spec")
+
+    def __init__(self, row: Sequence[Any]) -> None:
+        seq, resource_key, keys_json, barrier, job_id, spec = row
+        self.seq = int(seq)
+        self.resource_key: str = resource_key
+        self.barrier = bool(int(barrier))
+        self.job_id: str = job_id
+        # Decoded only when needed: a claim usually looks at one job of the page it reads.
+        self.keys_json: str = keys_json
+        self._keys: list[str] | None = None
+        self.spec: str = spec
+
+    @property
+    def keys(self) -> list[str]:
+        if self._keys is None:
+            self._keys = json.loads(self.keys_json)
+        return self._keys
 
     def effective(self, scopes: Mapping[str, set[str]]) -> set[str]:
         """The job's keys plus every key learned to depend on one of them (either direction)."""
-        out = set(self.keys)
-        for key in self.keys:
+        keys = self.keys
+        out = set(keys)
+        for key in keys:
             out |= scopes.get(key, set())
         return out
 
 
+def _queued_page(after: int, size: int) -> tuple[str, tuple[int, int]]:
+    return (
+        f"SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued' AND seq > ?"
+        " ORDER BY seq LIMIT ?",
+        (after, size),
+    )
+
+
 def _find_head(
-    tx: Tx, held: set[str], scopes: Mapping[str, set[str]]
+    tx: Tx,
+    held: set[str],
+    scopes: Mapping[str, set[str]],
+    first_page: list[_Candidate] | None,
 ) -> tuple[_Candidate, set[str]] | None:
     """The oldest queued job whose keys are free of leases and of every older queued job.
 
     Returns it with the keys blocked before it (held keys plus older queued jobs' keys), which
-    coalescing needs. Walks the queue in pages so a short wait does not read a long backlog."""
+    coalescing needs. Walks the queue in pages so a short wait does not read a long backlog;
+    the first page may come read already (with the live state, one round trip saved)."""
     blocked = set(held)
     after = 0
     size = _FIRST_PAGE
+    page = first_page
     while True:
-        page = tx.rows(
-            "SELECT seq, resource_key, keys, barrier FROM jobs"
-            " WHERE state = 'queued' AND seq > ? ORDER BY seq LIMIT ?",
-            (after, size),
-        )
-        for seq, resource_key, keys_json, barrier in page:
-            cand = _Candidate(int(seq), resource_key, keys_json, barrier)
+        if page is None:
+            page = [_Candidate(r) for r in tx.rows(*_queued_page(after, size))]
+        for cand in page:
             eff = cand.effective(scopes)
             if eff.isdisjoint(blocked):
                 return cand, blocked
             blocked |= eff
         if len(page) < size:
             return None
-        after = int(page[-1][0])
+        after = page[-1].seq
         size = min(size * 4, _LAST_PAGE)
+        page = None
 
 
 def _coalesce(
-    tx: Tx, head: _Candidate, blocked: set[str], scopes: Mapping[str, set[str]], room: int
+    tx: Tx,
+    head: _Candidate,
+    blocked: set[str],
+    scopes: Mapping[str, set[str]],
+    room: int,
+    *,
+    known: list[tuple[Any, ...]] | None = None,
 ) -> list[_Candidate]:
     """The queued jobs after ``head`` on the same resource that may ride in its lease: in seq
     order, stopping at the first barrier or the first one an older job outside the batch (or a
-    lease) still blocks, so no write to any key overtakes an older one."""
-    same = [
-        _Candidate(int(s), rk, kj, b)
-        for s, rk, kj, b in tx.rows(
-            "SELECT seq, resource_key, keys, barrier FROM jobs WHERE state = 'queued'"
-            " AND resource_key = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (head.resource_key, head.seq, room),
+    lease) still blocks, so no write to any key overtakes an older one.
+
+    One statement reads both the same-resource followers and the other queued jobs between
+    them (tagged 1 and 0), ordered by seq — unless ``known`` already holds those rows."""
+    found = known
+    if found is None:
+        found = tx.rows(
+            f"WITH same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
+            " AND resource_key = ? AND seq > ? ORDER BY seq LIMIT ?)"
+            f" SELECT 1, {_CANDIDATE_COLUMNS} FROM same"
+            f" UNION ALL SELECT 0, {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
+            " AND resource_key <> ? AND seq > ? AND seq < (SELECT MAX(seq) FROM same)"
+            " ORDER BY 2",
+            (head.resource_key, head.seq, room, head.resource_key, head.seq),
         )
-    ]
-    if not same:
-        return []
-    between = iter(
-        _Candidate(int(s), rk, kj, b)
-        for s, rk, kj, b in tx.rows(
-            "SELECT seq, resource_key, keys, barrier FROM jobs WHERE state = 'queued'"
-            " AND resource_key <> ? AND seq > ? AND seq < ? ORDER BY seq",
-            (head.resource_key, head.seq, same[-1].seq),
-        )
-    )
     blocked = set(blocked)
-    pending = next(between, None)
     taken: list[_Candidate] = []
-    for cand in same:
-        while pending is not None and pending.seq < cand.seq:
-            blocked |= pending.effective(scopes)
-            pending = next(between, None)
+    for row in found:
+        cand = _Candidate(row[1:])
+        if not int(row[0]):
+            blocked |= cand.effective(scopes)
+            continue
         if cand.barrier or not cand.effective(scopes).isdisjoint(blocked):
             break
         taken.append(cand)
@@ -466,31 +517,61 @@ def _coalesce(
 
 
 def _live_state(
-    tx: Tx, now: float, fence_expr: str | None
-) -> tuple[set[str], dict[str, set[str]], int | None]:
-    """Reap expired leases (takeover) and return the keys still held, the learned scopes and
-    (if the backend draws it here) a fencing token, all read in one statement: a claim's cost
-    is mostly round trips."""
+    tx: Tx, now: float, fence_expr: str | None, room: int
+) -> tuple[
+    set[str],
+    dict[str, set[str]],
+    int | None,
+    list[_Candidate] | None,
+    list[tuple[Any, ...]] | None,
+]:
+    """Reap expired leases (takeover) and return the keys still held, the learned scopes,
+    (if the backend draws it here) a fencing token, the first page of the queue and the rows
+    :func:`_coalesce` reads for the first queued job (at most ``room`` followers), all read in
+    one statement: a claim's cost is mostly round trips. The page and the followers are None
+    when the reap requeued jobs, which they could not have seen."""
     expired: list[str] = []
     holders: list[tuple[str, str]] = []
     scopes: dict[str, set[str]] = {}
     fence: int | None = None
-    draw = f" UNION ALL SELECT 'f', CAST({fence_expr} AS TEXT), NULL" if fence_expr else ""
-    for tag, a, b in tx.rows(
-        "SELECT 'x', id, NULL FROM leases WHERE expires_at <= ?"
-        " UNION ALL SELECT 'h', key, lease_id FROM lease_keys"
-        " UNION ALL SELECT 's', key, other FROM learned_scopes" + draw,
-        (now,),
+    page: list[_Candidate] = []
+    followers: list[tuple[Any, ...]] = []
+    draw = (
+        f" UNION ALL SELECT 'f', CAST({fence_expr} AS TEXT), NULL, NULL, NULL, NULL, NULL"
+        if fence_expr
+        else ""
+    )
+    cols = "CAST(seq AS TEXT), resource_key, keys, CAST(barrier AS TEXT), id, spec"
+    for tag, *row in tx.rows(
+        "WITH head AS (SELECT seq, resource_key, barrier FROM jobs WHERE state = 'queued'"
+        " ORDER BY seq LIMIT 1),"
+        # A barrier head rides alone: reading its followers would be wasted.
+        f" same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
+        " AND resource_key = (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
+        " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?)"
+        " SELECT 'x', id, NULL, NULL, NULL, NULL, NULL FROM leases WHERE expires_at <= ?"
+        " UNION ALL SELECT 'h', key, lease_id, NULL, NULL, NULL, NULL FROM lease_keys"
+        " UNION ALL SELECT 's', key, other, NULL, NULL, NULL, NULL FROM learned_scopes"
+        f" UNION ALL SELECT 'q', {cols} FROM ({_queued_page(0, _FIRST_PAGE)[0]}) AS q"
+        f" UNION ALL SELECT 'c', {cols} FROM same"
+        f" UNION ALL SELECT 'b', {cols} FROM jobs WHERE state = 'queued'"
+        " AND resource_key <> (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
+        " AND seq < (SELECT MAX(seq) FROM same)" + draw,
+        (room, now, 0, _FIRST_PAGE),
     ):
-        if tag == "f":
-            fence = int(a)
+        if tag == "q":
+            page.append(_Candidate(row))
+        elif tag in ("c", "b"):
+            followers.append((int(tag == "c"), *row))
+        elif tag == "f":
+            fence = int(row[0])
         elif tag == "x":
-            expired.append(a)
+            expired.append(row[0])
         elif tag == "h":
-            holders.append((a, b))
+            holders.append((row[0], row[1]))
         else:
-            scopes.setdefault(a, set()).add(b)
-            scopes.setdefault(b, set()).add(a)
+            scopes.setdefault(row[0], set()).add(row[1])
+            scopes.setdefault(row[1], set()).add(row[0])
     if expired:
         marks = _marks(expired)
         tx.rows(
@@ -499,8 +580,17 @@ def _live_state(
             (now, *expired),
         )
         tx.rows(f"DELETE FROM leases WHERE id IN ({marks})", expired)  # keys cascade
-    gone = set(expired)
-    return {key for key, lease_id in holders if lease_id not in gone}, scopes, fence
+        return (
+            {k for k, lease_id in holders if lease_id not in set(expired)},
+            scopes,
+            fence,
+            None,
+            None,
+        )
+    # Both were read in seq order; the union does not promise to keep it.
+    page.sort(key=lambda c: c.seq)
+    followers.sort(key=lambda r: int(r[1]))
+    return {key for key, _ in holders}, scopes, fence, page, followers
 
 
 def _end_lease(lease_id: str) -> tuple[str, Sequence[Any]]:
@@ -613,21 +703,43 @@ def _encode_results(
     return out
 
 
-_EVENT_FIELDS = tuple(f.name for f in fields(JobEvent))
+def _event_lines(events: Sequence[JobEvent]) -> list[tuple[str, str]]:
+    """(job id, JSON line) per event, checked before any transaction starts."""
+    if isinstance(events, JobEvent) or not isinstance(events, Iterable):
+        raise TypeError("events must be a sequence of JobEvent")
+    lines = []
+    for event in events:
+        if not isinstance(event, JobEvent):
+            raise TypeError(f"expected a JobEvent, not {type(event).__name__}")
+        lines.append((event.job_id, event.to_json()))
+    return lines
 
 
-def _event_line(event: JobEvent) -> str:
-    """``JobEvent.to_json`` without ``asdict``'s deep copy, which costs more than the INSERT;
-    the semantics suite checks both give the same line."""
-    data = {}
-    for name in _EVENT_FIELDS:
-        value = getattr(event, name)
-        if value is not None and value != {}:
-            data[name] = dict(value) if isinstance(value, Mapping) else value
-    try:
-        return json.dumps(data, separators=(",", ":"), sort_keys=True)
-    except (TypeError, ValueError):
-        return event.to_json()  # let the schema's own serialiser decide, or say why it can't
+def _insert_events(lines: Sequence[tuple[str, str]]) -> list[tuple[str, Sequence[Any]]]:
+    """INSERT statements for these lines, in order, at most ``_EVENT_ROWS`` rows each."""
+    out: list[tuple[str, Sequence[Any]]] = []
+    for at in range(0, len(lines), _EVENT_ROWS):
+        chunk = lines[at : at + _EVENT_ROWS]
+        out.append(
+            (
+                "INSERT INTO events (job_id, line) VALUES " + ", ".join("(?, ?)" for _ in chunk),
+                [v for row in chunk for v in row],
+            )
+        )
+    return out
+
+
+def _claimed_line(ts: str, cand: _Candidate, fence: int, keys: list[str], batch: int) -> str:
+    spec = json.loads(cand.spec)
+    return JobEvent(
+        ts=ts,
+        job_id=cand.job_id,
+        resource_id=spec["resource_id"],
+        writer=spec["writer"],
+        event=EventType.CLAIMED.value,
+        fence=fence,
+        detail={"keys": keys, "batch": batch},
+    ).to_json()
 
 
 def _dumps(data: Mapping[str, Any], what: str) -> str:

@@ -27,6 +27,7 @@ from armguard.coordinator.sql_store import (
     SqlStore,
     StoreError,
     Tx,
+    WriteLock,
     split_statements,
 )
 
@@ -178,9 +179,10 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _write(self, exclusive: bool = True) -> Iterator[_SqliteTx]:
-        # SQLite has one writer at a time anyway; IMMEDIATE takes that lock before the first
-        # read, so a claim's reads cannot go stale before its writes (no SQLITE_BUSY upgrade).
+    def _write(self, lock: WriteLock = "exclusive") -> Iterator[_SqliteTx]:
+        # SQLite has one writer at a time whatever ``lock`` asks; IMMEDIATE takes that lock
+        # before the first read, so a claim's reads cannot go stale before its writes (no
+        # SQLITE_BUSY upgrade).
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")

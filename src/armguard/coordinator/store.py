@@ -16,6 +16,11 @@ one semantics suite (``tests/coordinator``) runs against both. Claim rules, whic
   the newest holder of its keys.
 * A lease that expires returns its jobs to the queue for another worker (takeover), attempts
   counted, with their events kept.
+
+Events: ``claim``, ``complete`` and ``release`` take the caller's events and append them in the
+same transaction as the state change (all or nothing, and one commit instead of two), and a
+claim records one ``claimed`` event per job it leases, so no lease exists without its record.
+``append_events`` is for events that have no state change to ride with.
 """
 
 from __future__ import annotations
@@ -34,21 +39,28 @@ class Store(Protocol):
         """Queue a job. With an idempotency key already used, return that job unchanged."""
         ...
 
-    def claim(self, owner: str, ttl: float, max_batch: int = 64) -> Lease | None:
-        """Lease the oldest claimable batch, or None if nothing is claimable now."""
+    def claim(
+        self, owner: str, ttl: float, max_batch: int = 64, events: Sequence[JobEvent] = ()
+    ) -> Lease | None:
+        """Lease the oldest claimable batch, or None if nothing is claimable now. ``events``
+        are appended either way, before the ``claimed`` events of the batch."""
         ...
 
     def heartbeat(self, lease: Lease, ttl: float) -> Lease:
         """Extend the lease; same fence. Raises LeaseLost."""
         ...
 
-    def complete(self, lease: Lease, results: Sequence[JobResult]) -> None:
-        """Record outcomes for (some of) the lease's jobs atomically; fenced. Jobs of the lease
-        without a result stay running under it. Raises LeaseLost."""
+    def complete(
+        self, lease: Lease, results: Sequence[JobResult], events: Sequence[JobEvent] = ()
+    ) -> None:
+        """Record outcomes for (some of) the lease's jobs and append ``events``, atomically;
+        fenced. Jobs of the lease without a result stay running under it. Raises LeaseLost
+        (and then appends nothing)."""
         ...
 
-    def release(self, lease: Lease) -> None:
-        """Give the keys back and return unfinished jobs to the queue (graceful shutdown)."""
+    def release(self, lease: Lease, events: Sequence[JobEvent] = ()) -> None:
+        """Give the keys back, return unfinished jobs to the queue (graceful shutdown) and
+        append ``events``, atomically; fenced. Raises LeaseLost."""
         ...
 
     def get(self, job_id: str) -> Job | None: ...

@@ -1,8 +1,19 @@
 """Open a store from the one string users configure, and print that string safely.
 
 * a filesystem path, or ``sqlite:///relative/path`` / ``sqlite:////absolute/path`` → SQLite
-* ``postgresql://…`` or ``postgres://…`` (libpq URI) → PostgreSQL; ``?schema=name`` picks the
-  schema the store's tables live in (default ``armguard``) and is not passed to libpq.
+* ``postgresql://…`` or ``postgres://…`` (libpq URI) → PostgreSQL. Two parameters are
+  armguard's own and are not passed to libpq:
+
+  * ``?schema=name`` picks the schema the store's tables live in (default ``armguard``).
+  * ``?synchronous_commit=off`` (opt-in; default: the server's setting, normally ``on``) lets
+    a commit return before its WAL reaches disk, which takes the disk flush off every claim
+    and completion. The price: if the *database server* crashes, its last commits (up to
+    about three ``wal_writer_delay``, 600 ms by default) are gone although workers were told
+    they succeeded — a lease a worker is acting on may be forgotten and handed out again, so
+    two workers may write one resource until the first one's lease check fails. The ETag guard
+    still stops the stale write, but the key lease no longer does. Use it only where a
+    duplicate write attempt after a database crash is acceptable. ``local`` is also accepted
+    (flush locally, do not wait for synchronous replicas).
 """
 
 from __future__ import annotations
@@ -30,8 +41,10 @@ def open_store(url: str, *, clock: Clock | None = None) -> Store:
         # Imported on demand: an embedded (SQLite) deployment never loads libpq.
         from armguard.coordinator.postgres_store import PostgresStore  # noqa: PLC0415
 
-        conninfo, schema = _split_schema(url)
-        return PostgresStore(conninfo, clock=clock, schema=schema)
+        conninfo, schema, synchronous_commit = _split_own_params(url)
+        return PostgresStore(
+            conninfo, clock=clock, schema=schema, synchronous_commit=synchronous_commit
+        )
     if scheme == "sqlite":
         if not url.lower().startswith("sqlite:///") or len(url) == len("sqlite:///"):
             raise ValueError(
@@ -51,14 +64,29 @@ def open_store(url: str, *, clock: Clock | None = None) -> Store:
     return SqliteStore(path, clock=clock)
 
 
-def _split_schema(url: str) -> tuple[str, str]:
+SYNCHRONOUS_COMMIT = ("on", "off", "local")
+
+
+def _split_own_params(url: str) -> tuple[str, str, str | None]:
+    """The libpq URL without armguard's parameters, the schema and ``synchronous_commit``."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [v for k, v in query if k == "schema"]
     if len(schemas) > 1:
         raise ValueError("give the store's schema once (…?schema=name)")
-    rest = urlencode([(k, v) for k, v in query if k != "schema"])
-    return urlunsplit(parts._replace(query=rest)), (schemas[0] if schemas else "armguard")
+    sync = [v for k, v in query if k == "synchronous_commit"]
+    if len(sync) > 1:
+        raise ValueError("give synchronous_commit once")
+    if sync and sync[0] not in SYNCHRONOUS_COMMIT:
+        raise ValueError(
+            f"synchronous_commit must be one of {', '.join(SYNCHRONOUS_COMMIT)}, not {sync[0]!r}"
+        )
+    rest = urlencode([(k, v) for k, v in query if k not in ("schema", "synchronous_commit")])
+    return (
+        urlunsplit(parts._replace(query=rest)),
+        (schemas[0] if schemas else "armguard"),
+        (sync[0] if sync else None),
+    )
 
 
 def redact(url: str) -> str:

@@ -20,11 +20,26 @@ Per round:
 
 Every step is a :class:`JobEvent`. The lease is heartbeated during waits; once it is lost the
 batch stops touching ARM at once.
+
+Events are buffered and written with the store calls the batch makes anyway: a batch that
+only reads costs the store two commits (claim and complete) however many steps it records, and
+each ARM call or wait that follows new events adds one. What is durable when:
+
+* ``claimed`` commits with the claim itself (the store writes it), and the outcomes' closing
+  events (``verified``, ``applied``, ``failed``, ``released``…) commit with the outcomes in
+  ``complete`` / ``release`` — a job is never done without its history, nor the reverse.
+* Before every ARM call and every wait (a backoff, polling an operation or a state) the buffer
+  is flushed first, so a worker that dies — while ARM works or while it sleeps — leaves its
+  timeline complete up to its last ARM call. What only a crash can lose is the bookkeeping of
+  that last call's answer (a ``read``, a decision, a ``conflict``): those jobs have no outcome
+  yet either, and the worker that takes the lease over reads and decides again.
+* On a lost lease the buffer is appended on its own, with ``lease_lost``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,9 +207,10 @@ class BatchWriter:
         self._results: dict[str, JobResult] = {}
         self._own_etags: set[str] = set()
         self._committed = False
+        self._pending: list[JobEvent] = []
         self._pacer = Pacer(
             clock,
-            self._keep_alive,
+            self._before_arm,
             self._stop_now,
             slice=max(1.0, ttl / 3),
             poll_interval=self.settings.poll_interval,
@@ -211,10 +227,9 @@ class BatchWriter:
     def run(self, lease: Lease) -> BatchReport:
         self._lease = lease
         self._last_beat = self.clock.now()
-        jobs = list(lease.jobs)
-        self._emit(EventType.CLAIMED, jobs, detail={"keys": list(lease.keys), "batch": len(jobs)})
-        items = self._load(jobs)
+        jobs = list(lease.jobs)  # their ``claimed`` events were written by the claim
         try:
+            items = self._load(jobs)
             for segment in _segments(items):
                 self._round = 0
                 self._process(segment)
@@ -224,6 +239,12 @@ class BatchWriter:
         except Stopped:
             self._release(jobs)
             return self.report
+        except BaseException:
+            # A bug or a broken store: keep what the batch did on its timeline if the store
+            # still takes it; the error itself is what the caller must see.
+            with suppress(Exception):
+                self._flush()
+            raise
         return self._complete(jobs)
 
     # -- loading ----------------------------------------------------------------------------
@@ -344,7 +365,7 @@ class BatchWriter:
             ) from timeout
 
     def _call_view(self, rid: ResourceId, api: str) -> Any:
-        self._keep_alive()
+        self._before_arm()
         response = read_instance_view(self.arm, rid.format(), api)
         self._count("GET", response.status)
         return response.body if response.ok else None
@@ -699,7 +720,6 @@ class BatchWriter:
         done.add(needed)
         was_running = False
         if needed == "deallocate":
-            self._keep_alive()
             view = read_instance_view(self._counted(), rid.format(), api)
             state = (
                 live_power_state({"properties": {"instanceView": view.body}}) if view.ok else None
@@ -905,7 +925,7 @@ class BatchWriter:
         headers: Mapping[str, str] | None = None,
     ) -> ArmResponse | None:
         """One ARM call, lease checked first. None when no answer came (transport failure)."""
-        self._keep_alive()
+        self._before_arm()
         try:
             response = self.arm.request(
                 verb, path, api_version=api_version, body=body, headers=headers
@@ -923,6 +943,16 @@ class BatchWriter:
     def _count(self, verb: str, status: int | None) -> None:
         if self.metrics is not None:
             self.metrics.arm_call(verb, status)
+
+    def _before_arm(self) -> None:
+        """Before any ARM call or wait: the buffered events durable, the lease alive."""
+        self._flush()
+        self._keep_alive()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.store.append_events(self._pending)
+            self._pending = []
 
     def _keep_alive(self) -> None:
         lease = self._lease
@@ -963,10 +993,11 @@ class BatchWriter:
         assert lease is not None
         results = [self._results[j.id] for j in jobs if j.id in self._results]
         try:
-            self.store.complete(lease, results)
+            self.store.complete(lease, results, self._pending)
         except LeaseLost as lost:
             self._lease_lost(jobs, lost)
             return self.report
+        self._pending = []
         self.report.results = results
         if self.metrics is not None:
             for r in results:
@@ -976,42 +1007,46 @@ class BatchWriter:
     def _lease_lost(self, jobs: Sequence[Job], lost: LeaseLost) -> None:
         self.report.lease_lost = True
         self._emit(EventType.LEASE_LOST, jobs, message=lost.why[:300])
+        self._flush()  # no lease to ride with any more
 
     def _release(self, jobs: Sequence[Job]) -> None:
         lease = self._lease
         assert lease is not None
         finished = [self._results[j.id] for j in jobs if j.id in self._results]
+        released = self._events(EventType.RELEASED, [j for j in jobs if j.id not in self._results])
         try:
             if finished:
                 self.store.complete(lease, finished)
-            self.store.release(lease)
+            self.store.release(lease, [*self._pending, *released])
         except LeaseLost as lost:
             self._lease_lost(jobs, lost)
             return
+        self._pending = []
         self.report.released = True
         self.report.results = finished
-        self._emit(EventType.RELEASED, [j for j in jobs if j.id not in self._results])
 
     def _emit(self, event: EventType, jobs: Sequence[Job], **fields: Any) -> None:
+        """Buffer one event per job; see the module docstring for when they become durable."""
+        self._pending += self._events(event, jobs, **fields)
+
+    def _events(self, event: EventType, jobs: Sequence[Job], **fields: Any) -> list[JobEvent]:
         if not jobs:
-            return
+            return []
         lease = self._lease
         ts = isoformat(self.clock.now())
-        self.store.append_events(
-            [
-                JobEvent(
-                    ts=ts,
-                    job_id=job.id,
-                    resource_id=job.resource_id,
-                    writer=job.writer,
-                    event=str(event),
-                    attempt=self._round,
-                    fence=lease.fence if lease is not None else None,
-                    **fields,
-                )
-                for job in jobs
-            ]
-        )
+        return [
+            JobEvent(
+                ts=ts,
+                job_id=job.id,
+                resource_id=job.resource_id,
+                writer=job.writer,
+                event=str(event),
+                attempt=self._round,
+                fence=lease.fence if lease is not None else None,
+                **fields,
+            )
+            for job in jobs
+        ]
 
 
 @dataclass
@@ -1030,7 +1065,7 @@ class _CountingRequester:
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> ArmResponse:
-        self.writer._keep_alive()
+        self.writer._before_arm()
         try:
             response = self.writer.arm.request(
                 method, path, api_version=api_version, body=body, headers=headers, params=params
