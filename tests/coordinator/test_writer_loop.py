@@ -31,6 +31,7 @@ from armguard.coordinator.sql_store import SqlStore
 from armguard.coordinator.submit import submit
 from armguard.coordinator.worker import Worker, WorkerSettings
 from armguard.coordinator.writer import BatchWriter
+from armguard.events import JobEvent
 from armguard.testing import DEFAULT_SUBSCRIPTION, EmulatorHandle, emulator
 
 SUB = f"/subscriptions/{DEFAULT_SUBSCRIPTION}"
@@ -291,6 +292,37 @@ def test_subnet_write_waits_on_the_vnet_operation_and_succeeds(env: Env) -> None
 
 
 # -- prerequisites ---------------------------------------------------------------------------
+
+
+def test_a_takeover_after_deallocate_still_starts_the_vm_again(env: Env) -> None:
+    """A worker deallocated a running VM for a resize, then died; its lease expires. The
+    worker that takes over must finish the resize and start the VM, not leave it down."""
+    make_vm(env)
+    job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
+    dead = env.store.claim("dead-worker", ttl=30.0)
+    assert dead is not None
+    promise = JobEvent(
+        ts="2026-01-01T00:00:00.0000000Z",
+        job_id=job.id,
+        resource_id=job.resource_id,
+        writer="alice",
+        event="prerequisite",
+        fence=dead.fence,
+        verb="POST",
+        detail={"action": "deallocate", "until": "deallocated", "restore": "running"},
+    )
+    env.store.append_events([promise])
+    posted = env.client("alice").request("POST", f"{VM}/deallocate", api_version="2024-07-01")
+    assert posted.status in (200, 202)
+    env.settle()  # the deallocate finishes and the dead worker's lease expires
+    env.run()
+    done = env.job(job)
+    assert done.outcome in (Outcome.APPLIED, Outcome.ALREADY_SATISFIED), done.reason
+    assert done.attempts >= 1
+    vm = env.get(VM, "2024-07-01")
+    assert vm["properties"]["hardwareProfile"]["vmSize"] == "Standard_D4s_v5"
+    view = env.setup.request("GET", f"{VM}/instanceView", api_version="2024-07-01").body
+    assert "PowerState/running" in [s["code"] for s in view["statuses"]]
 
 
 def test_resize_of_a_running_vm_deallocates_resizes_and_starts_again(env: Env) -> None:

@@ -271,7 +271,9 @@ class BatchWriter:
             rid, next((i.intent.api_version for i in items if i.intent.api_version), None)
         )
         active = items
-        restart_after = False
+        # A worker that deallocated a running VM and then lost its lease left the promise to
+        # start it again in the jobs' events; honour it, or a takeover leaves the VM down.
+        restart_after = self._restore_pending(items)
         prerequisites_run: set[str] = set()
         last: Classification | None = None
         try:
@@ -291,6 +293,9 @@ class BatchWriter:
                 live = self._read(rid, api, active, needs_view)
                 active = self._decide(active, live)
                 if not active:
+                    if restart_after:
+                        restart_after = False
+                        self._transition(rid, api, items, "start", "running")
                     return
                 requests = self._plan(rid, info, api, active, live)
                 if not requests:
@@ -729,17 +734,45 @@ class BatchWriter:
             target = {"deallocate": "deallocated", "start": "running", "powerOff": "stopped"}.get(
                 action
             )
-            self._transition(rid, api, items, action, target)
+            restore = "running" if was_running and action == "deallocate" else None
+            self._transition(rid, api, items, action, target, restore=restore)
         return was_running
 
+    def _restore_pending(self, items: Sequence[_Item]) -> bool:
+        """Whether an earlier attempt deallocated this running VM and never started it again."""
+        pending = False
+        for item in items:
+            if item.intent.prerequisite("deallocate") is None:
+                continue  # only intents that may deallocate can owe a restart
+            for event in self.store.events(item.job.id):
+                if event.event != EventType.PREREQUISITE:
+                    continue
+                if event.detail.get("restore") == "running":
+                    pending = True
+                elif event.detail.get("action") == "start":
+                    pending = False
+        return pending
+
     def _transition(
-        self, rid: ResourceId, api: str, items: Sequence[_Item], action: str, target: str | None
+        self,
+        rid: ResourceId,
+        api: str,
+        items: Sequence[_Item],
+        action: str,
+        target: str | None,
+        *,
+        restore: str | None = None,
     ) -> None:
-        """Run a declared transition (deallocate, start…) and wait for the state it leads to."""
+        """Run a declared transition (deallocate, start…) and wait for the state it leads to.
+
+        ``restore`` records, durably before the POST (events flush before every ARM call),
+        the power state to bring the VM back to, so a worker taking over can finish the job.
+        """
         jobs = [i.job for i in items]
-        self._emit(
-            EventType.PREREQUISITE, jobs, verb="POST", detail={"action": action, "until": target}
-        )
+        detail: dict[str, Any] = {"action": action, "until": target}
+        if restore is not None:
+            detail["restore"] = restore
+        self._emit(EventType.PREREQUISITE, jobs, verb="POST", detail=detail)
         while True:
             self.budget.record_work()
             self.report.writes += 1
