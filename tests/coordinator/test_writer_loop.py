@@ -294,24 +294,35 @@ def test_subnet_write_waits_on_the_vnet_operation_and_succeeds(env: Env) -> None
 # -- prerequisites ---------------------------------------------------------------------------
 
 
-def test_a_takeover_after_deallocate_still_starts_the_vm_again(env: Env) -> None:
-    """A worker deallocated a running VM for a resize, then died; its lease expires. The
-    worker that takes over must finish the resize and start the VM, not leave it down."""
+@pytest.mark.parametrize("died_while_starting", [False, True])
+def test_a_takeover_after_deallocate_still_starts_the_vm_again(
+    env: Env, died_while_starting: bool
+) -> None:
+    """A worker deallocated a running VM for a resize, then died (before starting it again,
+    or after announcing the start but before it happened); its lease expires. The worker that
+    takes over must finish the resize and start the VM, not leave it down."""
     make_vm(env)
     job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
     dead = env.store.claim("dead-worker", ttl=30.0)
     assert dead is not None
-    promise = JobEvent(
-        ts="2026-01-01T00:00:00.0000000Z",
-        job_id=job.id,
-        resource_id=job.resource_id,
-        writer="alice",
-        event="prerequisite",
-        fence=dead.fence,
-        verb="POST",
-        detail={"action": "deallocate", "until": "deallocated", "restore": "running"},
+    details = [{"action": "deallocate", "until": "deallocated", "restore": "running"}]
+    if died_while_starting:
+        details.append({"action": "start", "until": "running"})
+    env.store.append_events(
+        [
+            JobEvent(
+                ts="2026-01-01T00:00:00.0000000Z",
+                job_id=job.id,
+                resource_id=job.resource_id,
+                writer="alice",
+                event="prerequisite",
+                fence=dead.fence,
+                verb="POST",
+                detail=detail,
+            )
+            for detail in details
+        ]
     )
-    env.store.append_events([promise])
     posted = env.client("alice").request("POST", f"{VM}/deallocate", api_version="2024-07-01")
     assert posted.status in (200, 202)
     env.settle()  # the deallocate finishes and the dead worker's lease expires
@@ -357,10 +368,15 @@ def test_resize_of_a_running_vm_deallocates_resizes_and_starts_again(env: Env) -
         ("start", "Started"),
         ("start", "Succeeded"),
     ]
-    prereqs = [
-        e.detail.get("action") for e in env.store.events(job.id) if e.event == "prerequisite"
+    events = [e for e in env.store.events(job.id) if e.event == "prerequisite"]
+    prereqs = [(e.detail.get("action"), e.detail.get("reached")) for e in events]
+    assert prereqs == [
+        ("deallocate", None),
+        ("deallocate", "deallocated"),
+        ("start", None),
+        ("start", "running"),
     ]
-    assert prereqs == ["deallocate", "start"]
+    assert events[0].detail.get("restore") == "running"  # recorded before the deallocate
 
 
 def test_a_prerequisite_the_intent_does_not_declare_fails_naming_it(env: Env) -> None:

@@ -749,8 +749,8 @@ class BatchWriter:
                     continue
                 if event.detail.get("restore") == "running":
                     pending = True
-                elif event.detail.get("action") == "start":
-                    pending = False
+                elif event.detail.get("reached") == "running":
+                    pending = False  # only a start that finished settles it, not one begun
         return pending
 
     def _transition(
@@ -818,6 +818,8 @@ class BatchWriter:
             raise _Finish(
                 Outcome.FAILED, ConflictKind.STATE_PREREQUISITE, str(timeout)
             ) from timeout
+        if target is not None:
+            self._emit(EventType.PREREQUISITE, jobs, detail={"action": action, "reached": target})
         fresh = self._call("GET", rid.format(), api_version=api)
         if fresh is not None and fresh.ok:
             own = _norm_etag(fresh.etag)
