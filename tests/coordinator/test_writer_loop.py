@@ -336,6 +336,41 @@ def test_a_takeover_after_deallocate_still_starts_the_vm_again(
     assert "PowerState/running" in [s["code"] for s in view["statuses"]]
 
 
+def test_a_takeover_whose_intents_fold_back_to_live_still_starts_the_vm(env: Env) -> None:
+    """Two queued resizes that cancel out (to D4, then back to B1s) need no write, but the VM a
+    dead worker deallocated for them is still owed its start."""
+    make_vm(env)
+    there = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
+    back = env.submit(VM, ResizeIntent("Standard_B1s"), who="alice")
+    dead = env.store.claim("dead-worker", ttl=30.0)
+    assert dead is not None
+    assert len(dead.jobs) == 2
+    env.store.append_events(
+        [
+            JobEvent(
+                ts="2026-01-01T00:00:00.0000000Z",
+                job_id=job.id,
+                resource_id=job.resource_id,
+                writer="alice",
+                event="prerequisite",
+                fence=dead.fence,
+                verb="POST",
+                detail={"action": "deallocate", "until": "deallocated", "restore": "running"},
+            )
+            for job in (there, back)
+        ]
+    )
+    posted = env.client("alice").request("POST", f"{VM}/deallocate", api_version="2024-07-01")
+    assert posted.status in (200, 202)
+    env.settle()
+    env.run()
+    assert env.job(there).outcome is Outcome.ALREADY_SATISFIED
+    assert env.job(back).outcome is Outcome.ALREADY_SATISFIED
+    assert env.get(VM, "2024-07-01")["properties"]["hardwareProfile"]["vmSize"] == "Standard_B1s"
+    view = env.setup.request("GET", f"{VM}/instanceView", api_version="2024-07-01").body
+    assert "PowerState/running" in [s["code"] for s in view["statuses"]]
+
+
 def test_resize_of_a_running_vm_deallocates_resizes_and_starts_again(env: Env) -> None:
     make_vm(env)
     job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")

@@ -284,7 +284,7 @@ def summarise(
             summary.conflicts_absorbed[event.kind] += 1
         elif event.event == EventType.WAITING:
             summary.waits_on_operations += 1
-        elif event.event == EventType.PREREQUISITE and "reached" not in event.detail:
+        elif event.event == EventType.PREREQUISITE and "until" in event.detail:
             summary.prerequisites_run += 1
         elif event.event == EventType.BACKOFF:
             summary.backoffs += 1

@@ -274,6 +274,14 @@ class BatchWriter:
         # A worker that deallocated a running VM and then lost its lease left the promise to
         # start it again in the jobs' events; honour it, or a takeover leaves the VM down.
         restart_after = self._restore_pending(items)
+        if restart_after:
+            # Carry the promise onto every job of this batch: if this worker dies too, whichever
+            # of them is claimed next still owes the VM its start.
+            self._emit(
+                EventType.PREREQUISITE,
+                [i.job for i in items],
+                detail={"action": "restore", "restore": "running"},
+            )
         prerequisites_run: set[str] = set()
         last: Classification | None = None
         try:
@@ -292,20 +300,21 @@ class BatchWriter:
                 )
                 live = self._read(rid, api, active, needs_view)
                 active = self._decide(active, live)
-                if not active:
+                requests = self._plan(rid, info, api, active, live) if active else []
+                if not requests:
+                    if active:
+                        # Folding left the resource exactly as it is: every effect is there.
+                        self._finish([i.job for i in active], Outcome.ALREADY_SATISFIED, None, None)
+                        self._emit(
+                            EventType.ALREADY_SATISFIED,
+                            [i.job for i in active],
+                            detail={"folded": True},
+                        )
                     if restart_after:
+                        # Nothing left to write, but a VM this job deallocated is still owed
+                        # its start (an earlier attempt died between resize and start).
                         restart_after = False
                         self._transition(rid, api, items, "start", "running")
-                    return
-                requests = self._plan(rid, info, api, active, live)
-                if not requests:
-                    # Folding left the resource exactly as it is: every effect is already there.
-                    self._finish([i.job for i in active], Outcome.ALREADY_SATISFIED, None, None)
-                    self._emit(
-                        EventType.ALREADY_SATISFIED,
-                        [i.job for i in active],
-                        detail={"folded": True},
-                    )
                     return
                 failure = self._send_all(rid, active, requests)
                 if failure is None:
