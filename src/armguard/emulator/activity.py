@@ -28,6 +28,7 @@ from typing import Any
 
 from armguard.arm.errors import ArmError, reason_phrase
 from armguard.arm.ids import InvalidResourceId, parse_resource_id
+from armguard.arm.quoting import scan_quoted
 from armguard.clock import Clock, isoformat
 
 __all__ = ["EVENT_FIELDS", "STATUSES", "ActivityLog", "parse_timestamp"]
@@ -469,25 +470,14 @@ def _tokenize_filter(text: str) -> list[_FilterToken]:
         if ch.isspace():
             i += 1
         elif ch == "'":
-            start = i
-            i += 1
-            chunks: list[str] = []
-            while True:
-                if i >= n:
-                    raise _bad_request(
-                        f"The $filter has an unterminated quoted value starting at position "
-                        f"{start}. {_FILTER_HELP}"
-                    )
-                if text[i] == "'":
-                    if i + 1 < n and text[i + 1] == "'":  # OData escapes a quote by doubling it
-                        chunks.append("'")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                chunks.append(text[i])
-                i += 1
-            tokens.append(_FilterToken("string", "".join(chunks), start))
+            quoted = scan_quoted(text, i)
+            if quoted is None:
+                raise _bad_request(
+                    f"The $filter has an unterminated quoted value starting at position "
+                    f"{i}. {_FILTER_HELP}"
+                )
+            tokens.append(_FilterToken("string", quoted[0], i))
+            i = quoted[1]
         elif ch.isalnum() or ch == "_":
             start = i
             while i < n and (text[i].isalnum() or text[i] in "_."):

@@ -31,6 +31,7 @@ from typing import Any
 
 from armguard.arm.errors import ArmError
 from armguard.arm.ids import InvalidResourceId, ProviderLevel, ResourceId, parse_resource_id
+from armguard.arm.quoting import scan_quoted
 
 __all__ = ["DeploymentPlan", "PlannedResource", "TemplateError", "plan_deployment"]
 
@@ -125,26 +126,14 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token(ch, ch, i))
             i += 1
         elif ch == "'":
-            start = i
-            i += 1
-            chunks: list[str] = []
-            while True:
-                if i >= n:
-                    raise _ExpressionError(
-                        f"The language expression '{text}' is not valid: the string literal "
-                        f"starting at position '{start}' is not terminated."
-                    )
-                if text[i] == "'":
-                    # Two quotes inside a literal stand for one quote.
-                    if i + 1 < n and text[i + 1] == "'":
-                        chunks.append("'")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                chunks.append(text[i])
-                i += 1
-            tokens.append(_Token("string", "".join(chunks), start))
+            quoted = scan_quoted(text, i)
+            if quoted is None:
+                raise _ExpressionError(
+                    f"The language expression '{text}' is not valid: the string literal "
+                    f"starting at position '{i}' is not terminated."
+                )
+            tokens.append(_Token("string", quoted[0], i))
+            i = quoted[1]
         elif ch.isdigit() or (ch == "-" and i + 1 < n and text[i + 1].isdigit()):
             start = i
             i += 1
