@@ -163,10 +163,10 @@ def _write_report(
     return written
 
 
-def _job_rows(plan: Plan, store: Store, jobs: dict[int, Job]) -> list[dict[str, Any]]:
+def _job_rows(plan: Plan, jobs: dict[int, Job]) -> list[dict[str, Any]]:
     rows = []
     for planned in plan.jobs:
-        job = store.get(jobs[planned.index].id) or jobs[planned.index]
+        job = jobs[planned.index]
         rows.append(
             {
                 "job": job.id,
@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
                 subs = {p.resource.subscription for p in plan.jobs}
                 activity = _activity_log(client_for("armguard-report"), subs, started)
             written = _write_report(Path(args.report), store, done, activity)
-        rows = _job_rows(plan, store, jobs)
+        rows = _job_rows(plan, done)
     if args.output == "json":
         print_json({"plan": plan.name, "summary": _summary_json(summary), "jobs": rows})
     else:

@@ -260,21 +260,19 @@ class ApplySummary:
 def summarise(
     store: Store, jobs: Mapping[int, Job], arm_writes: int, lost: Sequence[LostIntent]
 ) -> ApplySummary:
+    """Account for ``jobs`` as they ended (read back from the store after the run)."""
     summary = ApplySummary(jobs=len(jobs), arm_writes=arm_writes, lost=list(lost))
     ids = {j.id for j in jobs.values()}
-    final = {j.id: store.get(j.id) or j for j in jobs.values()}
-    for job in final.values():
+    for job in jobs.values():
         summary.outcomes[job.outcome.value if job.outcome else job.state.value] += 1
         if job.outcome == Outcome.FAILED and job.kind in _CONFLICT_KINDS:
             summary.conflicts_surfaced += 1
     events = [e for e in store.events() if e.job_id in ids]
     # One ARM answer is recorded on every job of its batch: count it once.
     seen: set[tuple[str, ...]] = set()
-    writes_by_job: Counter[str] = Counter()
-    batch_of_write: dict[tuple[str, str], int] = Counter()
+    batch_of_write: Counter[tuple[str, str]] = Counter()
     for event in events:
         if event.event == EventType.WRITE:
-            writes_by_job[event.job_id] += 1
             batch_of_write[(event.ts, event.resource_id)] += 1
         token = _distinct(event)
         if token is None or token in seen:
@@ -291,7 +289,7 @@ def summarise(
     summary.rebased = len({e.job_id for e in events if e.event == EventType.REBASED})
     summary.coalesced_jobs = sum(n - 1 for n in batch_of_write.values() if n > 1)
     # Conflicts that ended a job were not absorbed.
-    for job in final.values():
+    for job in jobs.values():
         if job.outcome in (Outcome.FAILED, Outcome.BLOCKED) and job.kind:
             summary.conflicts_absorbed[job.kind] -= 1
     summary.conflicts_absorbed = +summary.conflicts_absorbed  # drop zero and negative counts
