@@ -151,7 +151,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--refresh-factor", type=float, default=2.0)
     parser.add_argument("--refresh-cap", type=float, default=30.0, help="emulated s")
     parser.add_argument(
-        "--lease-ttl", type=float, default=60.0, help="armguard lease TTL, emulated s"
+        "--lease-ttl",
+        type=float,
+        default=30.0,
+        help="armguard lease TTL in REAL seconds: it detects stalled workers, and stalls (the"
+        " GIL, thread scheduling) do not shrink with the time scale",
+    )
+    parser.add_argument(
+        "--linger", type=float, default=0.5, help="armguard worker debounce, emulated s"
+    )
+    parser.add_argument(
+        "--linger-max", type=float, default=5.0, help="armguard longest debounce, emulated s"
     )
     parser.add_argument(
         "--run-timeout", type=float, default=300.0, help="real seconds per workload × strategy"
@@ -176,6 +186,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         (args.blind_sleep >= 0 and args.refresh_base >= 0, "sleeps must be >= 0"),
         (args.refresh_factor >= 1 and args.refresh_cap > 0, "--refresh-factor >= 1, cap > 0"),
         (args.lease_ttl > 0 and args.run_timeout > 0, "--lease-ttl and --run-timeout must be > 0"),
+        (0 <= args.linger <= args.linger_max, "need 0 <= --linger <= --linger-max"),
     ]
     for ok, message in checks:
         if not ok:
@@ -214,7 +225,9 @@ def run_pair(
         "refresh_factor": args.refresh_factor,
         "refresh_cap": args.refresh_cap,
         "concurrency": args.concurrency,
-        "lease_ttl": args.lease_ttl,
+        "lease_ttl": args.lease_ttl / args.time_scale,
+        "linger": args.linger,
+        "linger_max": args.linger_max,
     }
     with served_emulator(
         workdir, workload.resources, time_scale=args.time_scale, seed=args.seed
@@ -401,7 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "intentsPerWriter": args.intents_per_writer,
             "timeScale": args.time_scale,
             "armguardConcurrency": args.concurrency,
-            "armguardLeaseTtlEmulatedS": args.lease_ttl,
+            "armguardLeaseTtlRealS": args.lease_ttl,
+            "armguardLingerEmulatedS": [args.linger, args.linger_max],
             "blindRetry": {"tries": args.blind_tries, "sleepEmulatedS": args.blind_sleep},
             "refreshRetry": {
                 "tries": args.refresh_tries,

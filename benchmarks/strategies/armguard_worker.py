@@ -88,6 +88,8 @@ def run(
         settings=WorkerSettings(
             concurrency=int(ctx.options["concurrency"]),
             lease_ttl=float(ctx.options["lease_ttl"]),
+            linger=float(ctx.options["linger"]),
+            linger_max=float(ctx.options["linger_max"]),
         ),
     )
     failures: list[BaseException] = []

@@ -28,6 +28,7 @@ RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/prod-rg
 VNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/VNet1"
 SUBNET = f"{VNET}/subnets/App"
 NIC = f"{RG}/providers/Microsoft.Network/networkInterfaces/nic1"
+NSG = f"{RG}/providers/Microsoft.Network/networkSecurityGroups/nsg1"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/vm1"
 
 
@@ -202,15 +203,50 @@ def test_barrier_at_head_is_claimed_alone(store: SqlStore) -> None:
     assert [j.id for j in lease.jobs] == [delete.id]
 
 
-def test_coalescing_never_overtakes_an_older_job_on_a_shared_key(store: SqlStore) -> None:
-    nic1 = store.submit(spec(NIC, VNET))
-    subnet = store.submit(spec(SUBNET, VNET))  # older than nic2 and needs the VNet too
-    nic2 = store.submit(spec(NIC, VNET))
+def _drain(store: SqlStore) -> list[list[str]]:
     order = []
     while (lease := store.claim("w", 30)) is not None:
         order.append([j.id for j in lease.jobs])
         store.complete(lease, applied(lease))
-    assert order == [[nic1.id], [subnet.id], [nic2.id]]
+    return order
+
+
+def test_coalescing_never_overtakes_a_write_to_a_resource_it_locks(store: SqlStore) -> None:
+    first = store.submit(spec(SUBNET, VNET))
+    vnet = store.submit(spec(VNET))  # its body holds the subnets: order matters
+    second = store.submit(spec(SUBNET, VNET))
+    assert _drain(store) == [[first.id], [vnet.id], [second.id]]
+
+
+def test_coalescing_never_overtakes_a_job_that_locks_its_resource(store: SqlStore) -> None:
+    first = store.submit(spec(SUBNET, VNET))
+    nic = store.submit(spec(NIC, SUBNET, VNET))  # the NIC references the subnet
+    second = store.submit(spec(SUBNET, VNET))
+    assert _drain(store) == [[first.id], [nic.id], [second.id]]
+
+
+def test_coalescing_folds_siblings_past_one_another(store: SqlStore) -> None:
+    other_subnet = f"{VNET}/subnets/other"
+    a1 = store.submit(spec(SUBNET, VNET))
+    b1 = store.submit(spec(other_subnet, VNET))
+    a2 = store.submit(spec(SUBNET, VNET))  # shares only the VNet key with b1: they commute
+    b2 = store.submit(spec(other_subnet, VNET))
+    assert _drain(store) == [[a1.id, a2.id], [b1.id, b2.id]]
+
+
+def test_a_folded_sibling_still_waits_for_keys_a_lease_holds(store: SqlStore) -> None:
+    other_subnet = f"{VNET}/subnets/other"
+    nsg_holder = store.submit(spec(NSG))
+    hold = claim(store)
+    a1 = store.submit(spec(SUBNET, VNET))
+    b1 = store.submit(spec(other_subnet, VNET))
+    a2 = store.submit(spec(SUBNET, VNET, NSG))  # now also points at the held NSG
+    lease = claim(store)
+    assert [j.id for j in lease.jobs] == [a1.id]
+    store.complete(lease, applied(lease))
+    store.complete(hold, applied(hold))
+    assert _drain(store) == [[b1.id], [a2.id]]
+    assert nsg_holder.seq < a1.seq
 
 
 def test_expired_lease_is_taken_over_and_old_holder_cannot_complete(
@@ -602,3 +638,66 @@ def test_redact_hides_passwords() -> None:
     )
     assert redact("sqlite:////var/lib/armguard/q.db") == "sqlite:////var/lib/armguard/q.db"
     assert "hunter2" not in redact("postgresql://u:hunter2@h/d")
+
+
+# -- linger (debounce) -------------------------------------------------------------------------
+
+
+def test_linger_waits_for_a_burst_to_settle_then_claims_it_whole(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    first = store.submit(spec(VNET))
+    clock.advance(0.3)
+    assert store.claim("w", 30, linger=0.5, linger_max=5) is None, "a newer job is 0.3 s old"
+    second = store.submit(spec(VNET))
+    clock.advance(0.4)  # the first has waited 0.7 s, but the burst is only 0.4 s quiet
+    assert store.claim("w", 30, linger=0.5, linger_max=5) is None
+    clock.advance(0.1)
+    lease = store.claim("w", 30, linger=0.5, linger_max=5)
+    assert lease is not None
+    assert [j.id for j in lease.jobs] == [first.id, second.id]
+
+
+def test_linger_max_bounds_the_wait_under_a_steady_stream(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    first = store.submit(spec(VNET))
+    for _ in range(9):
+        clock.advance(0.2)
+        assert store.claim("w", 30, linger=0.5, linger_max=2) is None
+        store.submit(spec(VNET))
+    clock.advance(0.2)  # 2.0 s since the first: it must go now, with everything queued
+    lease = store.claim("w", 30, linger=0.5, linger_max=2)
+    assert lease is not None
+    assert lease.jobs[0].id == first.id
+    assert len(lease.jobs) == 10
+
+
+def test_a_lingering_resource_blocks_its_keys_but_not_other_resources(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    nic1 = store.submit(spec(NIC))
+    vm = store.submit(spec(VM))
+    subnet1 = store.submit(spec(SUBNET, VNET))
+    vnet = store.submit(spec(VNET))  # shares the subnet's VNet key, so it queues behind it
+    clock.advance(1)
+    nic2 = store.submit(spec(NIC))  # the NIC and the subnet are still getting jobs
+    subnet2 = store.submit(spec(SUBNET, VNET))
+    lease = store.claim("w", 30, linger=0.5, linger_max=5)
+    assert lease is not None
+    assert [j.id for j in lease.jobs] == [vm.id], "only the settled, unblocked resource"
+    assert store.claim("w", 30, linger=0.5, linger_max=5) is None, "the VNet waits its turn"
+    clock.advance(0.5)
+    order = [[j.id for j in lease.jobs]]
+    store.complete(lease, applied(lease))
+    while (got := store.claim("w", 30, linger=0.5, linger_max=5)) is not None:
+        order.append([j.id for j in got.jobs])
+        store.complete(got, applied(got))
+    # The second subnet write may not pass the VNet write (its body holds the subnets).
+    assert order == [[vm.id], [nic1.id, nic2.id], [subnet1.id], [vnet.id], [subnet2.id]]
+
+
+def test_linger_is_validated(store: SqlStore) -> None:
+    for bad in ({"linger": -1.0}, {"linger": 1.0, "linger_max": 0.5}, {"linger": float("nan")}):
+        with pytest.raises(ValueError, match="linger"):
+            store.claim("w", 30, **bad)  # type: ignore[arg-type]

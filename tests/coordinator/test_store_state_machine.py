@@ -27,12 +27,20 @@ if TYPE_CHECKING:
 _RG = "/subscriptions/s/resourcegroups/rg/providers"
 VNET = f"{_RG}/microsoft.network/virtualnetworks/vnet"
 SUBNET = f"{VNET}/subnets/a"
+SIBLING = f"{VNET}/subnets/b"
 NIC = f"{_RG}/microsoft.network/networkinterfaces/nic"
 VM = f"{_RG}/microsoft.compute/virtualmachines/vm"
 NSG = f"{_RG}/microsoft.network/networksecuritygroups/nsg"
 # Each resource's own keys chain into the next, as ARM's parent/reference locks do, so short
-# random runs reach the interesting cases: multi-key waits, FIFO behind an older job, takeover.
-RESOURCES = {VNET: [VNET], SUBNET: [SUBNET, VNET], NIC: [NIC, SUBNET], VM: [VM, NIC]}
+# random runs reach the interesting cases: multi-key waits, FIFO behind an older job, takeover;
+# two subnets share only their VNet's key, so folding one past the other is reached too.
+RESOURCES = {
+    VNET: [VNET],
+    SUBNET: [SUBNET, VNET],
+    SIBLING: [SIBLING, VNET],
+    NIC: [NIC, SUBNET],
+    VM: [VM, NIC],
+}
 KEY_POOL = [VNET, VM, NSG]
 
 
@@ -109,6 +117,18 @@ class Model:
                 if k.seq < job.seq and all(k is not b for b in batch)
             )
 
+        def may_follow(job: MJob, batch: list[MJob]) -> bool:
+            # A follower may pass an older job it only shares a third key with (two subnets
+            # of one VNet), never one whose resource it locks or that locks its resource.
+            mine = self.eff(job)
+            if mine & held:
+                return False
+            return not any(
+                self.eff(k) & mine and (k.resource in mine or job.resource in self.eff(k))
+                for k in queued
+                if k.seq < job.seq and all(k is not b for b in batch)
+            )
+
         head = next((j for j in queued if claimable(j, [])), None)
         if head is None:
             return []
@@ -118,7 +138,7 @@ class Model:
         for job in queued:
             if job.seq <= head.seq or job.resource != head.resource:
                 continue
-            if len(batch) == max_batch or job.barrier or not claimable(job, batch):
+            if len(batch) == max_batch or job.barrier or not may_follow(job, batch):
                 break
             batch.append(job)
         return batch

@@ -47,6 +47,21 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-batch", type=int, default=64, metavar="N", help="jobs folded per write"
     )
+    parser.add_argument(
+        "--linger",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="claim a resource's jobs once none has joined them for S seconds, so a burst of"
+        " writers becomes one ARM write (0: at once)",
+    )
+    parser.add_argument(
+        "--linger-max",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="the longest a job waits for its resource to settle",
+    )
     add_output_argument(parser)
     parser.set_defaults(func=run)
 
@@ -84,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--lease-ttl must be positive")
     if args.max_batch < 1:
         raise CliError("--max-batch must be at least 1")
+    if not (args.linger >= 0 and args.linger_max >= 0):
+        raise CliError("--linger and --linger-max must be >= 0")
+    if args.linger > 0 and args.linger_max < args.linger:
+        raise CliError("--linger-max must be at least --linger")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise CliError("--metrics-port must be a TCP port (1-65535)")
     clock = SystemClock()
@@ -102,7 +121,11 @@ def run(args: argparse.Namespace) -> int:
         client_for,
         clock,
         settings=WorkerSettings(
-            concurrency=args.concurrency, lease_ttl=args.lease_ttl, max_batch=args.max_batch
+            concurrency=args.concurrency,
+            lease_ttl=args.lease_ttl,
+            max_batch=args.max_batch,
+            linger=args.linger,
+            linger_max=args.linger_max,
         ),
         metrics=metrics,
         on_batch=progress.on_batch,

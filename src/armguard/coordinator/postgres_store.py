@@ -65,6 +65,7 @@ from armguard.coordinator.sql_store import (
     WriteLock,
     split_statements,
 )
+from armguard.coordinator.store import Change
 from armguard.coordinator.stores import SYNCHRONOUS_COMMIT, redact
 
 __all__ = ["PostgresStore"]
@@ -204,6 +205,9 @@ class PostgresStore(SqlStore):
                 f" not {synchronous_commit!r}"
             )
         self.schema = schema
+        self._conninfo = conninfo  # kept for the LISTEN connection; never printed
+        self._notify_channel = f"armguard_{schema}"
+        self._listener: psycopg.Connection[Any] | None = None
         self._where = f"{redact(conninfo)} (schema {schema})"
         self._lock = threading.Lock()
         self._lock_key = _lock_key(f"armguard:{schema}")
@@ -294,6 +298,29 @@ class PostgresStore(SqlStore):
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])
 
+    def _changed(self, change: Change) -> None:
+        pass  # the NOTIFY that rode in the transaction reaches this process's listeners too
+
+    def watch_changes(self, timeout: float) -> Change | None:
+        # Every submit, completion and release NOTIFYs the schema's channel in its own
+        # transaction, so the notification arrives exactly when its commit is visible.
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = psycopg.connect(
+                    self._conninfo, autocommit=True, connect_timeout=10
+                )
+                self._listener.execute(f'LISTEN "{self._notify_channel}"')
+                # Whatever committed before we listened went unannounced: say keys may be free.
+                return "freed"
+            for note in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                return "submitted" if note.payload == "submitted" else "freed"
+        except psycopg.Error as exc:
+            if self._listener is not None:
+                self._listener.close()
+            self._listener = None
+            raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
+        return None
+
     def drop_schema(self) -> None:
         """Delete this store's schema and everything in it (tests, decommissioning)."""
         with self._lock, self._guard():
@@ -301,6 +328,8 @@ class PostgresStore(SqlStore):
             self._pipe.sync()
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
         with self._lock:
             if self._conn.closed:
                 return

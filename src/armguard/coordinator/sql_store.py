@@ -29,7 +29,7 @@ import json
 import math
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
@@ -45,6 +45,7 @@ from armguard.coordinator.model import (
     Outcome,
     StalePolicy,
 )
+from armguard.coordinator.store import Change
 from armguard.events import EventType, JobEvent
 
 __all__ = ["SCHEMA_VERSION", "SqlStore", "StoreError", "Tx", "WriteLock", "split_statements"]
@@ -100,6 +101,28 @@ class SqlStore(ABC):
     """An SQL expression drawing the next fencing token with a claim's first statement, or
     None to draw it with ``_next_fence`` once a batch is chosen."""
 
+    # A channel (PostgreSQL's NOTIFY) that every submit, completion and release announces
+    # itself on, inside its transaction, so idle workers elsewhere wake; None where the backend
+    # has no such channel.
+    _notify_channel: str | None = None
+
+    @abstractmethod
+    def _changed(self, change: Change) -> None:
+        """Called after such a transaction commits: wake this process's idle workers."""
+
+    def _with_notify(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], change: Change
+    ) -> list[tuple[str, Sequence[Any]]]:
+        if self._notify_channel is None:
+            return list(statements)
+        # First, so the last statement's rows are still the caller's.
+        return [("SELECT pg_notify(?, ?)", (self._notify_channel, change)), *statements]
+
+    @abstractmethod
+    def watch_changes(self, timeout: float) -> Change | None:
+        """See :meth:`Store.watch_changes`. Backends wake within milliseconds for their own
+        process and report other processes' commits as soon as they can observe them."""
+
     @abstractmethod
     def _next_fence(self, tx: Tx) -> int:
         """Draw the next store-wide fencing token."""
@@ -117,27 +140,26 @@ class SqlStore(ABC):
         # with the same key waits on the unique index, then inserts nothing), and only then is
         # the existing job read. The lock is shared: submits may run side by side, but never
         # beside a claim, so no claim sees job 11 while job 10 is still being inserted.
+        insert = (
+            "INSERT INTO jobs (id, resource_key, spec, keys, barrier, idem_key, state,"
+            " attempts, result, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{}', ?, ?)"
+            " ON CONFLICT (idem_key) DO NOTHING RETURNING seq",
+            (
+                job_id,
+                spec.resource_id.lower(),
+                spec_json,
+                json.dumps(keys),
+                int(spec.barrier),
+                spec.idempotency_key,
+                now,
+                now,
+            ),
+        )
         with self._write("shared") as tx:
-            inserted = tx.finish(
-                [
-                    (
-                        "INSERT INTO jobs (id, resource_key, spec, keys, barrier, idem_key, state,"
-                        " attempts, result, created_at, updated_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{}', ?, ?)"
-                        " ON CONFLICT (idem_key) DO NOTHING RETURNING seq",
-                        (
-                            job_id,
-                            spec.resource_id.lower(),
-                            spec_json,
-                            json.dumps(keys),
-                            int(spec.barrier),
-                            spec.idempotency_key,
-                            now,
-                            now,
-                        ),
-                    )
-                ]
-            )
+            inserted = tx.finish(self._with_notify([insert], "submitted"))
+        if inserted:
+            self._changed("submitted")
         if not inserted:
             with self._read() as tx:
                 found = tx.rows(
@@ -180,28 +202,50 @@ class SqlStore(ABC):
     # -- leases ----------------------------------------------------------------------------
 
     def claim(
-        self, owner: str, ttl: float, max_batch: int = 64, events: Sequence[JobEvent] = ()
+        self,
+        owner: str,
+        ttl: float,
+        max_batch: int = 64,
+        events: Sequence[JobEvent] = (),
+        *,
+        linger: float = 0.0,
+        linger_max: float = 0.0,
     ) -> Lease | None:
         _require_text(owner, "owner")
         _require_ttl(ttl)
         _require_positive_int(max_batch, "max_batch")
+        _require_linger(linger, linger_max)
         lines = _event_lines(events)
         now = self._clock.now()
         with self._write() as tx:
             held, scopes, fence, first_page, followers = _live_state(
                 tx, now, self._fence_expr, max_batch - 1
             )
-            found = _find_head(tx, held, scopes, first_page)
+            settled = None
+            if linger > 0:
+
+                def settled(cand: _Candidate) -> bool:
+                    return _settled(tx, cand, now, linger, linger_max)
+
+            found = _find_head(tx, held, scopes, first_page, settled)
             if found is None:
                 if lines:
                     tx.finish(_insert_events(lines))
                 return None
-            head, blocked = found
+            head, passed = found
             batch = [head]
             if not head.barrier and max_batch > 1:
                 # The followers were read for the first queued job; usually that is the head.
                 known = followers if first_page and first_page[0].seq == head.seq else None
-                batch += _coalesce(tx, head, blocked, scopes, max_batch - 1, known=known)
+                batch += _coalesce(
+                    tx,
+                    head,
+                    held=held,
+                    passed=passed,
+                    scopes=scopes,
+                    room=max_batch - 1,
+                    known=known,
+                )
             keys = sorted(set().union(*(c.effective(scopes) for c in batch)))
             if fence is None:
                 fence = self._next_fence(tx)
@@ -300,7 +344,8 @@ class SqlStore(ABC):
             statements = [update, *_insert_events(lines)]
             if len(encoded) == len(running):
                 statements.append(_end_lease(lease.id))
-            tx.finish(statements)
+            tx.finish(self._with_notify(statements, "freed"))
+        self._changed("freed")
 
     def release(self, lease: Lease, events: Sequence[JobEvent] = ()) -> None:
         lines = _event_lines(events)
@@ -308,16 +353,20 @@ class SqlStore(ABC):
         with self._write() as tx:
             self._check(tx, lease, now)
             tx.finish(
-                [
-                    *_insert_events(lines),
-                    (
-                        "UPDATE jobs SET state = 'queued', lease_id = NULL, updated_at = ?"
-                        " WHERE lease_id = ? AND state = 'running'",
-                        (now, lease.id),
-                    ),
-                    _end_lease(lease.id),
-                ]
+                self._with_notify(
+                    [
+                        *_insert_events(lines),
+                        (
+                            "UPDATE jobs SET state = 'queued', lease_id = NULL, updated_at = ?"
+                            " WHERE lease_id = ? AND state = 'running'",
+                            (now, lease.id),
+                        ),
+                        _end_lease(lease.id),
+                    ],
+                    "freed",
+                )
             )
+        self._changed("freed")
 
     def _check(self, tx: Tx, lease: Lease, now: float) -> tuple[str, tuple[str, ...], list[str]]:
         """The fence: the lease row exists, is unexpired by the store clock, carries this fence,
@@ -452,13 +501,16 @@ def _find_head(
     held: set[str],
     scopes: Mapping[str, set[str]],
     first_page: list[_Candidate] | None,
-) -> tuple[_Candidate, set[str]] | None:
-    """The oldest queued job whose keys are free of leases and of every older queued job.
+    settled: Callable[[_Candidate], bool] | None = None,
+) -> tuple[_Candidate, list[_Candidate]] | None:
+    """The oldest queued job whose keys are free of leases and of every older queued job (and,
+    with a linger, whose resource has settled; an unsettled one blocks its keys like a held one).
 
-    Returns it with the keys blocked before it (held keys plus older queued jobs' keys), which
-    coalescing needs. Walks the queue in pages so a short wait does not read a long backlog;
-    the first page may come read already (with the live state, one round trip saved)."""
+    Returns it with the older queued jobs it passed, which coalescing needs. Walks the queue in
+    pages so a short wait does not read a long backlog; the first page may come read already
+    (with the live state, one round trip saved)."""
     blocked = set(held)
+    passed: list[_Candidate] = []
     after = 0
     size = _FIRST_PAGE
     page = first_page
@@ -467,9 +519,10 @@ def _find_head(
             page = [_Candidate(r) for r in tx.rows(*_queued_page(after, size))]
         for cand in page:
             eff = cand.effective(scopes)
-            if eff.isdisjoint(blocked):
-                return cand, blocked
+            if eff.isdisjoint(blocked) and (settled is None or settled(cand)):
+                return cand, passed
             blocked |= eff
+            passed.append(cand)
         if len(page) < size:
             return None
         after = page[-1].seq
@@ -477,18 +530,40 @@ def _find_head(
         page = None
 
 
+def _settled(tx: Tx, head: _Candidate, now: float, linger: float, linger_max: float) -> bool:
+    """Debounce: a resource's queued jobs are claimed once no job has joined them for
+    ``linger`` seconds — a burst of writers becomes one ARM write — or once the oldest has
+    waited ``linger_max``, so a steady stream cannot hold them back for ever. The head is the
+    oldest queued job on its resource (an older one would share its key and block it)."""
+    oldest, newest = tx.rows(
+        "SELECT MIN(created_at), MAX(created_at) FROM jobs WHERE state = 'queued'"
+        " AND resource_key = ?",
+        (head.resource_key,),
+    )[0]
+    if oldest is None:
+        return True
+    return now - float(newest) >= linger or now - float(oldest) >= linger_max
+
+
 def _coalesce(
     tx: Tx,
     head: _Candidate,
-    blocked: set[str],
+    *,
+    held: set[str],
+    passed: Sequence[_Candidate],
     scopes: Mapping[str, set[str]],
     room: int,
-    *,
     known: list[tuple[Any, ...]] | None = None,
 ) -> list[_Candidate]:
     """The queued jobs after ``head`` on the same resource that may ride in its lease: in seq
-    order, stopping at the first barrier or the first one an older job outside the batch (or a
-    lease) still blocks, so no write to any key overtakes an older one.
+    order, stopping at the first barrier, the first one whose keys a lease holds, and the first
+    one that would overtake an older queued job it does not commute with.
+
+    Two writes commute when they only share a lock key that is neither one's own resource —
+    two subnets of one VNet, two subnets pointing at one NSG: ARM makes them take turns, but
+    their order changes neither result. A write to a resource the other locks (the VNet itself,
+    the NSG, a learned dependency) does not commute, so no write overtakes it. Overtaking costs
+    the older job nothing: it still waits for exactly this one lease.
 
     One statement reads both the same-resource followers and the other queued jobs between
     them (tagged 1 and 0), ordered by seq — unless ``known`` already holds those rows."""
@@ -503,14 +578,30 @@ def _coalesce(
             " ORDER BY 2",
             (head.resource_key, head.seq, room, head.resource_key, head.seq),
         )
-    blocked = set(blocked)
+    # Older queued jobs outside the batch, by key, as (their resource, their keys).
+    older: dict[str, list[tuple[str, set[str]]]] = {}
+
+    def note(cand: _Candidate) -> None:
+        eff = cand.effective(scopes)
+        for key in eff:
+            older.setdefault(key, []).append((cand.resource_key, eff))
+
+    for cand in passed:
+        note(cand)
     taken: list[_Candidate] = []
     for row in found:
         cand = _Candidate(row[1:])
         if not int(row[0]):
-            blocked |= cand.effective(scopes)
+            note(cand)
             continue
-        if cand.barrier or not cand.effective(scopes).isdisjoint(blocked):
+        eff = cand.effective(scopes)
+        if cand.barrier or not eff.isdisjoint(held):
+            break
+        if any(
+            resource in eff or cand.resource_key in their
+            for key in eff
+            for resource, their in older.get(key, ())
+        ):
             break
         taken.append(cand)
     return taken
@@ -765,6 +856,19 @@ def _require_text(value: object, what: str) -> None:
 def _require_positive_int(value: object, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{what} must be a positive integer, not {value!r}")
+
+
+def _require_linger(linger: float, linger_max: float) -> None:
+    for name, value in (("linger", linger), ("linger_max", linger_max)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
+    if linger > 0 and linger_max < linger:
+        raise ValueError(f"linger_max ({linger_max}) must be at least linger ({linger})")
 
 
 def _require_ttl(ttl: object) -> None:

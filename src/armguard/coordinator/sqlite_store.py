@@ -8,14 +8,21 @@
   or OS crash can drop the last commits — and that kills every worker using this file too, so
   no worker can act on a lease the file forgot. Lost work is re-run and rebased on live state.
 * One connection per thread: ``sqlite3`` connections must not be shared across threads.
+* Threads of one process take a per-file lock before ``BEGIN IMMEDIATE``. SQLite's busy handler
+  sleeps 1, 2, 5 … 100 ms between retries, so dozens of threads contending for the write lock
+  through it waited tens of milliseconds for a lock that is free again after a fraction of
+  one; queued on a Python lock they get it the moment it is released. Other processes still
+  queue through the busy timeout.
 * Fencing tokens come from one counter row, incremented inside the claim transaction.
 * ``foreign_keys`` on, so a lease's key rows go with it (``ON DELETE CASCADE``).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,11 +37,53 @@ from armguard.coordinator.sql_store import (
     WriteLock,
     split_statements,
 )
+from armguard.coordinator.store import Change
 
 __all__ = ["SqliteStore"]
 
 _BUSY_TIMEOUT_S = 30.0
 _MIN_SQLITE = (3, 35, 0)
+
+# How often an idle watcher looks for other processes' commits (``PRAGMA data_version``, a
+# read of the shared WAL index: no lock, no I/O).
+_WATCH_TICK_S = 0.02
+
+
+class _File:
+    """What every store opened on one database file in this process shares: the write gate,
+    and counters of this process's commits — all of them, and the submits and the completions
+    or releases among them — that idle watchers wait on."""
+
+    __slots__ = ("changed", "commits", "freed", "gate", "submitted")
+
+    def __init__(self) -> None:
+        self.gate = threading.Lock()
+        self.changed = threading.Condition()
+        self.commits = 0
+        self.submitted = 0
+        self.freed = 0
+
+    def bump(self, change: Change) -> None:
+        with self.changed:
+            if change == "submitted":
+                self.submitted += 1
+            else:
+                self.freed += 1
+            self.changed.notify_all()
+
+
+_files: dict[str, _File] = {}
+_files_lock = threading.Lock()
+
+
+def _file_for(path: Path) -> _File:
+    key = os.path.realpath(path)
+    with _files_lock:
+        found = _files.get(key)
+        if found is None:
+            found = _files[key] = _File()
+        return found
+
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS armguard_schema (version INTEGER NOT NULL);
@@ -139,6 +188,10 @@ class SqliteStore(SqlStore):
                 f"the SQLite store needs SQLite {'.'.join(map(str, _MIN_SQLITE))} or newer"
                 f" (RETURNING, UPDATE … FROM); this Python has {sqlite3.sqlite_version}"
             )
+        self._file = _file_for(self.path)
+        self._gate = self._file.gate
+        self._seen = (self._file.submitted, self._file.freed, self._file.commits)
+        self._seen_data: int | None = None
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -184,24 +237,34 @@ class SqliteStore(SqlStore):
         # before the first read, so a claim's reads cannot go stale before its writes (no
         # SQLITE_BUSY upgrade).
         conn = self._conn()
+        if not self._gate.acquire(timeout=_BUSY_TIMEOUT_S):
+            raise StoreError(
+                f"the SQLite store {self.path} is unavailable: another thread held its write"
+                f" lock for {_BUSY_TIMEOUT_S:.0f} s"
+            )
         try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"the SQLite store {self.path} is unavailable: {exc}") from exc
-        tx = _SqliteTx(conn, self.path)
-        try:
-            yield tx
-        except BaseException:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"the SQLite store {self.path} is unavailable: {exc}") from exc
+            tx = _SqliteTx(conn, self.path)
+            try:
+                yield tx
+            except BaseException:
+                if not tx.committed:
+                    conn.execute("ROLLBACK")
+                raise
             if not tx.committed:
-                conn.execute("ROLLBACK")
-            raise
-        if tx.committed:
-            return
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            conn.execute("ROLLBACK")
-            raise StoreError(f"the SQLite store {self.path} could not commit: {exc}") from exc
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    conn.execute("ROLLBACK")
+                    raise StoreError(
+                        f"the SQLite store {self.path} could not commit: {exc}"
+                    ) from exc
+            self._file.commits += 1  # under the gate: no other thread of ours is writing
+        finally:
+            self._gate.release()
 
     @contextmanager
     def _read(self) -> Iterator[_SqliteTx]:
@@ -216,6 +279,42 @@ class SqliteStore(SqlStore):
             "UPDATE counters SET value = value + 1 WHERE name = 'fence' RETURNING value"
         )
         return int(found[0][0])
+
+    def _changed(self, change: Change) -> None:
+        self._file.bump(change)
+
+    def watch_changes(self, timeout: float) -> Change | None:
+        # This process's commits arrive through the shared counters at once. Other processes'
+        # show as ``data_version`` moving while this process committed nothing (when both
+        # moved, an outside commit may hide behind ours until the caller's next poll, which is
+        # why workers still poll now and then).
+        deadline = time.monotonic() + max(0.0, timeout)
+        conn = self._conn()
+        f = self._file
+        while True:
+            # Under the gate, the commit count and data_version agree on our own commits; the
+            # kind counters follow each commit a moment later (and notify).
+            with self._gate:
+                data = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                commits = f.commits
+            with f.changed:
+                submitted, freed = f.submitted, f.freed
+            now = (submitted, freed, commits)
+            seen_submitted, seen_freed, seen_commits = self._seen
+            outside = self._seen_data is not None and data != self._seen_data
+            self._seen, self._seen_data = now, data
+            if freed != seen_freed:
+                return "freed"
+            if submitted != seen_submitted:
+                return "submitted"
+            if outside and commits == seen_commits:
+                return "freed"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            with f.changed:
+                if (f.submitted, f.freed) == (submitted, freed):
+                    f.changed.wait(min(remaining, _WATCH_TICK_S))
 
     def close(self) -> None:
         with self._all_lock:

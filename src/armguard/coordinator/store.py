@@ -10,7 +10,10 @@ one semantics suite (``tests/coordinator``) runs against both. Claim rules, whic
   there are no deadlocks.
 * The batch is the claimable head job plus the queued jobs after it on the same resource, in
   order, up to (not including) the first barrier, at most ``max_batch``. A barrier job (action,
-  delete) is always claimed alone.
+  delete) is always claimed alone. A follower may pass an older queued job on another resource
+  when the two only share a key that is neither one's own resource (two subnets of one VNet):
+  ARM makes such writes take turns, but their order changes neither result. It never passes
+  a job whose resource it locks, or one that locks its resource.
 * Every claim draws a new fencing token from one store-wide counter; ``complete``,
   ``heartbeat`` and ``release`` raise :class:`LeaseLost` unless the lease is unexpired and still
   the newest holder of its keys.
@@ -26,12 +29,14 @@ claim records one ``claimed`` event per job it leases, so no lease exists withou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from armguard.coordinator.model import Job, JobResult, JobSpec, JobState, LearnedScope, Lease
 from armguard.events import JobEvent
 
-__all__ = ["Store"]
+__all__ = ["Change", "Store"]
+
+Change = Literal["submitted", "freed"]
 
 
 class Store(Protocol):
@@ -40,10 +45,19 @@ class Store(Protocol):
         ...
 
     def claim(
-        self, owner: str, ttl: float, max_batch: int = 64, events: Sequence[JobEvent] = ()
+        self,
+        owner: str,
+        ttl: float,
+        max_batch: int = 64,
+        events: Sequence[JobEvent] = (),
+        *,
+        linger: float = 0.0,
+        linger_max: float = 0.0,
     ) -> Lease | None:
         """Lease the oldest claimable batch, or None if nothing is claimable now. ``events``
-        are appended either way, before the ``claimed`` events of the batch."""
+        are appended either way, before the ``claimed`` events of the batch. With ``linger``
+        (store-clock seconds), a resource's jobs wait until none has joined them for that long,
+        or until the oldest has waited ``linger_max``; until then they block their keys."""
         ...
 
     def heartbeat(self, lease: Lease, ttl: float) -> Lease:
@@ -82,5 +96,12 @@ class Store(Protocol):
         ...
 
     def learned_scopes(self) -> list[LearnedScope]: ...
+
+    def watch_changes(self, timeout: float) -> Change | None:
+        """Block up to ``timeout`` real seconds for a submit, completion or release committed by
+        anyone (this process or another) since the previous call, and say which: ``freed``
+        (a completion or release, or a commit of unknown kind: keys may be free) wins over
+        ``submitted``. None when nothing came. Idle workers wait on this instead of polling."""
+        ...
 
     def close(self) -> None: ...

@@ -13,6 +13,7 @@ claims the jobs, and the ETag guard plus ``satisfied_by`` keep the retry from ap
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,10 +23,13 @@ from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import Requester
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import JobState, Lease
-from armguard.coordinator.store import Store
+from armguard.coordinator.store import Change, Store
 from armguard.coordinator.writer import BatchReport, BatchWriter, WriterSettings
 
 __all__ = ["Worker", "WorkerSettings", "WorkerStats"]
+
+# How often the watcher checks a pending debounce deadline (real seconds).
+_NUDGE_TICK_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -34,8 +38,15 @@ class WorkerSettings:
     lease_ttl: float = 60.0
     max_batch: int = 64
     idle_poll: float = 0.25
-    """Real seconds between store polls while every queued job's keys are held elsewhere. Local
-    batch completions wake the loops at once; the poll only covers other processes."""
+    """Real seconds between claim attempts while nothing changes: that catches leases expiring
+    (a takeover), which commit nothing. Submits, completions and releases — in this process or
+    another — wake an idle loop at once through :meth:`Store.watch_changes`."""
+    linger: float = 0.0
+    """Debounce, in seconds of the worker's clock: a resource's queued jobs are claimed once no
+    new job has joined them for this long, so a burst of writers becomes one ARM write instead
+    of one write plus another for the stragglers. 0 claims at once."""
+    linger_max: float = 0.0
+    """The longest a job waits for its resource to settle (at least ``linger``)."""
     budget_ratio: float = 0.1
     budget_floor: int = 10
     writer: WriterSettings = field(default_factory=WriterSettings)
@@ -47,6 +58,10 @@ class WorkerSettings:
             raise ValueError("the lease TTL must be positive")
         if self.max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if not (self.linger >= 0 and self.linger_max >= 0):
+            raise ValueError("linger and linger_max must be >= 0")
+        if self.linger > 0 and self.linger_max < self.linger:
+            raise ValueError("linger_max must be at least linger")
 
 
 @dataclass
@@ -85,6 +100,7 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Condition()
         self._generation = 0
+        self._stop_watching = threading.Event()
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
 
@@ -93,7 +109,7 @@ class Worker:
     def stop(self) -> None:
         """Finish (or release) the current batches and return from the loops, for good."""
         self._stop.set()
-        self._notify()
+        self._notify(everyone=True)
 
     @property
     def stopping(self) -> bool:
@@ -111,7 +127,7 @@ class Worker:
         """Claim and run one batch on the calling thread; None if nothing was claimable."""
         store = self._open_store()
         try:
-            lease = store.claim(self.owner, self.settings.lease_ttl, self.settings.max_batch)
+            lease = self._claim(store, self.owner)
             if lease is None:
                 return None
             return self._run_batch(store, lease)
@@ -124,16 +140,21 @@ class Worker:
         # A stop that arrives before the loops start (SIGTERM during start-up) still counts:
         # a stopped worker stays stopped.
         self._errors.clear()
+        self._stop_watching.clear()
         threads = [
             threading.Thread(
                 target=self._guarded, args=(n, until_idle), name=f"{self.owner}-{n}", daemon=True
             )
             for n in range(self.settings.concurrency)
         ]
+        watcher = threading.Thread(target=self._watch, name=f"{self.owner}-watch", daemon=True)
         for t in threads:
             t.start()
+        watcher.start()
         for t in threads:
             t.join()
+        self._stop_watching.set()
+        watcher.join()
         if self._errors:
             raise self._errors[0]
         return self.stats
@@ -145,6 +166,47 @@ class Worker:
             with self._lock:
                 self._errors.append(exc)
             self.stop()
+        finally:
+            with self._wake:
+                # Loops waiting to see whether the queue ran dry must look again.
+                self._generation += 1
+                self._wake.notify_all()
+
+    def _watch(self) -> None:
+        """One thread per worker watches the store and wakes one idle loop per change (and one
+        per ``idle_poll`` without a change, for expired leases). A loop that claims something
+        wakes the next, so a burst of work fans out without every loop polling the store.
+
+        With a linger, a submit cannot make anything claimable before its resource settles, so
+        instead of waking a loop (for a claim that must come back empty) the watcher looks
+        again once the latest submit is ``linger`` old."""
+        store = self._open_store()
+        linger = self.settings.linger
+        nudge_at: float | None = None  # worker clock
+        last = time.monotonic()
+        try:
+            while not (self._stop.is_set() or self._stop_watching.is_set()):
+                # Short waits, so a stopping worker never waits on its watcher for long.
+                wait = _NUDGE_TICK_S if nudge_at is not None else min(self.settings.idle_poll, 0.25)
+                change: Change | None
+                try:
+                    change = store.watch_changes(wait)
+                except Exception:
+                    # The loops meet the same store error on their next call and report it;
+                    # until then, wake one every idle_poll.
+                    self._stop_watching.wait(self.settings.idle_poll)
+                    change = "freed"
+                if change == "submitted" and linger > 0:
+                    nudge_at = self.clock.monotonic() + linger * 1.05
+                elif change is not None or time.monotonic() - last >= self.settings.idle_poll:
+                    self._notify()
+                    last = time.monotonic()
+                if nudge_at is not None and self.clock.monotonic() >= nudge_at:
+                    nudge_at = None
+                    self._notify()
+                    last = time.monotonic()
+        finally:
+            store.close()
 
     def _loop(self, n: int, until_idle: bool) -> None:
         store = self._open_store()
@@ -153,19 +215,27 @@ class Worker:
             while not self._stop.is_set():
                 with self._wake:
                     seen = self._generation
-                lease = store.claim(owner, self.settings.lease_ttl, self.settings.max_batch)
+                lease = self._claim(store, owner)
                 if self.metrics is not None:
                     self.metrics.queue_depth.set(store.queue_depth())
                 if lease is not None:
+                    self._notify()  # there may be more: let the next idle loop look
                     self._run_batch(store, lease)
                     continue
                 if until_idle and self._idle(store):
                     return
                 with self._wake:
                     if self._generation == seen and not self._stop.is_set():
-                        self._wake.wait(self.settings.idle_poll)
+                        # The watcher wakes us; the timeout only guards against a dead one.
+                        self._wake.wait(self.settings.idle_poll * 4)
         finally:
             store.close()
+
+    def _claim(self, store: Store, owner: str) -> Lease | None:
+        cfg = self.settings
+        return store.claim(
+            owner, cfg.lease_ttl, cfg.max_batch, linger=cfg.linger, linger_max=cfg.linger_max
+        )
 
     def _idle(self, store: Store) -> bool:
         return store.queue_depth() == 0 and not store.jobs(JobState.RUNNING, limit=1)
@@ -200,7 +270,10 @@ class Worker:
         self._notify()
         return report
 
-    def _notify(self) -> None:
+    def _notify(self, *, everyone: bool = False) -> None:
         with self._wake:
             self._generation += 1
-            self._wake.notify_all()
+            if everyone:
+                self._wake.notify_all()
+            else:
+                self._wake.notify()
