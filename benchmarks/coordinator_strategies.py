@@ -161,6 +161,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--linger", type=float, default=0.5, help="armguard worker debounce, emulated s"
     )
     parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=256,
+        help="armguard jobs folded per write (the ideal folds every intent on a resource)",
+    )
+    parser.add_argument(
         "--linger-max", type=float, default=5.0, help="armguard longest debounce, emulated s"
     )
     parser.add_argument(
@@ -187,6 +193,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         (args.refresh_factor >= 1 and args.refresh_cap > 0, "--refresh-factor >= 1, cap > 0"),
         (args.lease_ttl > 0 and args.run_timeout > 0, "--lease-ttl and --run-timeout must be > 0"),
         (0 <= args.linger <= args.linger_max, "need 0 <= --linger <= --linger-max"),
+        (args.max_batch >= 1, "--max-batch must be at least 1"),
     ]
     for ok, message in checks:
         if not ok:
@@ -228,6 +235,7 @@ def run_pair(
         "lease_ttl": args.lease_ttl / args.time_scale,
         "linger": args.linger,
         "linger_max": args.linger_max,
+        "max_batch": args.max_batch,
     }
     with served_emulator(
         workdir, workload.resources, time_scale=args.time_scale, seed=args.seed
@@ -416,6 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "armguardConcurrency": args.concurrency,
             "armguardLeaseTtlRealS": args.lease_ttl,
             "armguardLingerEmulatedS": [args.linger, args.linger_max],
+            "armguardMaxBatch": args.max_batch,
             "blindRetry": {"tries": args.blind_tries, "sleepEmulatedS": args.blind_sleep},
             "refreshRetry": {
                 "tries": args.refresh_tries,

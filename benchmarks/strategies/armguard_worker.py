@@ -90,6 +90,7 @@ def run(
             lease_ttl=float(ctx.options["lease_ttl"]),
             linger=float(ctx.options["linger"]),
             linger_max=float(ctx.options["linger_max"]),
+            max_batch=int(ctx.options["max_batch"]),
         ),
     )
     failures: list[BaseException] = []
