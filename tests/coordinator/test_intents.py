@@ -11,6 +11,7 @@ from armguard.coordinator.intents import (
     ActionIntent,
     BodyIntent,
     DeleteIntent,
+    Intent,
     IntentError,
     MergeIntent,
     PutIntent,
@@ -19,6 +20,7 @@ from armguard.coordinator.intents import (
     TagsIntent,
     fold,
     intent_from_json,
+    intent_kinds,
     merge_patch,
     register_intent,
 )
@@ -75,12 +77,46 @@ def test_tags_rejects_a_key_set_and_removed() -> None:
         TagsIntent()
 
 
-def test_put_is_satisfied_by_a_superset_and_replaces_on_fold() -> None:
+def test_put_allows_computed_properties_but_replaces_tags_and_on_fold() -> None:
     put = PutIntent({"location": "eastus", "properties": {"addressPrefix": "10.0.0.0/24"}})
     live = {"location": "eastus", "properties": {"addressPrefix": "10.0.0.0/24", "x": 1}}
-    assert put.satisfied_by(live)
+    assert put.satisfied_by(live)  # "x" is what the provider computes, not the caller's
+    # Tags are wholly the caller's: a PUT without them removes them, so it is not yet done.
+    assert not put.satisfied_by({**live, "tags": {"t": "1"}})
+    tagged = PutIntent({**put.body, "tags": {"a": "1"}})
+    assert tagged.satisfied_by({**live, "tags": {"a": "1"}})
+    assert not tagged.satisfied_by({**live, "tags": {"a": "1", "extra": "2"}})
     folded = fold([MergeIntent({"tags": {"t": "1"}}), put], live)
     assert folded == {"location": "eastus", "properties": {"addressPrefix": "10.0.0.0/24"}}
+
+
+def test_only_body_intents_may_fold() -> None:
+    with pytest.raises(TypeError, match="not a BodyIntent"):
+
+        @register_intent
+        @dataclass(frozen=True)
+        class FoldablePost(Intent):
+            kind: ClassVar[str] = "test-foldable-post"
+            barrier: ClassVar[bool] = False
+            api_version: str | None = None
+
+            def satisfied_by(self, live: Any) -> bool:
+                return False
+
+            def rebase(self, live: Any) -> Request:
+                return Request("POST", "/restart")
+
+            def fields(self) -> set[str]:
+                return set()
+
+            def _payload(self) -> dict[str, Any]:
+                return {}
+
+            @classmethod
+            def from_json(cls, data: Any) -> FoldablePost:
+                return cls()
+
+    assert "test-foldable-post" not in intent_kinds()
 
 
 def test_power_actions_are_satisfied_by_their_power_state() -> None:

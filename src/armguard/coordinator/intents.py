@@ -9,8 +9,10 @@ separately from the version baseline"). Each intent answers four questions:
 * ``rebase(live)`` — the write this intent needs on the live state (a new body or a request);
 * ``fields()`` — the JSON paths it touches, for metrics and conflicts by field.
 
-``barrier`` intents (actions, deletes) are never folded with neighbours. Library users add
-their own kinds with :func:`register_intent`.
+Only :class:`BodyIntent` kinds fold into a shared write; every other kind (actions, deletes, a
+user's own request-shaped kind) is a ``barrier`` that runs alone and in order, so nothing is
+ever folded into a write that cannot carry it. Library users add their own kinds with
+:func:`register_intent`.
 """
 
 from __future__ import annotations
@@ -124,7 +126,8 @@ class Intent(ABC):
     """The base of every intent kind. Subclasses are frozen dataclasses."""
 
     kind: ClassVar[str]
-    barrier: ClassVar[bool] = False
+    barrier: ClassVar[bool] = True
+    """Runs alone, in order. Only body intents can share a write, so only they may say False."""
     api_version: str | None
 
     @abstractmethod
@@ -157,9 +160,17 @@ class Intent(ABC):
         happen first, or None if this intent cannot meet that prerequisite itself."""
         return None
 
+    def verify(self, live: Mapping[str, Any] | None) -> bool | None:
+        """After ARM reported the write done: True if ``live`` shows the effect, False if it
+        contradicts it, None if the effect cannot be seen in the body. A request-shaped kind
+        (a restart, a key rotation) is seen only where ``satisfied_by`` can see it."""
+        return True if self.satisfied_by(live) else None
+
 
 class BodyIntent(Intent):
     """An intent that is a function of the resource body, so several fold into one PUT."""
+
+    barrier: ClassVar[bool] = False
 
     @abstractmethod
     def apply(self, body: Mapping[str, Any] | None) -> JSON:
@@ -167,6 +178,9 @@ class BodyIntent(Intent):
 
     def rebase(self, live: Mapping[str, Any] | None) -> JSON:
         return strip_read_only(self.apply(live))
+
+    def verify(self, live: Mapping[str, Any] | None) -> bool | None:
+        return self.satisfied_by(live)
 
 
 _I = TypeVar("_I", bound=type[Intent])
@@ -178,6 +192,13 @@ def register_intent(cls: _I) -> _I:
     name = getattr(cls, "kind", None)
     if not isinstance(name, str) or not name:
         raise TypeError(f"{cls.__name__} needs a non-empty 'kind'")
+    if not cls.barrier and not issubclass(cls, BodyIntent):
+        # The writer folds only body intents into a write; a foldable request-shaped kind
+        # would be dropped from it and then reported applied.
+        raise TypeError(
+            f"{cls.__name__} sets barrier = False but is not a BodyIntent: only intents that "
+            "fold into the resource body can share a write"
+        )
     existing = _REGISTRY.get(name)
     if existing is not None and existing is not cls:
         raise TypeError(f"intent kind '{name}' is already registered by {existing.__name__}")
@@ -267,6 +288,18 @@ class PutIntent(BodyIntent):
             raise IntentError("a put intent needs a JSON object body")
 
     def satisfied_by(self, live: Mapping[str, Any] | None) -> bool:
+        # Every value asked for is there. Beyond that, a live body always carries what the
+        # resource provider computes (vmId, resourceGuid, defaults), so extra properties do not
+        # count against it; tags do: they are wholly the caller's, and this PUT replaces them.
+        if live is None:
+            return False
+        desired = strip_read_only(self.body)
+        live_tags = live.get("tags") or {}
+        return body_subset(live, desired) and live_tags == (desired.get("tags") or {})
+
+    def verify(self, live: Mapping[str, Any] | None) -> bool | None:
+        # After the write, later jobs of the same batch may have added tags on top of this
+        # body: what must be there is what it asked for.
         return live is not None and body_subset(live, strip_read_only(self.body))
 
     def apply(self, body: Mapping[str, Any] | None) -> JSON:
@@ -392,6 +425,11 @@ class ActionIntent(Intent):
     def rebase(self, live: Mapping[str, Any] | None) -> Request:
         return Request("POST", f"/{self.name}", copy.deepcopy(self.body))
 
+    def verify(self, live: Mapping[str, Any] | None) -> bool | None:
+        # A power action leaves a state to compare; any other action's proof is that its
+        # operation succeeded.
+        return self.satisfied_by(live) if self.power_result else True
+
     def fields(self) -> set[str]:
         return {"properties.instanceView.statuses"} if self.power_result else set()
 
@@ -420,6 +458,9 @@ class DeleteIntent(Intent):
     api_version: str | None = None
 
     def satisfied_by(self, live: Mapping[str, Any] | None) -> bool:
+        return live is None
+
+    def verify(self, live: Mapping[str, Any] | None) -> bool | None:
         return live is None
 
     def rebase(self, live: Mapping[str, Any] | None) -> Request:
