@@ -7,6 +7,7 @@ import threading
 
 import pytest
 
+from armguard.clock import ManualClock
 from armguard.coordinator.backoff import Backoff, RetryBudget
 
 
@@ -64,3 +65,21 @@ def test_budget_is_exact_under_concurrent_spending() -> None:
         t.join()
     assert sum(granted) == 55
     assert budget.remaining == 0
+
+
+def test_budget_forgets_work_and_retries_outside_its_window() -> None:
+    clock = ManualClock()
+    budget = RetryBudget(ratio=0.5, floor=1, clock=clock, window=60.0)
+    budget.record_work(20)  # a busy quiet hour earns room for ten retries…
+    clock.advance(61)
+    # …that the first bad minute after it cannot draw on: only the floor is left.
+    assert budget.work == 0
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    clock.advance(30)
+    budget.record_work(2)  # fresh work earns fresh room, the spent retry still counts
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    clock.advance(31)  # the first retry left the window
+    assert budget.try_spend()
+    assert budget.spent == 3

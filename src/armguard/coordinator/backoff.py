@@ -5,14 +5,17 @@ work. Backoff without jitter keeps colliding clients in lockstep (AWS "Exponenti
 Jitter"); a per-request attempt cap alone still lets retries triple the load. So armguard uses
 *full jitter* — ``uniform(0, min(cap, base · 2^n))`` — never shorter than ARM's ``Retry-After``,
 and a per-worker :class:`RetryBudget` in the style of the SRE book: extra calls may be at most
-``ratio`` × real writes plus a small floor.
+``ratio`` × real writes plus a small floor, counted over a sliding window.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from dataclasses import dataclass, field
+
+from armguard.clock import Clock
 
 __all__ = ["Backoff", "RetryBudget"]
 
@@ -40,44 +43,78 @@ class Backoff:
 
 
 class RetryBudget:
-    """Thread-safe budget of extra ARM calls: ``floor + ratio × work`` over the worker's life.
+    """Thread-safe budget of extra ARM calls: ``floor + ratio × work`` within a sliding window.
 
     ``record_work`` counts calls that do real work (the first attempt of each write);
     ``try_spend`` admits a retry only while the budget has room, so a burst of 429s or 5xx
-    ends in a failed job instead of a retry storm.
+    ends in a failed job instead of a retry storm. With a clock, both count only over the last
+    ``window`` seconds (Finagle's retry budget works the same way): otherwise a day of quiet
+    work would bank thousands of retries for the first bad minute.
     """
 
-    def __init__(self, ratio: float = 0.1, floor: int = 10) -> None:
+    def __init__(
+        self,
+        ratio: float = 0.1,
+        floor: int = 10,
+        *,
+        clock: Clock | None = None,
+        window: float = 60.0,
+    ) -> None:
         if ratio < 0 or floor < 0:
             raise ValueError("a retry budget needs ratio >= 0 and floor >= 0")
+        if not window > 0:
+            raise ValueError("a retry budget's window must be positive")
         self.ratio = ratio
         self.floor = floor
-        self._work = 0
-        self._spent = 0
+        self.window = window
+        self._clock = clock
+        self._work: deque[float] = deque()
+        self._spent: deque[float] = deque()
+        self._total_spent = 0
         self._lock = threading.Lock()
+
+    def _now(self) -> float:
+        return self._clock.monotonic() if self._clock is not None else 0.0
+
+    def _prune(self, now: float) -> None:
+        if self._clock is None:
+            return
+        horizon = now - self.window
+        for stamps in (self._work, self._spent):
+            while stamps and stamps[0] <= horizon:
+                stamps.popleft()
 
     def record_work(self, calls: int = 1) -> None:
         with self._lock:
-            self._work += calls
+            now = self._now()
+            self._prune(now)
+            self._work.extend([now] * calls)
 
     def try_spend(self) -> bool:
         with self._lock:
-            if self._spent + 1 > self.floor + self.ratio * self._work:
+            now = self._now()
+            self._prune(now)
+            if len(self._spent) + 1 > self.floor + self.ratio * len(self._work):
                 return False
-            self._spent += 1
+            self._spent.append(now)
+            self._total_spent += 1
             return True
 
     @property
     def spent(self) -> int:
+        """Retries admitted over the budget's life."""
         with self._lock:
-            return self._spent
+            return self._total_spent
 
     @property
     def work(self) -> int:
+        """Real calls in the current window."""
         with self._lock:
-            return self._work
+            self._prune(self._now())
+            return len(self._work)
 
     @property
     def remaining(self) -> float:
         with self._lock:
-            return self.floor + self.ratio * self._work - self._spent
+            self._prune(self._now())
+            return self.floor + self.ratio * len(self._work) - len(self._spent)

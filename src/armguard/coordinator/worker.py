@@ -49,6 +49,8 @@ class WorkerSettings:
     """The longest a job waits for its resource to settle (at least ``linger``)."""
     budget_ratio: float = 0.1
     budget_floor: int = 10
+    budget_window: float = 60.0
+    """Seconds over which retries are weighed against real writes."""
     writer: WriterSettings = field(default_factory=WriterSettings)
 
     def __post_init__(self) -> None:
@@ -95,7 +97,12 @@ class Worker:
         self.owner = owner or f"worker-{uuid.uuid4().hex[:8]}"
         self.on_batch = on_batch
         self.backoff = backoff
-        self.budget = RetryBudget(self.settings.budget_ratio, self.settings.budget_floor)
+        self.budget = RetryBudget(
+            self.settings.budget_ratio,
+            self.settings.budget_floor,
+            clock=clock,
+            window=self.settings.budget_window,
+        )
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._wake = threading.Condition()
