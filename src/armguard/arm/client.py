@@ -33,6 +33,7 @@ from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 from armguard import __version__
 from armguard.arm.classify import Classification, ConflictKind, classify_error
 from armguard.arm.errors import ErrorDetail, parse_error_body
+from armguard.arm.urls import redact_url, same_origin
 
 __all__ = [
     "CLOUDS",
@@ -197,6 +198,21 @@ class ArmClient:
         params: Mapping[str, str] | None = None,
     ) -> ArmResponse:
         url = self.url(path, api_version, params)
+        if not same_origin(url, self.endpoint):
+            # A status URL from a response or an error message: never hand it our token.
+            return ArmResponse(
+                method=method,
+                url=redact_url(url),
+                status=400,
+                headers={},
+                body={
+                    "error": {
+                        "code": "UntrustedUrl",
+                        "message": f"armguard sends credentials only to {self.endpoint}; "
+                        f"it does not follow {redact_url(url)}",
+                    }
+                },
+            )
         req_headers = dict(headers or {})
         content: bytes | None = None
         if body is not None:
