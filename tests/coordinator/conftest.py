@@ -14,12 +14,17 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from armguard.arm.client import ArmClient, StaticIdentityCredential
 from armguard.clock import Clock, ManualClock
 from armguard.coordinator.postgres_store import PostgresStore
 from armguard.coordinator.sql_store import SqlStore
 from armguard.coordinator.sqlite_store import SqliteStore
+from armguard.testing import emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from writer_env import RG, Env
+
 from pg_server import PgServer, PgUnavailable, external_url
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -122,3 +127,14 @@ def clock() -> ManualClock:
 @pytest.fixture
 def store(db: StoreDb, clock: ManualClock) -> SqlStore:
     return db.open(clock)
+
+
+@pytest.fixture
+def env(db: StoreDb, clock: ManualClock) -> Iterator[Env]:
+    """A served emulator holding one resource group, and a store, on one clock."""
+    with emulator(clock=clock) as handle:
+        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=handle.base_url)
+        store = db.open(clock)
+        r = setup.request("PUT", RG, api_version="2024-03-01", body={"location": "eastus"})
+        assert r.status in (200, 201), r.text
+        yield Env(handle, clock, db, store, setup)

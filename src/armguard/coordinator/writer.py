@@ -47,6 +47,7 @@ from armguard.arm.classify import Classification, ConflictKind, classify_error
 from armguard.arm.client import ArmResponse, ArmTransportError
 from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
 from armguard.arm.states import is_terminal
+from armguard.arm.urls import redact_url
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import (
@@ -63,6 +64,7 @@ from armguard.coordinator.gates import (
 from armguard.coordinator.intents import (
     ActionIntent,
     BodyIntent,
+    DeleteIntent,
     Intent,
     IntentError,
     PutIntent,
@@ -137,6 +139,9 @@ class _Item:
     job: Job
     intent: Intent
     rebased_on: str | None = None
+    baseline_honoured: bool = False
+    """Its baseline was current when a write carrying it was accepted: what moved the ETag
+    since is that write or a later writer, never a reason to call this job stale."""
 
 
 def _norm_etag(value: str | None) -> str | None:
@@ -168,11 +173,16 @@ def _segments(items: Sequence[_Item]) -> list[list[_Item]]:
     store already claims barriers alone; this keeps the writer right whatever it is handed."""
     out: list[list[_Item]] = []
     for item in items:
-        if item.intent.barrier or not out or out[-1][-1].intent.barrier:
+        if _alone(item) or not out or _alone(out[-1][-1]):
             out.append([item])
         else:
             out[-1].append(item)
     return out
+
+
+def _alone(item: _Item) -> bool:
+    # Only body intents fold into a write; anything else would be left out of it.
+    return item.intent.barrier or not isinstance(item.intent, BodyIntent)
 
 
 class BatchWriter:
@@ -284,6 +294,7 @@ class BatchWriter:
             )
         prerequisites_run: set[str] = set()
         last: Classification | None = None
+        verify_misses = 0
         try:
             while active:
                 self._round += 1
@@ -321,8 +332,20 @@ class BatchWriter:
                     if restart_after:
                         restart_after = False  # one attempt; a failure is reported, not retried
                         self._transition(rid, api, active, "start", "running")
-                    self._verify(rid, api, info, active)
-                    return
+                    missing = self._verify(rid, api, info, active, last_try=verify_misses >= 1)
+                    if not missing:
+                        return
+                    # ARM took the write, yet the live state lacks its effect: most likely an
+                    # unguarded writer replaced the body right after us. Write once more, on
+                    # what is there now; a second miss fails instead of fighting that writer.
+                    verify_misses += 1
+                    for item in missing:
+                        item.baseline_honoured = True
+                    active = missing
+                    last = Classification(
+                        ConflictKind.UNKNOWN, "the live state did not show the accepted write"
+                    )
+                    continue
                 last = failure
                 restart_after = (
                     self._recover(rid, api, active, failure, prerequisites_run) or restart_after
@@ -396,7 +419,10 @@ class BatchWriter:
         for item in items:
             baseline = _norm_etag(item.job.spec.baseline_etag)
             stale = (
-                baseline is not None and baseline != live_etag and live_etag not in self._own_etags
+                baseline is not None
+                and not item.baseline_honoured
+                and baseline != live_etag
+                and live_etag not in self._own_etags
             )
             if stale:
                 policy = item.job.spec.on_stale
@@ -419,6 +445,18 @@ class BatchWriter:
                         ConflictKind.STALE_VERSION,
                         f"the live ETag {_etag_of(live)} is not the baseline "
                         f"{item.job.spec.baseline_etag}; regenerate the change from the live state",
+                    )
+                    continue
+                if live is None and not isinstance(item.intent, PutIntent | DeleteIntent):
+                    # Read with an ETag, gone now: someone deleted it. Rebasing a patch on
+                    # nothing would create a resource from a fragment of a body.
+                    self._finish(
+                        [item.job],
+                        Outcome.FAILED,
+                        ConflictKind.NOT_FOUND,
+                        f"the resource was deleted after the baseline ETag "
+                        f"{item.job.spec.baseline_etag} was read; a {item.intent.kind} intent "
+                        "does not recreate it (submit a full put to do that)",
                     )
                     continue
                 if item.rebased_on != live_etag:
@@ -529,7 +567,10 @@ class BatchWriter:
                 etag_sent=headers.get("If-Match"),
                 detail={"path": path, "conditional": sorted(headers)},
             )
-            self.budget.record_work()
+            if self._round == 1:
+                # Real work is the batch's first write; a rewrite after a conflict is an extra
+                # call, and must not widen the budget that limits extra calls.
+                self.budget.record_work()
             self.report.writes += 1
             response = self._call(verb, path, api_version=api, body=body, headers=headers)
             if response is None:
@@ -558,7 +599,10 @@ class BatchWriter:
         try:
             if url:
                 self._emit(
-                    EventType.WAITING, jobs, operation_url=url, detail={"on": "own operation"}
+                    EventType.WAITING,
+                    jobs,
+                    operation_url=redact_url(url),
+                    detail={"on": "own operation"},
                 )
                 outcome = wait_for_operation(self._counted(), url, self._pacer)
                 if not outcome.succeeded:
@@ -623,7 +667,7 @@ class BatchWriter:
             message=c.message[:500] or None,
             etag_sent=c.etag_sent,
             etag_live=c.etag_live,
-            operation_url=c.operation_url,
+            operation_url=redact_url(c.operation_url) if c.operation_url else None,
         )
         if self.metrics is not None:
             for item in items:
@@ -672,29 +716,48 @@ class BatchWriter:
         if other is not None:
             self.store.learn_scope(rid.key, other, f"{c.code or 'conflict'}: {c.message[:200]}")
         try:
-            if c.operation_url:
-                self._emit(
-                    EventType.WAITING,
-                    jobs,
-                    operation_url=c.operation_url,
-                    detail={"on": "named operation"},
-                )
-                wait_for_operation(self._counted(), c.operation_url, self._pacer)
-            else:
-                self._wait_unnamed(rid, api, jobs, c)
+            if c.operation_url and self._follow_named(rid, api, jobs, c):
+                return
+            self._wait_unnamed(rid, api, jobs, c)
         except GateFailed as failed:
-            # The status could not be read: treat it like any other failed call.
             cls = failed.response.classification()
             if cls.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
                 self._backoff(jobs, cls)
             elif cls.kind is not ConflictKind.NOT_FOUND:
                 raise _Finish(
-                    Outcome.FAILED, cls.kind, f"could not read the blocking operation: {cls.reason}"
+                    Outcome.FAILED,
+                    cls.kind,
+                    f"could not watch the blocking operation: {cls.reason}",
                 ) from failed
         except GateTimeout as timeout:
             raise _Finish(
                 Outcome.FAILED, ConflictKind.OPERATION_IN_PROGRESS, str(timeout)
             ) from timeout
+
+    def _follow_named(
+        self, rid: ResourceId, api: str, jobs: Sequence[Job], c: Classification
+    ) -> bool:
+        """Poll the operation ARM named to its end; False if its status cannot be read (not
+        ours to read, or on a host armguard sends no token to), so the caller watches the
+        resource instead. Throttling and transient failures propagate as GateFailed."""
+        assert c.operation_url is not None
+        self._emit(
+            EventType.WAITING,
+            jobs,
+            operation_url=redact_url(c.operation_url),
+            detail={"on": "named operation"},
+        )
+        if c.retry_after:
+            # The refusal said when to look again; the first poll honours it too.
+            self._pacer.pause(max(1.0, c.retry_after))
+        try:
+            wait_for_operation(self._counted(), c.operation_url, self._pacer)
+        except GateFailed as failed:
+            kind = failed.response.classification().kind
+            if kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT, ConflictKind.NOT_FOUND):
+                raise
+            return False
+        return True
 
     def _wait_unnamed(
         self, rid: ResourceId, api: str, jobs: Sequence[Job], c: Classification
@@ -782,8 +845,18 @@ class BatchWriter:
         if restore is not None:
             detail["restore"] = restore
         self._emit(EventType.PREREQUISITE, jobs, verb="POST", detail=detail)
+        tries = 0
         while True:
-            self.budget.record_work()
+            tries += 1
+            if tries > self.settings.max_rounds:
+                raise _Finish(
+                    Outcome.FAILED,
+                    ConflictKind.OPERATION_IN_PROGRESS,
+                    f"the '{action}' transition was refused {self.settings.max_rounds} times: "
+                    "the VM kept being busy",
+                )
+            if tries == 1:
+                self.budget.record_work()  # retries of it are extra calls, not more work
             self.report.writes += 1
             response = self._call("POST", f"{rid.format()}/{action}", api_version=api)
             if response is not None and response.ok:
@@ -899,7 +972,18 @@ class BatchWriter:
 
     # -- step 5: verify -----------------------------------------------------------------------
 
-    def _verify(self, rid: ResourceId, api: str, info: TypeInfo, items: Sequence[_Item]) -> None:
+    def _verify(
+        self,
+        rid: ResourceId,
+        api: str,
+        info: TypeInfo,
+        items: Sequence[_Item],
+        *,
+        last_try: bool,
+    ) -> list[_Item]:
+        """Read back after the write. Jobs the live state shows (or that cannot be checked) end
+        ``applied``; the ones it contradicts are returned for another round, or fail on the
+        last try. ``applied`` therefore never covers an effect the live state is seen to lack."""
         jobs = [i.job for i in items]
         needs_view = info.needs_instance_view and any(
             isinstance(i.intent, ActionIntent) for i in items
@@ -907,35 +991,58 @@ class BatchWriter:
         try:
             live = self._read(rid, api, items, needs_view)
         except _Finish as fin:
+            # ARM reported the write's operation Succeeded; only the read-back is missing.
             live = None
             checks: dict[str, bool | None] = {i.job.id: None for i in items}
             self._emit(EventType.VERIFIED, jobs, detail={"verified": None, "why": fin.reason})
         else:
             checks = self._check(items, live)
-        for item in items:
-            verified = checks[item.job.id]
+        missing = [i for i in items if checks[i.job.id] is False]
+        done = [i for i in items if checks[i.job.id] is not False]
+        for item in done:
             self._finish(
                 [item.job],
                 Outcome.APPLIED,
                 None,
                 None,
                 result={
-                    "verified": verified,
+                    "verified": checks[item.job.id],
                     "etag": _etag_of(live),
                     "writes": self.report.writes,
                     "batch": len(items),
                 },
             )
-        self._emit(
-            EventType.VERIFIED,
-            jobs,
-            etag_live=_etag_of(live),
-            detail={
-                "verified": all(v is True for v in checks.values()),
-                "writes": self.report.writes,
-            },
-        )
-        self._emit(EventType.APPLIED, jobs, etag_live=_etag_of(live))
+        if missing:
+            self._emit(
+                EventType.VERIFIED,
+                [i.job for i in missing],
+                etag_live=_etag_of(live),
+                detail={"verified": False, "retry": not last_try, "writes": self.report.writes},
+            )
+            if last_try:
+                for item in missing:
+                    self._finish(
+                        [item.job],
+                        Outcome.FAILED,
+                        ConflictKind.UNKNOWN,
+                        "ARM accepted the write twice, but the live state does not show "
+                        f"{', '.join(sorted(item.intent.fields())) or 'its effect'} afterwards: "
+                        "another writer keeps replacing it, or the resource provider changes "
+                        "the value it is given (compare with `armguard inspect`)",
+                        result={"verified": False, "etag": _etag_of(live)},
+                    )
+        if done:
+            self._emit(
+                EventType.VERIFIED,
+                [i.job for i in done],
+                etag_live=_etag_of(live),
+                detail={
+                    "verified": all(checks[i.job.id] is True for i in done),
+                    "writes": self.report.writes,
+                },
+            )
+            self._emit(EventType.APPLIED, [i.job for i in done], etag_live=_etag_of(live))
+        return [] if last_try else missing
 
     def _check(self, items: Sequence[_Item], live: JSON | None) -> dict[str, bool | None]:
         out: dict[str, bool | None] = {}
@@ -949,10 +1056,8 @@ class BatchWriter:
             if intent.fields() & later:
                 # A later job in the same write owns an overlapping field; check it instead.
                 out[item.job.id] = True
-            elif isinstance(intent, ActionIntent) and intent.power_result is None:
-                out[item.job.id] = True  # the operation succeeded; nothing visible to compare
             else:
-                out[item.job.id] = intent.satisfied_by(live)
+                out[item.job.id] = intent.verify(live)
         return out
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -1,0 +1,259 @@
+"""The write loop where other writers interleave at chosen points, and where recovery must end.
+
+A real emulator and real store, as in ``test_writer_loop``; another writer's step runs at an
+exact point of armguard's call sequence (after its read, after its write) through
+:class:`Interleaved`, a real ARM client that runs that step first. So the 412s, the
+overwritten writes and the busy VMs here are the emulator's own answers, not injected ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from writer_env import NET_API, VM, VNET, Env, make_vm, make_vnet
+
+from armguard.arm.client import ArmClient, ArmResponse, StaticIdentityCredential
+from armguard.coordinator.intents import (
+    Intent,
+    Request,
+    ResizeIntent,
+    TagsIntent,
+    register_intent,
+)
+from armguard.coordinator.model import Outcome, StalePolicy
+from armguard.coordinator.worker import Worker, WorkerSettings
+
+VM_API = "2024-07-01"
+Step = Callable[[], None]
+
+
+@dataclass
+class Interleaved:
+    """armguard's ARM client, with another writer's ``step`` run just before the calls that
+    ``when(method, path, history)`` picks (``history``: the (method, path, status) sent so
+    far), at most ``times`` times."""
+
+    inner: ArmClient
+    when: Callable[[str, str, list[tuple[str, str, int]]], bool]
+    step: Step
+    times: int = 1
+    history: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def request(self, method: str, path: str, **kw: Any) -> ArmResponse:
+        if self.times > 0 and self.when(method, path, self.history):
+            self.times -= 1
+            self.step()
+        response = self.inner.request(method, path, **kw)
+        self.history.append((method, path, response.status))
+        return response
+
+
+def run_with(env: Env, client: Interleaved, **settings: Any) -> Worker:
+    settings.setdefault("lease_ttl", 3600.0)
+    worker = Worker(
+        lambda: env.db.open(env.clock),
+        lambda who: client,
+        env.clock,
+        settings=WorkerSettings(**settings),
+    )
+    worker.run_until_idle()
+    return worker
+
+
+def alice(env: Env) -> ArmClient:
+    return ArmClient(StaticIdentityCredential("alice"), endpoint=env.arm.base_url)
+
+
+def is_resource_get(rid: str) -> Callable[[str, str, list[tuple[str, str, int]]], bool]:
+    return lambda method, path, history: method == "GET" and path.lower() == rid.lower()
+
+
+def after_accepted_put(rid: str) -> Callable[[str, str, list[tuple[str, str, int]]], bool]:
+    """The read-back after armguard's write to ``rid`` was accepted."""
+
+    def when(method: str, path: str, history: list[tuple[str, str, int]]) -> bool:
+        wrote = any(m == "PUT" and p.lower() == rid.lower() and s < 300 for m, p, s in history)
+        return wrote and method == "GET" and path.lower() == rid.lower()
+
+    return when
+
+
+def portal_replaces_tags(env: Env, tags: Mapping[str, str]) -> Step:
+    """An unguarded writer: read, replace the tags, PUT without If-Match, let it finish."""
+
+    def step() -> None:
+        env.settle()
+        live = env.get(VNET)
+        env.put(VNET, {**live, "tags": dict(tags)}, who="portal")
+        env.settle()
+
+    return step
+
+
+def test_a_real_412_is_rebased_and_the_fresh_etag_sent(env: Env) -> None:
+    make_vnet(env)
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    read_by_armguard = env.get(VNET)["etag"]
+    # The portal writes between armguard's read and its write, so the write's If-Match is
+    # stale for real and the emulator answers 412 itself.
+    client = Interleaved(
+        alice(env),
+        lambda method, path, history: method == "PUT",
+        portal_replaces_tags(env, {"hotfix": "portal"}),
+    )
+    run_with(env, client)
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    events = env.store.events(job.id)
+    assert [e.kind for e in events if e.event == "conflict"] == ["stale_version"]
+    sent = [e.etag_sent for e in events if e.event == "write"]
+    fresh = next(e.etag_live for e in events if e.event == "read" and e.etag_live != sent[0])
+    assert sent == [read_by_armguard, fresh]
+    assert fresh != read_by_armguard
+    assert env.get(VNET)["tags"] == {"hotfix": "portal", "a": "1"}  # rebased, nothing lost
+
+
+def test_an_accepted_write_the_live_state_lacks_is_written_once_more(env: Env) -> None:
+    make_vnet(env)
+    job = env.submit(VNET, TagsIntent({"a": "1"}), baseline_etag=env.get(VNET)["etag"])
+    # An unguarded writer replaces the tags right after armguard's write is done.
+    client = Interleaved(
+        alice(env), after_accepted_put(VNET), portal_replaces_tags(env, {"p": "1"})
+    )
+    run_with(env, client)
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    assert done.result["verified"] is True
+    assert env.get(VNET)["tags"] == {"p": "1", "a": "1"}
+    verified = [e.detail.get("verified") for e in env.store.events(job.id) if e.event == "verified"]
+    assert verified == [False, True]
+    # Its baseline was honoured by the first write; the retry is not "stale".
+    assert "rebased" not in [e.event for e in env.store.events(job.id)]
+
+
+def test_an_effect_that_never_shows_fails_instead_of_reporting_applied(env: Env) -> None:
+    make_vnet(env)
+    job = env.submit(
+        VNET, TagsIntent({"a": "1"}), baseline_etag=env.get(VNET)["etag"], on_stale=StalePolicy.DROP
+    )
+    client = Interleaved(
+        alice(env), after_accepted_put(VNET), portal_replaces_tags(env, {"p": "1"}), times=99
+    )
+    run_with(env, client)
+    done = env.job(job)
+    assert done.outcome is Outcome.FAILED
+    assert done.kind == "unknown"
+    assert "does not show tags.a" in (done.reason or "")
+    writes = [m for m, p, s in client.history if m == "PUT" and p.lower() == VNET.lower()]
+    assert len(writes) == 2  # one retry, then it stops fighting the other writer
+
+
+def test_a_patch_is_not_rebased_onto_a_resource_deleted_since_its_baseline(env: Env) -> None:
+    etag = make_vnet(env)["etag"]
+    response = env.client("ops").request("DELETE", VNET, api_version=NET_API)
+    assert response.status in (200, 202, 204)
+    env.settle()
+    job = env.submit(VNET, TagsIntent({"a": "1"}), baseline_etag=etag)
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.FAILED
+    assert done.kind == "not_found"
+    assert "deleted after the baseline" in (done.reason or "")
+    assert env.setup.request("GET", VNET, api_version=NET_API).status == 404  # not recreated
+
+
+@register_intent
+@dataclass(frozen=True)
+class _RedeployIntent(Intent):
+    """A user's own request-shaped kind: a POST the writer cannot fold into a body."""
+
+    kind: ClassVar[str] = "test-restart-post"
+    api_version: str | None = None
+
+    def satisfied_by(self, live: Mapping[str, Any] | None) -> bool:
+        return False
+
+    def rebase(self, live: Mapping[str, Any] | None) -> Request:
+        return Request("POST", "/restart")
+
+    def fields(self) -> set[str]:
+        return set()
+
+    def _payload(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _RedeployIntent:
+        return cls()
+
+
+def test_a_custom_request_intent_is_sent_not_folded_into_a_neighbours_write(env: Env) -> None:
+    make_vm(env)
+    restart = env.submit(VM, _RedeployIntent(), who="alice")
+    tag = env.submit(VM, TagsIntent({"team": "media"}, api_version=VM_API), who="alice")
+    env.run()
+    assert env.job(restart).outcome is Outcome.APPLIED
+    assert env.job(tag).outcome is Outcome.APPLIED
+    ops = [e["operationName"]["value"].lower() for e in env.activity("alice")]
+    assert any(op.endswith("/restart/action") for op in ops), ops
+    assert env.get(VM, VM_API)["tags"] == {"team": "media"}
+
+
+def test_a_transition_refused_again_and_again_ends_instead_of_looping(env: Env) -> None:
+    make_vm(env)
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "POST", "idPattern": VM, "operation": "deallocate"},
+            "effect": {
+                "status": 409,
+                "code": "AnotherOperationInProgress",
+                "message": "Another operation on this or dependent resource is in progress.",
+            },
+        }
+    )
+    job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.FAILED
+    assert done.kind == "operation_in_progress"
+    assert "deallocate" in (done.reason or "")
+    posts = [
+        e
+        for e in env.activity("alice")
+        if e["status"]["value"] == "Failed" and "deallocate" in e["operationName"]["value"]
+    ]
+    assert len(posts) == 12  # WriterSettings.max_rounds
+
+
+def test_a_status_url_on_another_host_gets_no_token_and_the_resource_is_watched(
+    env: Env,
+) -> None:
+    make_vnet(env)
+    live = env.get(VNET)
+    env.put(VNET, {**live, "tags": {"rollout": "1"}}, who="pipeline")  # VNet now Updating
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "PUT", "idPattern": VNET},
+            "effect": {
+                "status": 409,
+                "code": "AnotherOperationInProgress",
+                "message": "Another operation on this or dependent resource is in progress. "
+                "To retrieve status of the operation use uri: "
+                "https://collector.example.invalid/operations/1?api-version=2024-05-01&sig=secret.",
+            },
+            "schedule": {"firstN": 1},
+        }
+    )
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    client = Interleaved(alice(env), lambda *_: False, lambda: None)
+    run_with(env, client)
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    untrusted = [status for _, path, status in client.history if "example.invalid" in path]
+    assert untrusted  # armguard asked its client for it…
+    assert set(untrusted) == {400}  # …which refused locally: sent, it would be a transport error
+    events = env.store.events(job.id)
+    assert all("sig=" not in (e.operation_url or "") for e in events)
+    assert any(e.event == "waiting" and e.detail.get("on") == "provisioningState" for e in events)
