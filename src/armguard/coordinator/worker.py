@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from armguard.clock import Clock
@@ -23,6 +24,7 @@ from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import Requester
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import JobState, Lease
+from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.store import Change, Store
 from armguard.coordinator.writer import BatchReport, BatchWriter, WriterSettings
 
@@ -51,6 +53,10 @@ class WorkerSettings:
     budget_floor: int = 10
     budget_window: float = 60.0
     """Seconds over which retries are weighed against real writes."""
+    store_outage: float = 300.0
+    """How long a loop keeps reopening a store that failed (a database restart, a dropped
+    connection) before the worker stops with the error. Leases it held expire meanwhile and
+    are taken over, so nothing is lost either way."""
     writer: WriterSettings = field(default_factory=WriterSettings)
 
     def __post_init__(self) -> None:
@@ -64,6 +70,8 @@ class WorkerSettings:
             raise ValueError("linger and linger_max must be >= 0")
         if self.linger > 0 and self.linger_max < self.linger:
             raise ValueError("linger_max must be at least linger")
+        if self.store_outage < 0:
+            raise ValueError("store_outage must be >= 0")
 
 
 @dataclass
@@ -73,6 +81,7 @@ class WorkerStats:
     writes: int = 0
     leases_lost: int = 0
     released: int = 0
+    store_reconnects: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -199,9 +208,13 @@ class Worker:
                 try:
                     change = store.watch_changes(wait)
                 except Exception:
-                    # The loops meet the same store error on their next call and report it;
-                    # until then, wake one every idle_poll.
+                    # The loops meet the same store error and reconnect themselves; the
+                    # watcher reopens its own handle and, meanwhile, wakes one every idle_poll.
                     self._stop_watching.wait(self.settings.idle_poll)
+                    with suppress(Exception):
+                        store.close()
+                    with suppress(Exception):
+                        store = self._open_store()
                     change = "freed"
                 if change == "submitted" and linger > 0:
                     nudge_at = self.clock.monotonic() + linger * 1.05
@@ -216,27 +229,49 @@ class Worker:
             store.close()
 
     def _loop(self, n: int, until_idle: bool) -> None:
-        store = self._open_store()
         owner = f"{self.owner}/{n}"
+        outage = _Outage(self.clock, self.settings.store_outage, self._stop)
+        store: Store | None = None
         try:
             while not self._stop.is_set():
-                with self._wake:
-                    seen = self._generation
-                lease = self._claim(store, owner)
-                if self.metrics is not None:
-                    self.metrics.queue_depth.set(store.queue_depth())
-                if lease is not None:
-                    self._notify()  # there may be more: let the next idle loop look
-                    self._run_batch(store, lease)
-                    continue
-                if until_idle and self._idle(store):
-                    return
-                with self._wake:
-                    if self._generation == seen and not self._stop.is_set():
-                        # The watcher wakes us; the timeout only guards against a dead one.
-                        self._wake.wait(self.settings.idle_poll * 4)
+                try:
+                    if store is None:
+                        store = self._open_store()
+                    if self._step(store, owner, until_idle):
+                        return
+                    outage.over()
+                except StoreError as exc:
+                    # The store failed under us (a restart, a dropped connection). A batch in
+                    # flight keeps its lease until the TTL, then any worker takes it over.
+                    if store is not None:
+                        with suppress(Exception):
+                            store.close()
+                        store = None
+                    outage.wait_or_raise(exc)
+                    with self._lock:
+                        self.stats.store_reconnects += 1
         finally:
-            store.close()
+            if store is not None:
+                store.close()
+
+    def _step(self, store: Store, owner: str, until_idle: bool) -> bool:
+        """One claim, and its batch if any; True when the loop is done."""
+        with self._wake:
+            seen = self._generation
+        lease = self._claim(store, owner)
+        if self.metrics is not None:
+            self.metrics.queue_depth.set(store.queue_depth())
+        if lease is not None:
+            self._notify()  # there may be more: let the next idle loop look
+            self._run_batch(store, lease)
+            return False
+        if until_idle and self._idle(store):
+            return True
+        with self._wake:
+            if self._generation == seen and not self._stop.is_set():
+                # The watcher wakes us; the timeout only guards against a dead one.
+                self._wake.wait(self.settings.idle_poll * 4)
+        return False
 
     def _claim(self, store: Store, owner: str) -> Lease | None:
         cfg = self.settings
@@ -284,3 +319,33 @@ class Worker:
                 self._wake.notify_all()
             else:
                 self._wake.notify()
+
+
+class _Outage:
+    """Reopening a failed store: full-jitter waits on the worker's clock, up to a limit."""
+
+    def __init__(self, clock: Clock, limit: float, stop: threading.Event) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._stop = stop
+        self._since: float | None = None
+        self._attempt = 0
+        self._backoff = Backoff(base=0.5, cap=15.0)
+
+    def over(self) -> None:
+        self._since = None
+        self._attempt = 0
+
+    def wait_or_raise(self, error: StoreError) -> None:
+        now = self._clock.monotonic()
+        if self._since is None:
+            self._since = now
+        if now - self._since >= self._limit:
+            raise error  # down for longer than the worker may wait
+        delay = self._backoff.delay(self._attempt)
+        self._attempt += 1
+        # In slices, so a stop during an outage is not held up by the wait.
+        while delay > 0 and not self._stop.is_set():
+            step = min(delay, 0.25)
+            self._clock.sleep(step)
+            delay -= step
