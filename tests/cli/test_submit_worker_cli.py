@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from armguard.cli.main import main
+from armguard.events import JobEvent
 
 VNET = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet1"
 
@@ -221,6 +222,17 @@ def test_submit_worker_wait_end_to_end(tmp_path: Path, capsys: pytest.CaptureFix
         assert failed["kind"] == "not_found"
         live = setup.request("GET", VNET, api_version="2024-05-01").body
         assert live["tags"] == {"env": "prod", "team": "net"}
+        code, out, err = cli(capsys, "events", "--store", store, "--job", ids[0])
+        assert code == 0, err
+        steps = [JobEvent.from_json(line) for line in out.splitlines()]
+        assert {e.job_id for e in steps} == {ids[0]}
+        assert steps[0].event == "claimed"
+        assert {"write", "applied"} <= {e.event for e in steps}
+        code, out, _ = cli(capsys, "events", "--store", store, "--resource", VNET.upper())
+        assert {json.loads(line)["job_id"] for line in out.splitlines()} == set(ids[:2])
+        code, _, err = cli(capsys, "events", "--store", store, "--job", "nope")
+        assert code == 2
+        assert "no job 'nope'" in err
         code, out, _ = cli(capsys, "scopes", "--store", store, "--output", "json")
         assert code == 0
         assert json.loads(out) == []

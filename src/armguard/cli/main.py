@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "worker",
     "jobs",
     "wait",
+    "events",
     "scopes",
     "explain",
     "inspect",
