@@ -72,3 +72,21 @@ def test_metrics_count_outcomes_conflicts_calls_and_budget(db: Any, clock: Manua
     assert "armguard_lease_wait_seconds_count 2.0" in text
     assert "Bearer" not in text
     assert "eyJ" not in text  # no token fragments in labels
+
+
+def test_conflict_field_labels_are_bounded() -> None:
+    from prometheus_client import generate_latest
+
+    from armguard.coordinator.metrics import CoordinatorMetrics
+
+    metrics = CoordinatorMetrics()
+    for n in range(500):  # a tag normalizer touching 500 distinct keys
+        metrics.conflict(
+            "stale_version", "Microsoft.Network/virtualNetworks", "w", {f"tags.k{n}"}, 1
+        )
+    text = generate_latest(metrics.registry).decode()
+    series = [line for line in text.splitlines() if line.startswith("armguard_conflicts_total{")]
+    assert len(series) == 201  # 200 named fields and one "other"
+    other = next(line for line in series if 'field="other"' in line)
+    assert other.endswith(" 300.0")
+    assert any('field="tags.k0"' in line for line in series)

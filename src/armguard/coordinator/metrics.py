@@ -8,11 +8,17 @@ connection strings, which keeps cardinality bounded and secrets out.
 
 from __future__ import annotations
 
+import threading
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 __all__ = ["CoordinatorMetrics"]
 
 _ATTEMPT_CAP = 5
+# Field names come from users' bodies and tag keys; past this many distinct ones, the rest are
+# counted as "other" so a tag normalizer with a thousand keys cannot blow up the series count.
+_FIELD_LABELS = 200
+_OTHER_FIELD = "other"
 
 
 class CoordinatorMetrics:
@@ -51,6 +57,8 @@ class CoordinatorMetrics:
             "Retries admitted by the retry budget (throttled / transient).",
             registry=r,
         )
+        self._fields: set[str] = set()
+        self._fields_lock = threading.Lock()
         self.retry_budget_exhausted = Counter(
             "armguard_retry_budget_exhausted_total",
             "Retries refused because the budget was spent.",
@@ -69,9 +77,18 @@ class CoordinatorMetrics:
                 kind=kind,
                 resource_type=resource_type,
                 writer=writer,
-                field=name,
+                field=self._field_label(name),
                 attempt=attempt_label,
             ).inc()
+
+    def _field_label(self, name: str) -> str:
+        with self._fields_lock:
+            if name in self._fields:
+                return name
+            if len(self._fields) < _FIELD_LABELS:
+                self._fields.add(name)
+                return name
+        return _OTHER_FIELD
 
     def arm_call(self, verb: str, status: int | None) -> None:
         self.arm_calls.labels(verb=verb, status=str(status) if status is not None else "none").inc()
