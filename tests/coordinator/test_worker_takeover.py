@@ -1,5 +1,5 @@
 """kill -9 of a worker mid-batch: another takes over after the TTL, nothing lost, nothing
-applied twice. The killed worker is a real ``armguard worker`` subprocess; the emulator holds
+applied twice, on both stores. The killed worker is a real ``armguard worker`` subprocess; the emulator holds
 its write in flight (an injected latency) so the kill lands between "sent" and "answered"."""
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 from armguard.arm.client import ArmClient, StaticIdentityCredential
 from armguard.clock import SystemClock
 from armguard.coordinator.intents import TagsIntent
 from armguard.coordinator.model import JobState, Outcome
-from armguard.coordinator.sqlite_store import SqliteStore
 from armguard.coordinator.submit import submit
 from armguard.coordinator.worker import Worker, WorkerSettings
 from armguard.testing import DEFAULT_SUBSCRIPTION, emulator
@@ -40,7 +39,7 @@ def _until(predicate: object, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_kill_9_mid_batch_takeover_loses_nothing_and_applies_once(tmp_path: Path) -> None:
+def test_kill_9_mid_batch_takeover_loses_nothing_and_applies_once(db: Any) -> None:
     clock = SystemClock()
     with emulator(clock=clock, type_settings=FAST) as arm:
         setup = ArmClient(StaticIdentityCredential("setup"), endpoint=arm.base_url)
@@ -51,8 +50,7 @@ def test_kill_9_mid_batch_takeover_loses_nothing_and_applies_once(tmp_path: Path
                 "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
             }
             assert setup.request("PUT", vnet, api_version="2024-05-01", body=body).ok
-        path = str(tmp_path / "jobs.db")
-        store = SqliteStore(path, clock=clock)
+        store = db.open(clock)
         first = submit(store, VNET, TagsIntent({"a": "1"}), "alice")
         second = submit(store, VNET, TagsIntent({"b": "2"}), "alice")
         other = submit(store, VNET2, TagsIntent({"c": "3"}), "alice")
@@ -71,7 +69,7 @@ def test_kill_9_mid_batch_takeover_loses_nothing_and_applies_once(tmp_path: Path
                 "armguard.cli.main",
                 "worker",
                 "--store",
-                path,
+                db.url(),
                 "--endpoint",
                 arm.base_url,
                 "--concurrency",
@@ -94,7 +92,7 @@ def test_kill_9_mid_batch_takeover_loses_nothing_and_applies_once(tmp_path: Path
         assert store.get(first.id).state is JobState.RUNNING  # type: ignore[union-attr]
 
         worker = Worker(
-            lambda: SqliteStore(path, clock=clock),
+            lambda: db.open(clock),
             lambda who: ArmClient(StaticIdentityCredential(who), endpoint=arm.base_url),
             clock,
             # Only the killed worker's 2 s TTL decides when the takeover happens; the survivor
