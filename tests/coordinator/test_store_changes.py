@@ -19,6 +19,7 @@ from armguard.coordinator.model import JobResult, JobSpec, JobState, Outcome
 from armguard.coordinator.sql_store import SqlStore
 from armguard.coordinator.submit import submit
 from armguard.coordinator.worker import Worker, WorkerSettings
+from armguard.events import JobEvent
 from armguard.testing import DEFAULT_SUBSCRIPTION, emulator
 
 if TYPE_CHECKING:
@@ -119,3 +120,24 @@ def test_an_idle_worker_is_woken_by_a_submit_not_by_its_poll(db: StoreDb) -> Non
         assert found.outcome is Outcome.APPLIED
         tags = setup.request("GET", RG, api_version="2024-03-01").body["tags"]
         assert tags == {"owner": "alice"}
+
+
+def test_event_appends_and_learned_scopes_are_no_change(db: StoreDb) -> None:
+    """They free no key and queue no job, so they must not wake idle workers. (On SQLite they
+    also queue on the process's write gate like every other write: a write that bypassed it
+    was seen by the watcher as another process's commit, and went through SQLite's sleeping
+    busy handler instead of the gate.)"""
+    clock = ManualClock()
+    watcher, writer = db.open(clock), db.open(clock)
+    job = writer.submit(_spec())
+    _drain(watcher)
+    event = JobEvent(
+        ts="2026-01-01T00:00:00.0000000Z", job_id=job.id, resource_id=VM, writer="w", event="read"
+    )
+    writer.append_events([event])
+    assert watcher.watch_changes(0) is None
+    writer.append_events([event] * 450)  # more rows than one statement carries
+    assert watcher.watch_changes(0) is None
+    writer.learn_scope(VM, f"{VM}/extensions/agent", "AnotherOperationInProgress")
+    assert watcher.watch_changes(0) is None
+    assert len(writer.events(job.id)) == 451

@@ -408,13 +408,11 @@ class SqlStore(ABC):
         lines = _event_lines(events)
         if not lines:
             return
-        statements = _insert_events(lines)
-        if len(statements) == 1:  # one statement is atomic without a transaction's round trips
-            with self._read() as tx:
-                tx.rows(*statements[0])
-            return
+        # A write like any other: on SQLite it queues on the process's write gate (an
+        # autocommit INSERT would go around it, through SQLite's sleeping busy handler, and
+        # look to this process's watchers like another process's commit).
         with self._write("none") as tx:
-            tx.finish(statements)
+            tx.finish(_insert_events(lines))
 
     def events(self, job_id: str | None = None) -> list[JobEvent]:
         with self._read() as tx:
@@ -433,13 +431,17 @@ class SqlStore(ABC):
         if key == other:
             raise ValueError(f"a key cannot depend on itself: {key}")
         now = self._clock.now()
-        with self._read() as tx:  # one statement: atomic on its own
-            tx.rows(
-                "INSERT INTO learned_scopes (key, other, reason, seen, first_seen, last_seen)"
-                " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (key, other) DO UPDATE SET"
-                " seen = learned_scopes.seen + 1, reason = excluded.reason,"
-                " last_seen = excluded.last_seen",
-                (key, other, reason, now, now),
+        with self._write("none") as tx:
+            tx.finish(
+                [
+                    (
+                        "INSERT INTO learned_scopes (key, other, reason, seen, first_seen, last_seen)"
+                        " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (key, other) DO UPDATE SET"
+                        " seen = learned_scopes.seen + 1, reason = excluded.reason,"
+                        " last_seen = excluded.last_seen",
+                        (key, other, reason, now, now),
+                    )
+                ]
             )
 
     def learned_scopes(self) -> list[LearnedScope]:
