@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from armguard.arm.client import ArmTransportError
 from armguard.arm.ids import parse_resource_id
 from armguard.coordinator.gates import wait_for_operation, wait_for_power_state
 
@@ -124,7 +125,10 @@ def run(ctx: RunContext, writers: Sequence[Sequence[WorkIntent]]) -> StrategyRes
     def serial(resources: dict[str, list[WorkIntent]]) -> Callable[[], None]:
         def go() -> None:
             for rid, intents in resources.items():
-                problem = _write_resource(ctx, intents)
+                try:
+                    problem = _write_resource(ctx, intents)
+                except ArmTransportError as err:
+                    problem = f"no answer: {err}"
                 if problem is not None:
                     with lock:
                         problems[rid] = problem
