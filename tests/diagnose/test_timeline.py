@@ -330,45 +330,103 @@ _MEMORY_PROBE = textwrap.dedent(
     from armguard.diagnose.sources import read_records
     path, mode = sys.argv[1], sys.argv[2]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    found = {}
     if mode == "read":
         count = sum(1 for _ in read_records(path))
     else:
-        count = len(load_timeline([path]).operations)
+        t = load_timeline([path])
+        count = len(t.operations)
+        found = {
+            "running": sum(1 for o in t.operations if o.end is None),
+            "overlaps": len(t.overlaps),
+            "overlapping_operations": sum(len(o.operations) for o in t.overlaps),
+            "conflicts": len(t.conflicts),
+            "caused": sum(1 for c in t.conflicts if c.cause is not None),
+            "storms": len(t.storms),
+        }
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"count": count, "growth_kib": after - before}))
+    print(json.dumps({"count": count, "growth_kib": after - before, **found}))
     """
 )
 
+_CONFLICT_BODY = json.dumps(
+    {
+        "error": {
+            "code": "AnotherOperationInProgress",
+            "message": "Another operation on this or dependent resource is in progress.",
+        }
+    }
+)
 
-def _write_big_log(path: Path, target_bytes: int) -> int:
-    """A JSON array of Activity Log events with realistic template-sized request bodies."""
+
+def _write_big_log(path: Path, target_bytes: int) -> dict[str, int]:
+    """A JSON array of Activity Log events with realistic template-sized request bodies, in
+    the shapes that cost a pairwise analysis the most: every VNet is written by several
+    callers at once, a bot's subnet writes are refused over and over (a retry storm on one
+    subnet), and one operation in ten never ends (still running when the export was cut),
+    so those pile up in flight together until the end of the log."""
     body = json.dumps({"properties": {"template": {"resources": ["x" * 64] * 40}}})
-    n = 0
+    base = parse_time("2026-04-27T10:00:00Z")
+    counts = {"events": 0, "operations": 0, "running": 0, "refused": 0}
+    from armguard.clock import isoformat
+
     with path.open("w") as out:
         out.write("[\n")
+        op = 0
         while out.tell() < target_bytes:
-            op = n // 2
+            start = base + op * 0.5
+            kind = op % 10
+            resource = f"{RG}/providers/Microsoft.Network/virtualNetworks/v{op % 5}"
+            caller = f"writer-{op % 7}"
+            if kind == 8:
+                resource, caller = (
+                    f"{RG}/providers/Microsoft.Network/virtualNetworks/v0/subnets/s",
+                    "bot",
+                )
             event = {
-                "eventTimestamp": f"2026-04-27T{10 + op // 3600 % 10:02d}:{op // 60 % 60:02d}:"
-                f"{op % 60:02d}.{n % 2}000000Z",
-                "resourceId": f"{RG}/providers/Microsoft.Network/virtualNetworks/v{op % 500}",
+                "resourceId": resource,
                 "operationName": {"value": "Microsoft.Network/virtualNetworks/write"},
-                "caller": f"writer-{op % 7}",
+                "caller": caller,
                 "operationId": f"op-{op}",
                 "correlationId": f"c-{op}",
-                "status": {"value": "Started" if n % 2 == 0 else "Succeeded"},
-                "subStatus": {"value": "" if n % 2 == 0 else "OK"},
-                "properties": {"requestbody": body, "statusCode": "OK"},
+                "properties": {"requestbody": body, "statusCode": "Created"},
             }
-            out.write(("," if n else "") + json.dumps(event) + "\n")
-            n += 1
+            events = [{**event, "eventTimestamp": isoformat(start), "status": {"value": "Started"}}]
+            if kind == 8:
+                events.append(
+                    {
+                        **event,
+                        "eventTimestamp": isoformat(start + 0.4),
+                        "status": {"value": "Failed"},
+                        "subStatus": {"value": "Conflict"},
+                        "properties": {"statusCode": "Conflict", "statusMessage": _CONFLICT_BODY},
+                    }
+                )
+                counts["refused"] += 1
+            elif kind != 9:
+                events.append(
+                    {
+                        **event,
+                        "eventTimestamp": isoformat(start + 20),
+                        "status": {"value": "Succeeded"},
+                        "subStatus": {"value": "OK"},
+                        "properties": {"statusCode": "OK"},
+                    }
+                )
+            else:
+                counts["running"] += 1
+            for e in events:
+                out.write(("," if counts["events"] else "") + json.dumps(e) + "\n")
+                counts["events"] += 1
+            counts["operations"] += 1
+            op += 1
         out.write("]\n")
-    return n
+    return counts
 
 
 def test_a_large_export_streams_in_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "big.json"
-    events = _write_big_log(path, 50 * 1024 * 1024)
+    counts = _write_big_log(path, 50 * 1024 * 1024)
     size_kib = path.stat().st_size // 1024
     results = {}
     for mode in ("read", "analyse"):
@@ -380,11 +438,22 @@ def test_a_large_export_streams_in_bounded_memory(tmp_path: Path) -> None:
             check=True,
         )
         results[mode] = json.loads(proc.stdout)
-    assert results["read"]["count"] == events
-    assert results["analyse"]["count"] == (events + 1) // 2
-    # Reading holds one event at a time; the analysis holds one small record per operation.
+    assert results["read"]["count"] == counts["events"]
+    analysed = results["analyse"]
+    assert analysed["count"] == counts["operations"]
+    assert analysed["running"] == counts["running"] > 1000
+    # Each VNet was written by several callers at every moment: one overlap per VNet, holding
+    # every write on it (the still-running ones included) and the bot's refused subnet writes.
+    assert analysed["overlaps"] == 5
+    assert analysed["overlapping_operations"] == counts["operations"]
+    # Every refusal is pinned on a write in flight on the VNet; the bot's refusals are a storm.
+    assert analysed["conflicts"] == analysed["caused"] == counts["refused"] > 1000
+    assert analysed["storms"] == 1
+    # Reading holds one event at a time. The analysis holds a small record per operation,
+    # about 1 KiB with everything it keeps while it works; a pairwise overlap search held one
+    # record per pair of writes in flight together (180 MB for this file).
     assert results["read"]["growth_kib"] < size_kib // 20, (results, size_kib)
-    assert results["analyse"]["growth_kib"] < size_kib // 4, (results, size_kib)
+    assert analysed["growth_kib"] < 2 * counts["operations"], (results, counts)
 
 
 def test_an_activity_log_page_from_the_emulator_is_analysed(tmp_path: Path) -> None:
@@ -474,3 +543,70 @@ def test_the_report_draws_every_operation_and_links_every_conflict_on_its_chart(
     }
     assert seen.links == on_chart
     assert len(on_chart) == 12
+
+
+def _burst(n: int, at: str = "2026-04-27T10:00:00Z") -> list[dict[str, Any]]:
+    """n writes by 40 callers on a VNet and its subnets that all start and end at one logged
+    moment (a deployment's burst in a coarse export), one in ten a bot's refused subnet write."""
+    body = json.dumps(
+        {
+            "error": {
+                "code": "AnotherOperationInProgress",
+                "message": "Another operation on this or dependent resource is in progress.",
+            }
+        }
+    )
+    events: list[dict[str, Any]] = []
+    for op in range(n):
+        refused = op % 10 == 0
+        resource = VNET if op % 3 == 0 else f"{VNET}/subnets/s{op % 30}"
+        base = {
+            "eventTimestamp": at,
+            "resourceId": f"{VNET}/subnets/s1" if refused else resource,
+            "operationName": {"value": "Microsoft.Network/virtualNetworks/subnets/write"},
+            "caller": "bot" if refused else f"writer-{op % 40}",
+            "operationId": f"op-{op}",
+        }
+        events.append({**base, "status": {"value": "Started"}})
+        if refused:
+            events.append(
+                {
+                    **base,
+                    "status": {"value": "Failed"},
+                    "subStatus": {"value": "Conflict"},
+                    "properties": {"statusCode": "Conflict", "statusMessage": body},
+                }
+            )
+        else:
+            events.append({**base, "status": {"value": "Succeeded"}})
+    return events
+
+
+def test_twenty_thousand_events_at_one_moment_are_one_overlap(tmp_path: Path) -> None:
+    # Pairwise, this is 50 million pairs of writes in flight together: minutes and gigabytes.
+    log = tmp_path / "burst.json"
+    log.write_text(json.dumps(_burst(10_000)))
+    t = load_timeline([str(log)])
+    assert len(t.operations) == 10_000
+    (overlap,) = t.overlaps
+    assert len(overlap.operations) == 10_000
+    assert len(overlap.callers) == 37  # the bot and 36 writers (every tenth write is the bot's)
+    assert overlap.relation == "parent/child"
+    assert overlap.windows == ((overlap.start, overlap.start),)
+    assert len(t.conflicts) == 1_000
+    for conflict in t.conflicts:
+        # A writer on the refused subnet itself is preferred to one on the VNet.
+        assert conflict.cause is not None
+        assert conflict.cause.resource_id == f"{VNET}/subnets/s1"
+        assert conflict.relation == "in_flight"
+
+
+def test_the_work_of_overlaps_and_causes_grows_linearly(tmp_path: Path) -> None:
+    """Counted steps, not time: 4x the events must cost about 4x the work (pairwise: 16x)."""
+    work = {}
+    for n in (1_000, 4_000):
+        log = tmp_path / f"burst-{n}.json"
+        log.write_text(json.dumps(_burst(n)))
+        work[n] = load_timeline([str(log)]).steps
+    for finding in ("overlaps", "causes"):
+        assert work[4_000][finding] < 5 * work[1_000][finding], work

@@ -13,13 +13,22 @@ conflict marked and joined to the write that caused it by an arrow whose tooltip
 from __future__ import annotations
 
 import html
+from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from importlib import resources as package_files
 from string import Template
 
 from armguard import __version__
 from armguard.clock import isoformat
-from armguard.diagnose.timeline import Conflict, Operation, Timeline
+from armguard.diagnose.timeline import (
+    Conflict,
+    Operation,
+    Overlap,
+    RetryStorm,
+    StaleReplay,
+    Timeline,
+)
 
 __all__ = ["OUTCOME_COLOURS", "render_report"]
 
@@ -48,14 +57,37 @@ _TOP = 34
 _LANE = 34
 _BAR = 16
 _MIN_BAR = 4
+_MAX_LINKS = 60
+"""Operation links listed in one table cell; an overlap of thousands says how many more."""
+_FIRST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LAST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 
 
 def _e(text: object) -> str:
     return html.escape("" if text is None else str(text), quote=True)
 
 
+def _clamp(ts: float) -> float:
+    return min(max(ts, _FIRST), _LAST)
+
+
 def _clock(ts: float) -> str:
-    return isoformat(ts)[11:23]
+    dt = datetime.fromtimestamp(_clamp(ts), tz=UTC)
+    return f"{dt:%H:%M:%S}.{dt.microsecond // 1000:03d}"
+
+
+def _tick(ts: float, span: float) -> str:
+    """An axis label: the time of day, with the date when the chart spans more than a day."""
+    if span <= 86400:
+        return _clock(ts)
+    dt = datetime.fromtimestamp(_clamp(ts), tz=UTC)
+    return f"{dt.year:04d}-{dt:%m-%d %H:%M}"
+
+
+def _links(ids: Sequence[str]) -> str:
+    shown = ", ".join(f'<a href="#{_e(i)}">{_e(i)}</a>' for i in ids[:_MAX_LINKS])
+    more = len(ids) - _MAX_LINKS
+    return shown + (f" … and {more} more" if more > 0 else "")
 
 
 def _short(resource_id: str, root: str) -> str:
@@ -68,8 +100,9 @@ class _Scale:
     def __init__(self, start: float, end: float) -> None:
         span = max(end - start, 1.0)
         pad = span * 0.03
-        self.start = start - pad
-        self.span = span + 2 * pad
+        # Padding must not leave the calendar: a log can hold events dated 0001 or 9999.
+        self.start = _clamp(start - pad)
+        self.span = max(_clamp(end + pad) - self.start, 1.0)
         self.width = _WIDTH - _LABEL - _RIGHT
 
     def x(self, ts: float) -> float:
@@ -96,18 +129,18 @@ def _chart(
     root: str,
     ops: list[Operation],
     *,
-    timeline: Timeline,
+    overlaps: Sequence[Overlap],
+    storms: Sequence[RetryStorm],
+    replays: Sequence[StaleReplay],
     conflicts: dict[str, Conflict],
     log_end: float,
 ) -> str:
-    callers: list[str] = []
+    lane: dict[str, int] = {}
     for op in ops:
-        if op.caller not in callers:
-            callers.append(op.caller)
-    lane = {c: n for n, c in enumerate(callers)}
+        lane.setdefault(op.caller, len(lane))
     ends = [op.end if op.end is not None else log_end for op in ops]
     scale = _Scale(min(o.start for o in ops), max(ends))
-    height = _TOP + _LANE * len(callers) + 12
+    height = _TOP + _LANE * len(lane) + 12
     ids = {op.id for op in ops}
 
     def y(caller: str) -> float:
@@ -127,25 +160,28 @@ def _chart(
         x = scale.x(ts)
         parts.append(
             f'<line x1="{x}" y1="{_TOP - 6}" x2="{x}" y2="{height - 8}" stroke="#e3e7eb"/>'
-            f'<text class="tick" x="{x}" y="{_TOP - 12}" text-anchor="middle">{_clock(ts)}</text>'
+            f'<text class="tick" x="{x}" y="{_TOP - 12}" text-anchor="middle">'
+            f"{_tick(ts, scale.span)}</text>"
         )
     # Overlap windows behind everything, then storms behind their lane.
-    for overlap in timeline.overlaps:
-        if not set(overlap.operations) & ids:
-            continue
-        x1, x2 = scale.x(overlap.start), scale.x(overlap.end)
+    for overlap in overlaps:
         lanes = [lane[c] for c in overlap.callers if c in lane]
+        if not lanes:
+            continue
         top = _TOP + min(lanes) * _LANE + 2
         bottom = _TOP + (max(lanes) + 1) * _LANE - 2
-        parts.append(
-            f'<rect class="overlap" x="{x1}" y="{top}" width="{max(x2 - x1, 2.0)}" '
-            f'height="{bottom - top}" fill="{_OVERLAP_FILL}" fill-opacity="0.55">'
-            f"<title>{_e(f'Overlapping writers: {overlap.callers[0]} and {overlap.callers[1]}, ')}"
-            f"{_e(f'{_clock(overlap.start)} to {_clock(overlap.end)} ({overlap.relation})')}"
-            f"</title></rect>"
-        )
-    for storm in timeline.storms:
-        if storm.caller not in lane or not set(storm.operations) & ids:
+        who = _who(overlap.callers)
+        for start, end in overlap.windows or ((overlap.start, overlap.end),):
+            x1, x2 = scale.x(start), scale.x(end)
+            parts.append(
+                f'<rect class="overlap" x="{x1}" y="{top}" width="{max(x2 - x1, 2.0)}" '
+                f'height="{bottom - top}" fill="{_OVERLAP_FILL}" fill-opacity="0.55">'
+                f"<title>{_e(f'Overlapping writers: {who}, ')}"
+                f"{_e(f'{_clock(start)} to {_clock(end)} ({overlap.relation})')}"
+                f"</title></rect>"
+            )
+    for storm in storms:
+        if storm.caller not in lane:
             continue
         x1, x2 = scale.x(storm.start), scale.x(storm.end)
         top = _TOP + lane[storm.caller] * _LANE + 1
@@ -198,7 +234,7 @@ def _chart(
             f'<circle class="marker-conflict" data-conflict="{_e(op.id)}" cx="{cx}" cy="{cy}" '
             f'r="4"><title>{_e(conflict.explanation)}</title></circle>'
         )
-    for replay in timeline.stale_replays:
+    for replay in replays:
         op = replay.operation
         if op.id not in ids:
             continue
@@ -215,6 +251,13 @@ def _chart(
         f'<section class="resource" id="chart-{index}"><h3>{_e(root)}</h3>{note}'
         f'<div class="chart">{"".join(parts)}</div></section>'
     )
+
+
+def _who(callers: Sequence[str], limit: int = 6) -> str:
+    if len(callers) <= 2:
+        return " and ".join(callers)
+    shown = ", ".join(callers[:limit])
+    return shown + (f" and {len(callers) - limit} more" if len(callers) > limit else "")
 
 
 def _legend() -> str:
@@ -316,10 +359,31 @@ def render_report(timeline: Timeline, generated_at: float, title: str | None = N
     """The whole report as one HTML document."""
     conflicts = {c.operation.id: c for c in timeline.conflicts}
     end = timeline.end or 0.0
-    charts = [
-        _chart(n, root, ops, timeline=timeline, conflicts=conflicts, log_end=end)
-        for n, (root, ops) in enumerate(timeline.families(), 1)
-    ]
+    # Each finding belongs to one chart: sort them out once, not once per chart.
+    overlaps_at: dict[str, list[Overlap]] = defaultdict(list)
+    for overlap in timeline.overlaps:
+        overlaps_at[timeline.family_of(overlap.resource_id)].append(overlap)
+    storms_at: dict[str, list[RetryStorm]] = defaultdict(list)
+    for storm in timeline.storms:
+        storms_at[timeline.family_of(storm.resource_id)].append(storm)
+    replays_at: dict[str, list[StaleReplay]] = defaultdict(list)
+    for replay in timeline.stale_replays:
+        replays_at[timeline.family_of(replay.operation.resource_id)].append(replay)
+    charts = []
+    for n, (root, ops) in enumerate(timeline.families(), 1):
+        key = root.lower()
+        charts.append(
+            _chart(
+                n,
+                root,
+                ops,
+                overlaps=overlaps_at.get(key, ()),
+                storms=storms_at.get(key, ()),
+                replays=replays_at.get(key, ()),
+                conflicts=conflicts,
+                log_end=end,
+            )
+        )
     files = ", ".join(str(i.get("file")) for i in timeline.inputs)
     window = (
         f"{isoformat(timeline.start)} to {isoformat(end)}"
@@ -353,10 +417,10 @@ def render_report(timeline: Timeline, generated_at: float, title: str | None = N
             [
                 _e(_clock(o.start)),
                 _e(_clock(o.end)),
-                _e(" and ".join(o.callers)),
+                _e(", ".join(o.callers)),
                 "<br>".join(_e(r) for r in o.resources),
                 _e(o.relation),
-                ", ".join(f'<a href="#{_e(i)}">{_e(i)}</a>' for i in o.operations),
+                _links(o.operations),
             ]
             for o in timeline.overlaps
         ],

@@ -19,8 +19,10 @@ resource and caller; the analysis then finds
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,6 +34,14 @@ from armguard.arm.errors import parse_error_body
 from armguard.arm.ids import InvalidResourceId, ProviderLevel, ResourceId, parse_resource_id
 from armguard.clock import Clock, isoformat
 from armguard.diagnose.sources import ActivityEvent, JobRecord, Record, parse_time, read_records
+from armguard.diagnose.sweep import (
+    CauseQuery,
+    Interval,
+    Pool,
+    Steps,
+    find_causes,
+    overlap_groups,
+)
 from armguard.events import EventType
 
 __all__ = [
@@ -168,16 +178,25 @@ class Operation:
 
 @dataclass(frozen=True)
 class Overlap:
-    """Two callers writing one resource (or a parent and its child) at the same time."""
+    """Writes of two or more callers in flight together on one resource, or on a parent and its
+    child, joined into one group: each of its operations was in flight with another caller's."""
 
     resource_id: str
-    callers: tuple[str, str]
+    callers: tuple[str, ...]
     resources: tuple[str, ...]
     relation: str
     """``same`` resource, or ``parent/child``."""
     start: float
     end: float
     operations: tuple[str, ...]
+    windows: tuple[tuple[float, float], ...] = ()
+    """When writes of different callers were in flight together; ``start``…``end`` spans them."""
+
+    @property
+    def seconds(self) -> float:
+        """Time during which writes of different callers were in flight together."""
+        spans = self.windows or ((self.start, self.end),)
+        return round(sum(e - s for s, e in spans), 3)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -187,7 +206,8 @@ class Overlap:
             "relation": self.relation,
             "start": isoformat(self.start),
             "end": isoformat(self.end),
-            "seconds": round(self.end - self.start, 3),
+            "seconds": self.seconds,
+            "windows": [{"start": isoformat(s), "end": isoformat(e)} for s, e in self.windows],
             "operations": list(self.operations),
         }
 
@@ -312,6 +332,9 @@ class Timeline:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     unknown_tokens: dict[str, int] = field(default_factory=dict)
     """ETag-bearing resource → writes whose token the logs cannot show."""
+    steps: dict[str, int] = field(default_factory=dict)
+    """Inner-loop work of each finding, for tests of growth; not part of the output."""
+    _resources: _Resources = field(default_factory=lambda: _Resources(), repr=False)  # noqa: PLW0108 (defined below)
 
     @property
     def start(self) -> float | None:
@@ -380,12 +403,15 @@ class Timeline:
 
     def families(self) -> list[tuple[str, list[Operation]]]:
         """Operations per top-level resource (a VNet with its subnets), by first activity."""
-        resources = _Resources()
         groups: dict[str, tuple[str, list[Operation]]] = {}
         for op in self.operations:
-            root = resources.family_root(op.resource_id)
+            root = self._resources.family_root(op.resource_id)
             groups.setdefault(root.lower(), (root, []))[1].append(op)
         return list(groups.values())
+
+    def family_of(self, resource_id: str) -> str:
+        """The key of the top-level resource whose chart ``resource_id`` is drawn on."""
+        return self._resources.family(resource_id)
 
     def notes(self) -> list[str]:
         notes = []
@@ -463,6 +489,7 @@ class _Resources:
 
     def __init__(self) -> None:
         self._cache: dict[str, ResourceId | None] = {}
+        self._lineage: dict[str, tuple[str, ...]] = {}
 
     def get(self, text: str) -> ResourceId | None:
         key = text.lower()
@@ -472,6 +499,28 @@ class _Resources:
             except InvalidResourceId:
                 self._cache[key] = None
         return self._cache[key]
+
+    def lineage(self, text: str) -> tuple[str, ...]:
+        """The resource's key, then the keys of the resources it nests in within its provider
+        level (a subnet's VNet), nearest first: the resources ARM serialises it with."""
+        key = text.lower()
+        found = self._lineage.get(key)
+        if found is not None:
+            return found
+        rid = self.get(text)
+        if rid is None or not rid.levels:
+            found = (key,)
+        else:
+            last = rid.levels[-1]
+            keys = [rid.key]
+            for k in range(len(last.pairs) - 1, 0, -1):
+                level = ProviderLevel(last.namespace, last.pairs[:k])
+                keys.append(
+                    ResourceId(rid.subscription, rid.resource_group, (*rid.levels[:-1], level)).key
+                )
+            found = tuple(keys)
+        self._lineage[key] = found
+        return found
 
     def family(self, text: str) -> str:
         """The top-level resource whose timeline the resource belongs on (VNet for a subnet)."""
@@ -722,23 +771,58 @@ def _job_operations(records: list[JobRecord], resources: _Resources) -> list[Ope
     return out
 
 
+class _Unmatched:
+    """ARM's records of one caller's writes on one resource, by start, each matched at most
+    once: the nearest unmatched one to a time is found without rescanning matched ones."""
+
+    def __init__(self, ops: list[Operation]) -> None:
+        self.ops = sorted(ops, key=lambda o: o.start)
+        self.starts = [o.start for o in self.ops]
+        n = len(self.ops)
+        # Union-find links to the nearest unmatched record: at or after index i (n: none), and,
+        # shifted by one, at or before index i - 1 (0: none).
+        self._right = list(range(n + 1))
+        self._left = list(range(n + 1))
+
+    @staticmethod
+    def _find(links: list[int], i: int) -> int:
+        root = i
+        while links[root] != root:
+            root = links[root]
+        while links[i] != root:
+            links[i], i = root, links[i]
+        return root
+
+    def take_nearest(self, at: float, within: float) -> Operation | None:
+        cut = bisect.bisect_left(self.starts, at)
+        right = self._find(self._right, cut)
+        left = self._find(self._left, cut) - 1  # the slot before the cut
+        best: int | None = None
+        for i in (left, right):
+            if not 0 <= i < len(self.ops) or abs(self.starts[i] - at) > within:
+                continue
+            if best is None or abs(self.starts[i] - at) < abs(self.starts[best] - at):
+                best = i
+        if best is None:
+            return None
+        self._right[best] = best + 1
+        self._left[best + 1] = best
+        return self.ops[best]
+
+
 def _merge_sources(activity: list[Operation], jobs: list[Operation]) -> list[Operation]:
     """A job's write that ARM also logged is one operation: ARM's record plus the job's token."""
-    index: dict[tuple[str, str, str], list[Operation]] = defaultdict(list)
+    grouped: dict[tuple[str, str, str], list[Operation]] = defaultdict(list)
     for op in activity:
-        index[(op.resource_id.lower(), op.caller.lower(), op.verb)].append(op)
+        grouped[(op.resource_id.lower(), op.caller.lower(), op.verb)].append(op)
+    index = {key: _Unmatched(ops) for key, ops in grouped.items()}
     merged: list[Operation] = []
     for job in jobs:
-        candidates = index.get((job.resource_id.lower(), job.caller.lower(), job.verb), [])
-        match = min(
-            (c for c in candidates if abs(c.start - job.start) <= _MERGE_SECONDS),
-            key=lambda c: abs(c.start - job.start),
-            default=None,
-        )
+        candidates = index.get((job.resource_id.lower(), job.caller.lower(), job.verb))
+        match = candidates.take_nearest(job.start, _MERGE_SECONDS) if candidates else None
         if match is None:
             merged.append(job)
             continue
-        candidates.remove(match)
         match.source = "both"
         match.token = job.token
         match.etag_sent = job.etag_sent or match.etag_sent
@@ -754,178 +838,125 @@ def _merge_sources(activity: list[Operation], jobs: list[Operation]) -> list[Ope
 # --- findings --------------------------------------------------------------------------------------
 
 
-def _overlaps(ops: Sequence[Operation], resources: _Resources, log_end: float) -> list[Overlap]:
-    families: dict[str, list[Operation]] = defaultdict(list)
-    for op in ops:
-        if op.verb in _WRITE_VERBS:
-            families[resources.family(op.resource_id)].append(op)
-    # Pairwise windows, then merged into episodes per family and pair of callers.
-    windows: dict[tuple[str, str, str], list[tuple[float, float, Operation, Operation, str]]] = (
-        defaultdict(list)
-    )
-    for family, members in families.items():
-        members.sort(key=lambda o: o.start)
-        active: list[Operation] = []
-        for op in members:
-            active = [a for a in active if _end(a, log_end) >= op.start]
-            for other in active:
-                if other.caller == op.caller:
-                    continue
-                relation = resources.relation(op.resource_id, other.resource_id)
-                if relation is None:
-                    continue
-                a, b = sorted((other.caller, op.caller))
-                window = (op.start, min(_end(op, log_end), _end(other, log_end)))
-                windows[(family, a, b)].append((*window, other, op, relation))
-            active.append(op)
+def _overlaps(
+    ops: Sequence[Operation], resources: _Resources, log_end: float, steps: Steps
+) -> list[Overlap]:
+    """Writes of different callers in flight together on related resources, in connected
+    groups: one long write met by a series of refused attempts is one overlap, however many
+    callers took part (a pair-by-pair list grows with the square of a storm)."""
+    writes = [op for op in ops if op.verb in _WRITE_VERBS]
+    items = [
+        Interval(op.start, _end(op, log_end), op.caller, resources.lineage(op.resource_id))
+        for op in writes
+    ]
     out: list[Overlap] = []
-    for (_family, a, b), items in windows.items():
-        # Windows that share an operation (one long write met by many short ones) or touch in
-        # time are one episode of overlap between the two callers.
-        items.sort(key=lambda w: w[0])
-        episode: list[tuple[float, float, Operation, Operation, str]] = []
-        seen: set[str] = set()
-        end = 0.0
-        for item in items:
-            if episode and item[0] > end and not ({item[2].id, item[3].id} & seen):
-                out.append(_episode(a, b, episode))
-                episode, seen = [], set()
-            episode.append(item)
-            seen.update((item[2].id, item[3].id))
-            end = max(end, item[1]) if len(episode) > 1 else item[1]
-        if episode:
-            out.append(_episode(a, b, episode))
+    for group in overlap_groups(items, steps):
+        members = [writes[i] for i in group.members]
+        res = sorted({o.resource_id for o in members}, key=lambda r: (len(r), r.lower()))
+        out.append(
+            Overlap(
+                resource_id=res[0],
+                callers=tuple(sorted({o.caller for o in members})),
+                resources=tuple(res),
+                relation="parent/child" if group.nested else "same",
+                start=group.windows[0][0],
+                end=group.windows[-1][1],
+                windows=tuple(group.windows),
+                operations=tuple(o.id for o in members),
+            )
+        )
     out.sort(key=lambda o: (o.start, o.resource_id.lower(), o.callers))
     return out
-
-
-def _episode(
-    a: str, b: str, items: list[tuple[float, float, Operation, Operation, str]]
-) -> Overlap:
-    ops: dict[str, Operation] = {}
-    for _s, _e, x, y, _r in items:
-        ops[x.id] = x
-        ops[y.id] = y
-    ordered = sorted(ops.values(), key=lambda o: (o.start, o.id))
-    res = sorted({o.resource_id for o in ordered}, key=lambda r: (len(r), r.lower()))
-    relation = "same" if all(i[4] == "same" for i in items) else "parent/child"
-    return Overlap(
-        resource_id=res[0],
-        callers=(a, b),
-        resources=tuple(res),
-        relation=relation,
-        start=min(i[0] for i in items),
-        end=max(i[1] for i in items),
-        operations=tuple(o.id for o in ordered),
-    )
 
 
 def _end(op: Operation, log_end: float) -> float:
     return op.end if op.end is not None else max(log_end, op.start)
 
 
-def _conflicts(ops: Sequence[Operation], resources: _Resources, log_end: float) -> list[Conflict]:
-    families: dict[str, list[Operation]] = defaultdict(list)
-    lock_writes: list[Operation] = []
+_CAUSE_QUERIES = {
+    # The operation holding the resource: in flight at that moment and not itself refused.
+    ConflictKind.OPERATION_IN_PROGRESS: ("holder", Pool.ACCEPTED),
+    # The write that moved the ETag on: the latest successful (or still running) one.
+    ConflictKind.STALE_VERSION: ("latest", Pool.ADVANCING),
+    # A state prerequisite is caused by a writer only if another caller changed the state.
+    ConflictKind.STATE_PREREQUISITE: ("latest_other", Pool.ANY),
+}
+
+
+def _conflicts(
+    ops: Sequence[Operation], resources: _Resources, log_end: float, steps: Steps
+) -> list[Conflict]:
+    items: list[Interval] = []
     for op in ops:
-        families[resources.family(op.resource_id)].append(op)
-        if (
-            op.operation.lower().startswith("microsoft.authorization/locks/write")
-            and op.outcome == "succeeded"
-        ):
-            lock_writes.append(op)
+        pools = 0
+        if op.verb in _WRITE_VERBS:
+            pools = Pool.ANY
+            if op.outcome != "conflict":
+                pools |= Pool.ACCEPTED
+            if op.outcome in ("succeeded", "running"):
+                pools |= Pool.ADVANCING
+        items.append(
+            Interval(
+                op.start, _end(op, log_end), op.caller, resources.lineage(op.resource_id), pools
+            )
+        )
+    queries: list[CauseQuery] = []
+    for n, op in enumerate(ops):
+        if op.outcome == "conflict" and op.kind in _CAUSE_QUERIES:
+            mode, pool = _CAUSE_QUERIES[ConflictKind(op.kind)]
+            queries.append(CauseQuery(n, mode, pool))
+    answers = dict(zip((q.index for q in queries), find_causes(items, queries, steps), strict=True))
+    locks = _LockIndex(ops, resources)
     out: list[Conflict] = []
-    for op in ops:
+    for n, op in enumerate(ops):
         if op.outcome != "conflict":
             continue
-        peers = [
-            p
-            for p in families[resources.family(op.resource_id)]
-            if p is not op and p.verb in _WRITE_VERBS
-        ]
-        at = op.start
         cause: Operation | None = None
         relation: str | None = None
         if op.kind == ConflictKind.LOCKED:
-            cause = _lock_cause(op, lock_writes, resources)
+            cause = locks.cause(op)
             relation = "lock" if cause else None
-        elif op.kind == ConflictKind.OPERATION_IN_PROGRESS:
-            cause, relation = _holder(op, peers, resources, log_end)
-        elif op.kind == ConflictKind.STALE_VERSION:
-            cause, relation = _advancer(op, peers, resources, log_end)
-        else:
-            # A state prerequisite is caused by a writer only if another caller changed state.
-            others = [p for p in peers if p.caller != op.caller and p.start <= at]
-            cause, relation = _latest(op, others, resources, log_end)
+        elif n in answers:
+            found, in_flight = answers[n]
+            if found is not None:
+                cause = ops[found]
+                relation = "in_flight" if in_flight else "completed_before"
         out.append(Conflict(op, cause, relation, _explain(op, cause, relation)))
     return out
 
 
-def _rank_related(op: Operation, p: Operation, resources: _Resources) -> int | None:
-    relation = resources.relation(op.resource_id, p.resource_id)
-    if relation is None:
-        return None
-    return 0 if relation == "same" else 1
+class _LockIndex:
+    """Successful lock writes by the scope they lock, in time order."""
 
+    def __init__(self, ops: Sequence[Operation], resources: _Resources) -> None:
+        self._resources = resources
+        self._by_scope: dict[str, list[tuple[float, int]]] = defaultdict(list)
+        self._ops = ops
+        for n, op in enumerate(ops):
+            if (
+                op.operation.lower().startswith("microsoft.authorization/locks/write")
+                and op.outcome == "succeeded"
+            ):
+                rid = resources.get(op.resource_id)
+                if rid is not None:
+                    self._by_scope[rid.scope.key].append((op.start, -n))
+        for entries in self._by_scope.values():
+            entries.sort()
 
-def _holder(
-    op: Operation, peers: list[Operation], resources: _Resources, log_end: float
-) -> tuple[Operation | None, str | None]:
-    """The operation holding the resource when ``op`` was refused: in flight at that moment,
-    accepted (not itself refused), preferably another caller's and on the same resource."""
-    at = op.start
-    best: tuple[tuple[int, int, float], Operation] | None = None
-    for p in peers:
-        rank = _rank_related(op, p, resources)
-        if rank is None or p.outcome == "conflict" or not (p.start <= at <= _end(p, log_end)):
-            continue
-        key = (0 if p.caller != op.caller else 1, rank, p.start)
-        if best is None or key < best[0]:
-            best = (key, p)
-    if best is not None:
-        return best[1], "in_flight"
-    done = [p for p in peers if p.outcome != "conflict" and p.start <= at]
-    return _latest(op, done, resources, log_end)
-
-
-def _advancer(
-    op: Operation, peers: list[Operation], resources: _Resources, log_end: float
-) -> tuple[Operation | None, str | None]:
-    """The write that moved the ETag on: the latest successful (or still running) write that
-    began before the refused one."""
-    done = [p for p in peers if p.outcome in ("succeeded", "running") and p.start <= op.start]
-    return _latest(op, done, resources, log_end)
-
-
-def _latest(
-    op: Operation, candidates: list[Operation], resources: _Resources, log_end: float
-) -> tuple[Operation | None, str | None]:
-    best: tuple[tuple[int, int, float], Operation] | None = None
-    for p in candidates:
-        rank = _rank_related(op, p, resources)
-        if rank is None:
-            continue
-        key = (0 if p.caller != op.caller else 1, rank, -min(_end(p, log_end), op.start))
-        if best is None or key < best[0]:
-            best = (key, p)
-    if best is None:
-        return None, None
-    p = best[1]
-    return p, "in_flight" if _end(p, log_end) >= op.start else "completed_before"
-
-
-def _lock_cause(op: Operation, locks: list[Operation], resources: _Resources) -> Operation | None:
-    target = resources.get(op.resource_id)
-    if target is None:
-        return None
-    found: Operation | None = None
-    for lock in locks:
-        rid = resources.get(lock.resource_id)
-        if rid is None or lock.start > op.start:
-            continue
-        if target.is_within(rid.scope) and (found is None or lock.start > found.start):
-            found = lock
-    return found
+    def cause(self, op: Operation) -> Operation | None:
+        """The latest lock put in place, before the refusal, at the resource or above it."""
+        target = self._resources.get(op.resource_id)
+        if target is None:
+            return None
+        best: tuple[float, int] | None = None
+        for scope in (target, *target.ancestors()):
+            entries = self._by_scope.get(scope.key)
+            if not entries:
+                continue
+            at = bisect.bisect_right(entries, (op.start, math.inf)) - 1
+            if at >= 0 and (best is None or entries[at] > best):
+                best = entries[at]
+        return None if best is None else self._ops[-best[1]]
 
 
 def _explain(op: Operation, cause: Operation | None, relation: str | None) -> str:
@@ -1082,8 +1113,9 @@ def analyse(
         op.id = f"op{n}"
     # Findings are computed on the whole log, then cut to the window: a 412 inside the window
     # keeps the write before it that moved the ETag, even when that write is outside.
-    overlaps = _overlaps(ops, resources, log_end)
-    conflicts = _conflicts(ops, resources, log_end)
+    overlap_steps, cause_steps = Steps(), Steps()
+    overlaps = _overlaps(ops, resources, log_end, overlap_steps)
+    conflicts = _conflicts(ops, resources, log_end, cause_steps)
     storms = _storms(ops, opts)
     replays = _stale_replays(ops)
     if opts.since is not None or opts.until is not None:
@@ -1107,6 +1139,7 @@ def analyse(
         tokenless=tokenless,
         inputs=inputs or [],
         unknown_tokens=unknown,
+        steps={"overlaps": overlap_steps.n, "causes": cause_steps.n},
     )
 
 
