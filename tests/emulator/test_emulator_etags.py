@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from arm_helpers import NET, STORAGE, VM, VNET, Arm, error_code, vm_body, vnet_body
 
@@ -108,3 +110,25 @@ def test_rpc_etag_table_over_http(
     assert response.status_code == expected, response.text
     if expected == 412:
         assert error_code(response) == "PreconditionFailed"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [(f"{NET}/networkSecurityGroups/nsg1", {"location": "eastus"}), (VM, vm_body())],
+)
+def test_412_names_the_header_that_failed(
+    arm: Arm, served: EmulatorHandle, group: str, path: str, body: dict[str, object]
+) -> None:
+    current = arm.put(path, body).json()["etag"]
+    served.advance(60)
+    # If-Match matches; If-None-Match is what fails.
+    refused = arm.put(path, body, headers={"If-Match": current, "If-None-Match": "*"})
+    assert refused.status_code == 412
+    text = json.dumps(refused.json()["error"])
+    assert "if-none-match" in text
+    assert "if-match header" not in text
+    matching = arm.put(path, body, headers={"If-None-Match": current})
+    assert matching.status_code == 412
+    assert "if-none-match header" in json.dumps(matching.json()["error"])
+    stale = arm.put(path, body, headers={"If-Match": '"0"', "If-None-Match": "*"})
+    assert "if-match header" in json.dumps(stale.json()["error"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arm_helpers import STORAGE, VNET, Arm, vnet_body
+from arm_helpers import RG, STORAGE, VM, VNET, Arm, vm_body, vnet_body
 
 from armguard.clock import ManualClock
 from armguard.testing import EmulatorHandle, emulator
@@ -93,3 +93,17 @@ def test_operation_progress_is_reported(arm: Arm, served: EmulatorHandle, group:
     doc = arm.get(created.headers["Azure-AsyncOperation"]).json()
     assert doc["percentComplete"] == 50.0
     assert doc["name"] == created.headers["x-ms-request-id"]
+
+
+def test_the_location_url_honours_the_retry_after_cap() -> None:
+    with emulator(clock=ManualClock(), retry_after_max=2) as served:
+        arm = Arm(served.base_url)
+        arm.put(RG, {"location": "eastus"})
+        created = arm.put(VM, vm_body())
+        assert created.headers["Retry-After"] == "2"
+        status = arm.get(created.headers["Azure-AsyncOperation"])
+        assert status.headers["Retry-After"] == "2"
+        running = arm.get(created.headers["Location"])
+        assert running.status_code == 202
+        assert running.headers["Retry-After"] == "2", "the VM create has 45 s to go"
+        arm.close()

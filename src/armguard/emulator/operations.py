@@ -154,7 +154,7 @@ def location_result(
     if not op.status.terminal:
         urls = urls_for(op, base_url)
         return ArmResponse(
-            202, None, {"Location": urls.location, "Retry-After": retry_after(op, now)}
+            202, None, {"Location": urls.location, "Retry-After": retry_after(op, now, cap)}
         )
     if op.status is not OpStatus.SUCCEEDED:
         error = op.error.to_json() if op.error else {"code": "Failed", "message": "Failed"}

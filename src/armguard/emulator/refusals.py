@@ -1,13 +1,24 @@
 """The refusals several parts of the core share: not found, precondition failed, method not
-allowed, each with ARM's code and wording."""
+allowed, internal error, each with ARM's code and wording."""
 
 from __future__ import annotations
 
 from armguard.arm.errors import ArmError, ErrorDetail
 from armguard.arm.ids import ResourceId
-from armguard.emulator.conditions import normalize_etag
+from armguard.emulator.conditions import etags_match, normalize_etag
 
-__all__ = ["method_not_allowed", "not_found", "precondition_failed"]
+__all__ = ["internal_error", "method_not_allowed", "not_found", "precondition_failed"]
+
+
+def internal_error() -> ArmError:
+    """What a client sees when the emulator itself fails: no traceback, a pointer to the log.
+    It does not promise the request had no effect: a failure may come after a change."""
+    return ArmError(
+        500,
+        "InternalServerError",
+        "The emulator hit an unexpected error while serving the request. See the emulator's "
+        "log for the traceback.",
+    )
 
 
 def not_found(rid: ResourceId) -> ArmError:
@@ -35,41 +46,66 @@ def not_found(rid: ResourceId) -> ArmError:
 
 
 def precondition_failed(
+    style: str,
+    rid: ResourceId,
+    current: str | None,
+    *,
+    exists: bool,
+    if_match: str | None,
+    if_none_match: str | None,
+) -> ArmError:
+    """The 412 for a failed condition, naming the header that failed: ``If-Match`` when it
+    is present and does not match (or the resource is absent), otherwise ``If-None-Match``."""
+    match_failed = not exists or (
+        if_match is not None and bool(if_match.strip()) and not etags_match(if_match, current)
+    )
+    if match_failed:
+        sent = if_match.strip() if if_match else None
+        return _if_match_failed(style, rid, (current or "") if exists else None, sent)
+    sent = (if_none_match or "").strip()
+    wildcard = "*" in [part.strip() for part in sent.split(",")]
+    current = current or ""
+    if style == "weak-guid":
+        if wildcard:
+            detail = ErrorDetail(
+                "PreconditionFailedResourceExists",
+                f"Resource {rid.format()} exists, so the if-none-match condition is not met",
+            )
+        else:
+            detail = ErrorDetail(
+                "PreconditionFailedEtagMatch",
+                f'Etag provided in if-none-match header W/"{normalize_etag(sent)}" matches etag '
+                f'W/"{normalize_etag(current)}" of resource {rid.format()}',
+            )
+        return ArmError(412, "PreconditionFailed", "Precondition failed.", details=[detail])
+    if wildcard:
+        return ArmError(
+            412, "PreconditionFailed", "The resource exists, so the if-none-match condition fails."
+        )
+    return ArmError(
+        412,
+        "PreconditionFailed",
+        f'Etag provided in if-none-match header "{normalize_etag(sent)}" matches etag '
+        f"{current} of resource.",
+    )
+
+
+def _if_match_failed(
     style: str, rid: ResourceId, current: str | None, sent: str | None
 ) -> ArmError:
     if style == "weak-guid":
-        details: list[ErrorDetail] = []
-        if sent and current:
-            details.append(
-                ErrorDetail(
-                    "PreconditionFailedEtagMismatch",
-                    f'Etag provided in if-match header W/"{normalize_etag(sent)}" does not match '
-                    f'etag W/"{normalize_etag(current)}" of resource {rid.format()}',
-                )
-            )
-        elif current is None:
-            details.append(
-                ErrorDetail(
-                    "PreconditionFailedResourceNotFound",
-                    f"Resource {rid.format()} does not exist, so the if-match condition cannot "
-                    "be met",
-                )
+        if current is None:
+            detail = ErrorDetail(
+                "PreconditionFailedResourceNotFound",
+                f"Resource {rid.format()} does not exist, so the if-match condition cannot be met",
             )
         else:
-            details.append(
-                ErrorDetail(
-                    "PreconditionFailedResourceExists",
-                    f"Resource {rid.format()} exists, so the if-none-match condition is not met",
-                )
+            detail = ErrorDetail(
+                "PreconditionFailedEtagMismatch",
+                f'Etag provided in if-match header W/"{normalize_etag(sent or "")}" does not '
+                f'match etag W/"{normalize_etag(current)}" of resource {rid.format()}',
             )
-        return ArmError(412, "PreconditionFailed", "Precondition failed.", details=details)
-    if sent and current:
-        return ArmError(
-            412,
-            "PreconditionFailed",
-            f'Etag provided in if-match header "{normalize_etag(sent)}" does not match etag '
-            f"{current} of resource.",
-        )
+        return ArmError(412, "PreconditionFailed", "Precondition failed.", details=[detail])
     if current is None:
         return ArmError(
             412,
@@ -77,7 +113,10 @@ def precondition_failed(
             "The resource does not exist, so the if-match condition fails.",
         )
     return ArmError(
-        412, "PreconditionFailed", "The resource exists, so the if-none-match condition fails."
+        412,
+        "PreconditionFailed",
+        f'Etag provided in if-match header "{normalize_etag(sent or "")}" does not match etag '
+        f"{current} of resource.",
     )
 
 

@@ -246,7 +246,14 @@ class WritePath:
             if_none_match,
         )
         if outcome is Outcome.PRECONDITION_FAILED:
-            raise precondition_failed(style, rid, existing.etag if existing else None, if_match)
+            raise precondition_failed(
+                style,
+                rid,
+                existing.etag if existing else None,
+                exists=existing is not None,
+                if_match=if_match,
+                if_none_match=if_none_match,
+            )
 
     def next_etag(self, style: str | None, previous: str | None) -> str | None:
         if style == "weak-guid":
