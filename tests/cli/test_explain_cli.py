@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import pty
@@ -10,7 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from armguard.cli.main import main
 from armguard.diagnose.parse import MAX_INPUT_BYTES
 
 ARMGUARD = str(Path(sys.executable).with_name("armguard"))
@@ -148,3 +153,42 @@ def test_markup_in_the_error_is_printed_literally() -> None:
     result = run('Code="InvalidTemplate" Message="bad [bold]value[/bold] at [0]"')
     assert result.returncode == 0, result.stderr
     assert "[bold]value[/bold]" in result.stdout
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        AZ_ERROR,
+        '{"error": {"code": "AnotherOperationInProgress", "message": "busy"}}',
+        '{"status": "Failed", "error": {"code": "Conflict", "details": [',
+        "[" * 3000,
+        "{" * 3000,
+        '{"a":' * 2000 + "1" + "}" * 2000,
+        '"' + '\\"' * 500,
+        "Code: PreconditionFailed\nMessage: ",
+        "Message: a\n" * 50,
+        "RESPONSE 409: 409 Conflict\nERROR CODE: ",
+        "HTTP 999 ",
+        'Status=<nil> Code="" Message=""',
+        "\x1b[31m│ Error: \x1b[0m",
+        "/subscriptions/../resourceGroups/{rg}/providers/x/y/z",
+        "Retry-After: 1e999\n",
+        "x-ms-retry-after-ms: nan\n",
+        "[bold]x[/bold] [/]",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(_FRAGMENTS, st.text(max_size=40)), min_size=1, max_size=6))
+def test_odd_text_ends_in_exit_0_or_2_never_a_traceback(parts: list[str]) -> None:
+    text = "".join(parts)
+    for output in ("json", "table"):
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            # "--" so that a text starting with "-" is the text, not an option.
+            code = main(["explain", "-o", output, "--", text])
+        assert code in (0, 2), stderr.getvalue()
+        if code == 2:
+            assert stderr.getvalue().startswith("ERROR: ")
+        elif output == "json":
+            assert "kind" in json.loads(stdout.getvalue())

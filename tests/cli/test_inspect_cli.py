@@ -112,6 +112,7 @@ def test_a_locked_group_and_a_stale_etag_both_show(
         ([VM, "--intent", "scale"], "ERROR: --intent: 'scale' is not an intent"),
         ([VNET, "--intent", "resize:Standard_D4s_v5"], "applies to virtual machines"),
         ([VM, "--history", "forever"], "ERROR: --history 'forever' is not a positive duration"),
+        ([VM, "--history", "99999999999999d"], "longer than the 90 days the Activity Log keeps"),
         (
             [VM, "--endpoint", "ftp://example"],
             "ERROR: --endpoint 'ftp://example' is not an http(s) URL",

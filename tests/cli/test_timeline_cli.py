@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from armguard.cli.main import main
 
@@ -182,3 +185,186 @@ def test_log_text_is_not_rich_markup(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     assert main(["timeline", str(log)]) == 0
     assert "[/]x" in capsys.readouterr().out
+
+
+# --- odd inputs: exit 0 or 2, never a traceback ---------------------------------------------
+
+_ODD_TIMES = st.sampled_from(
+    [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59.9999999Z",
+        "2026-04-27T10:00:00Z",
+        "2026-04-27T10:00:00.5+05:30",
+        "2026-02-30T10:00:00Z",
+        "not a time",
+        "",
+    ]
+)
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    _ODD_TIMES,
+    st.sampled_from([NSG, f"{NSG}/securityRules/r", "/subscriptions/x", "[/]x", "<b>", "409"]),
+)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_GOOD_TIMES = st.sampled_from(
+    ["0001-01-01T00:00:00Z", "2026-04-27T10:00:00Z", "2026-04-27T10:00:01.1234567Z"]
+)
+_TIMES = st.integers(0, 9).flatmap(lambda n: _ODD_TIMES if n == 0 else _GOOD_TIMES)
+_RESOURCES = st.one_of(st.just(NSG), st.just(f"{NSG}/securityRules/r"), _VALUES)
+
+
+def _mostly(good: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Nine times in ten a well-formed value, so the analysis is reached; else anything."""
+    return st.integers(0, 9).flatmap(lambda n: _VALUES if n == 0 else good)
+
+
+# Well-formed enough to be recognised, with odd values anywhere, so that every stage (reading,
+# grouping, classifying, the sweep, tables, JSON, the HTML report) meets them.
+_ACTIVITY = st.fixed_dictionaries(
+    {
+        "eventTimestamp": _TIMES,
+        "resourceId": _mostly(st.just(NSG)),
+        "operationName": _mostly(
+            st.just({"value": "Microsoft.Network/networkSecurityGroups/write"})
+        ),
+    },
+    optional={
+        "caller": _mostly(st.sampled_from(["alice", "bob", "[bold]eve[/bold]"])),
+        "status": _mostly(
+            st.sampled_from([{"value": v} for v in ("Started", "Failed", "Succeeded")])
+        ),
+        "subStatus": _mostly(st.sampled_from([{"value": "Conflict"}, "409", "OK"])),
+        "operationId": _mostly(st.sampled_from(["o1", "o2"])),
+        "correlationId": _VALUES,
+        "eventName": _VALUES,
+        "claims": _VALUES,
+        "properties": _mostly(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "statusCode": _VALUES,
+                    "statusMessage": _mostly(
+                        st.sampled_from(
+                            [
+                                '{"error":{"code":"AnotherOperationInProgress","message":"x"}}',
+                                '{"error":{"code":"PreconditionFailed","message":"y"}}',
+                                "[" * 1500 + "]" * 1500,
+                            ]
+                        )
+                    ),
+                    "requestbody": _mostly(st.sampled_from(['{"etag":"W/1"}', "{", "[" * 1500])),
+                },
+            )
+        ),
+    },
+)
+_JOB = st.fixed_dictionaries(
+    {
+        "ts": _TIMES,
+        "job_id": _mostly(st.sampled_from(["j1", "j2"])),
+        "resource_id": _RESOURCES,
+        "writer": _mostly(st.sampled_from(["writer-a", "writer-b"])),
+        "event": _mostly(st.sampled_from(["write", "conflict", "applied", "failed", "waiting"])),
+    },
+    optional=dict.fromkeys(("verb", "status", "code", "message", "etag_sent", "kind"), _VALUES),
+)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(st.one_of(_ACTIVITY, _JOB), max_size=6),
+    fmt=st.sampled_from(["json", "table"]),
+)
+def test_odd_events_end_in_exit_0_or_2_never_a_traceback(
+    events: list[dict[str, Any]], fmt: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "odd.json"
+    log.write_text(json.dumps(events))
+    code = main(["timeline", str(log), "-o", fmt, "--html", str(tmp_path / "r.html")])
+    err = capsys.readouterr().err
+    assert code in (0, 2), err
+    if code == 2:
+        assert err.startswith("ERROR: "), err
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "problem"),
+    [
+        (_nested(5000), [], "nested too deeply"),
+        (
+            '[{"eventTimestamp": "2026-04-27T10:00:00Z", "x": ' + _nested(5000) + "}]",
+            [],
+            "nested too deeply",
+        ),
+        ("\n".join(['{"a": ' + _nested(3000) + "}"] * 2), [], "nested too deeply"),
+        (None, ["--since", "99999999999999h"], "--since"),
+        (None, ["--until", "99999999999999999999d"], "--until"),
+        (None, ["--since", "9999-12-31T23:59:59Z", "--until", "10000000000000000h"], "--until"),
+    ],
+)
+def test_inputs_past_what_python_can_represent_are_usage_errors(
+    content: str | None, args: list[str], problem: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "odd.json"
+    if content is None:
+        path.write_text(Path(INCIDENT).read_text())
+    else:
+        path.write_text(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "armguard.cli.main", "timeline", str(path), *args, "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("ERROR: ")
+    assert problem in proc.stderr
+
+
+def test_events_dated_year_1_and_year_9999_draw_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "ages.json"
+    log.write_text(
+        json.dumps(
+            [
+                {
+                    "eventTimestamp": ts,
+                    "resourceId": NSG,
+                    "operationName": "Microsoft.Network/networkSecurityGroups/write",
+                    "caller": caller,
+                    "operationId": caller,
+                    "status": "Started",
+                }
+                for ts, caller in (
+                    ("0001-01-01T00:00:00Z", "early"),
+                    ("9999-12-31T23:59:59Z", "late"),
+                )
+            ]
+        )
+    )
+    report = tmp_path / "r.html"
+    assert main(["timeline", str(log), "--html", str(report), "-o", "json"]) == 0
+    capsys.readouterr()
+    text = report.read_text()
+    # The axis spans the calendar: dated ticks, from year 1 to the last day of 9999.
+    assert ">0001-01-01 00:00<" in text
+    assert ">9999-12-31 23:59<" in text or ">9999-12-" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -610,3 +611,116 @@ def test_the_work_of_overlaps_and_causes_grows_linearly(tmp_path: Path) -> None:
         work[n] = load_timeline([str(log)]).steps
     for finding in ("overlaps", "causes"):
         assert work[4_000][finding] < 5 * work[1_000][finding], work
+
+
+def test_events_naming_no_resource_are_skipped_and_counted(tmp_path: Path) -> None:
+    base = {
+        "eventTimestamp": "2026-04-27T10:00:00Z",
+        "operationName": {"value": "Microsoft.Network/networkSecurityGroups/write"},
+        "status": {"value": "Started"},
+    }
+    log = tmp_path / "al.json"
+    log.write_text(
+        json.dumps(
+            [
+                {**base, "resourceId": None, "caller": "a", "operationId": "1"},
+                {**base, "resourceId": "", "caller": "b", "operationId": "2"},
+                {**base, "resourceId": NSG, "caller": "c", "operationId": "3"},
+            ]
+        )
+    )
+    t = load_timeline([str(log)])
+    # The null and the empty resource are not one resource called "".
+    assert [o.resource_id for o in t.operations] == [NSG]
+    assert t.inputs[0]["skipped_events"] == {"no resourceId": 2}
+    assert any(n.startswith("2 events skipped (no resourceId)") for n in t.notes())
+    only_bad = tmp_path / "bad.json"
+    only_bad.write_text(json.dumps([{**base, "resourceId": None}]))
+    with pytest.raises(SourceError, match="none of its 1 events names a resource"):
+        load_timeline([str(only_bad)])
+
+
+def test_a_caller_written_as_an_object_is_named_by_its_name_or_claims(tmp_path: Path) -> None:
+    base = {
+        "eventTimestamp": "2026-04-27T10:00:00Z",
+        "resourceId": NSG,
+        "operationName": {"value": "Microsoft.Network/networkSecurityGroups/write"},
+        "status": {"value": "Started"},
+    }
+    upn = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn"
+    log = tmp_path / "al.json"
+    log.write_text(
+        json.dumps(
+            [
+                {**base, "operationId": "1", "caller": {"name": "eve", "claims": {"appid": "x"}}},
+                {**base, "operationId": "2", "caller": {"claims": {upn: "dan@contoso.com"}}},
+                {**base, "operationId": "3", "caller": "", "claims": {"appid": "app-1"}},
+                {**base, "operationId": "4", "caller": {"something": ["else"]}},
+            ]
+        )
+    )
+    callers = sorted(o.caller for o in load_timeline([str(log)]).operations)
+    assert callers == ["(unknown caller)", "app-1", "dan@contoso.com", "eve"]
+
+
+@pytest.mark.parametrize(
+    ("event", "problem"),
+    [
+        ({"resource_id": {"id": "x"}}, "'resource_id' is a JSON object, not a string"),
+        ({"job_id": ["j"]}, "'job_id' is a JSON array, not a string"),
+        ({"status": "409"}, "'status' is a JSON string, not an integer"),
+        ({"status": 7}, "'status' 7 is not an HTTP status"),
+        ({"attempt": True}, "'attempt' is a JSON bool, not an integer"),
+    ],
+)
+def test_job_events_with_fields_of_the_wrong_type_are_refused(
+    event: dict[str, Any], problem: str, tmp_path: Path
+) -> None:
+    good = {"ts": "2026-04-27T10:00:00Z", "job_id": "j", "resource_id": NSG, "writer": "w"}
+    log = tmp_path / "jobs.jsonl"
+    log.write_text(json.dumps({**good, "event": "write", **event}) + "\n")
+    with pytest.raises(SourceError, match=re.escape(problem)):
+        load_timeline([str(log)])
+
+
+def test_times_are_kept_within_the_calendar() -> None:
+    from armguard.clock import isoformat
+
+    assert isoformat(parse_time("9999-12-31T23:59:59.9999999Z")).startswith("9999-12-31T23:59:59")
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        parse_time("0001-01-01T00:00:00+05:00")
+    with pytest.raises(ValueError, match="outside the years 1 to 9999"):
+        parse_time_bound("99999999999999h", ManualClock())
+
+
+def test_a_failure_body_nested_past_the_decoder_is_read_as_text(tmp_path: Path) -> None:
+    deep = "[" * 1500 + "]" * 1500
+    base = {
+        "resourceId": NSG,
+        "operationName": {"value": "Microsoft.Network/networkSecurityGroups/write"},
+        "caller": "a",
+        "operationId": "1",
+        "properties": {"requestbody": deep},
+    }
+    log = tmp_path / "al.json"
+    log.write_text(
+        json.dumps(
+            [
+                {**base, "eventTimestamp": "2026-04-27T10:00:00Z", "status": "Started"},
+                {
+                    **base,
+                    "eventTimestamp": "2026-04-27T10:00:01Z",
+                    "status": "Failed",
+                    "subStatus": "Conflict",
+                    "properties": {"statusMessage": deep},
+                },
+            ]
+        )
+    )
+    (op,) = load_timeline([str(log)]).operations
+    assert (op.status, op.http_status, op.kind, op.token) == (
+        "Failed",
+        409,
+        "unknown",
+        "not_in_body",
+    )

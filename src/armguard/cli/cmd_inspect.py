@@ -34,6 +34,8 @@ __all__ = ["register", "run"]
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$", re.IGNORECASE)
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+_MAX_HISTORY = 90 * 86400.0
+"""The Activity Log keeps 90 days."""
 
 
 def register(subparsers: Any) -> None:
@@ -85,7 +87,10 @@ def _history(text: str) -> float:
     m = _DURATION_RE.match(text.strip())
     if not m or float(m.group(1)) <= 0:
         raise CliError(f"--history '{text}' is not a positive duration such as 1h or 30m")
-    return float(m.group(1)) * _UNITS[m.group(2).lower()]
+    seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if seconds > _MAX_HISTORY:
+        raise CliError(f"--history '{text}' is longer than the 90 days the Activity Log keeps")
+    return seconds
 
 
 def _client(args: argparse.Namespace) -> ArmClient:

@@ -82,7 +82,7 @@ def register(subparsers: Any) -> None:
 
 def _duration(text: str) -> float:
     m = _DURATION_RE.match(text.strip())
-    if not m or float(m.group(1)) <= 0:
+    if not m or not 0 < float(m.group(1)) < 1e9:
         raise CliError(f"--storm-window '{text}' is not a positive duration such as 90s or 2m")
     return float(m.group(1)) * _UNITS[m.group(2).lower()]
 

@@ -32,7 +32,9 @@ __all__ = [
     "ActivityEvent",
     "JobRecord",
     "Record",
+    "SkippedEvent",
     "SourceError",
+    "check_time_range",
     "normalise_record",
     "parse_time",
     "read_records",
@@ -51,12 +53,27 @@ _ISO_RE = re.compile(
     r"(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:?\d{2})?$",
     re.IGNORECASE,
 )
+_FIRST_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
+_LAST_TS = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC).timestamp()
+"""Times are kept within what ``datetime`` can print back (a 7th fractional digit on the last
+second of 9999 would round into year 10000)."""
 _STATUS_IN_TEXT_RE = re.compile(r"HTTP Status Code:\s*(\d{3})", re.IGNORECASE)
 _PHRASES = {s.phrase.replace(" ", "").lower(): s.value for s in HTTPStatus}
 
 
 class SourceError(Exception):
     """An input that cannot be read as events; the message names the file and the problem."""
+
+
+class SkippedEvent(SourceError):
+    """An event of a known shape that the timeline cannot place: it names no resource.
+
+    ``reason`` is short and the same for every such event, so skips can be counted by it.
+    """
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +126,21 @@ def parse_time(text: str) -> float:
     if ":" not in tz:
         tz = tz[:3] + ":" + tz[3:]
     try:
-        dt = datetime.fromisoformat(f"{m.group('date')}T{clock}{tz}")
+        dt = datetime.fromisoformat(f"{m.group('date')}T{clock}{tz}").astimezone(UTC)
     except ValueError as exc:
         raise ValueError(f"'{text}' is not a valid time: {exc}") from None
+    except OverflowError:
+        raise ValueError(f"'{text}' is outside the years 1 to 9999") from None
     frac = m.group("frac") or ""
-    return dt.astimezone(UTC).timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    ts = dt.timestamp() + (int(frac) / 10 ** len(frac) if frac else 0.0)
+    return min(max(ts, _FIRST_TS), _LAST_TS)
+
+
+def check_time_range(ts: float, what: str) -> float:
+    """``ts`` if ``datetime`` can represent it, else ValueError naming ``what``."""
+    if not _FIRST_TS <= ts <= _LAST_TS:
+        raise ValueError(f"{what} is outside the years 1 to 9999")
+    return ts
 
 
 # --- the incremental JSON reader -----------------------------------------------------------
@@ -189,6 +216,11 @@ class _Reader:
         while True:
             try:
                 obj, end = self._decoder.raw_decode(self._buf, self._pos)
+            except RecursionError:
+                raise self.fail(
+                    "a JSON value is nested too deeply to read (Activity Log events are a few "
+                    "levels deep)"
+                ) from None
             except json.JSONDecodeError as exc:
                 # More input can only complete a value cut at the window's end (or a long
                 # string); an error well before the end is a real syntax error.
@@ -342,6 +374,87 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, separators=(",", ":"))
 
 
+_CALLER_KEYS = ("name", "upn", "unique_name", "email", "appid", "appId", "oid", "objectId", "id")
+_CLAIM_KEYS = (
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+    "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+    "name",
+    "upn",
+    "unique_name",
+    "appid",
+    "http://schemas.microsoft.com/identity/claims/objectidentifier",
+)
+
+
+def _caller(value: Any, identity: Any = None) -> str:
+    """Who made the request: ``caller`` as ARM writes it (a UPN or an app ID), or, from
+    exports that write an object there, its name, UPN or app ID, or the identity's claims."""
+    if isinstance(value, str) and value:
+        return value
+    for source in (value, identity):
+        if not isinstance(source, Mapping):
+            continue
+        for key in _CALLER_KEYS:
+            found = source.get(key)
+            if isinstance(found, str) and found:
+                return found
+        claims = source.get("claims")
+        if isinstance(claims, Mapping):
+            for key in _CLAIM_KEYS:
+                found = claims.get(key)
+                if isinstance(found, str) and found:
+                    return found
+    if value is None or value == "" or isinstance(value, Mapping | list):
+        return ""
+    return str(value)
+
+
+def _resource(data: Mapping[str, Any], source: str, where: str) -> str:
+    value = data.get("resourceId")
+    if isinstance(value, str) and value.strip():
+        return value
+    what = "null" if value is None else "empty" if value == "" else f"a JSON {type(value).__name__}"
+    raise SkippedEvent(
+        f"{source}: {where} has no resourceId ({what}); it cannot be placed on a timeline",
+        "no resourceId",
+    )
+
+
+_JOB_TEXT = ("ts", "job_id", "resource_id", "writer", "event")
+_JOB_OPTIONAL_TEXT = ("verb", "kind", "code", "message", "etag_sent", "etag_live", "operation_url")
+
+
+def _check_job_event(data: Mapping[str, Any]) -> None:
+    """JobEvent takes what it is given; a log is untrusted, so check the types first."""
+
+    def wrong(key: str, want: str) -> ValueError:
+        got = type(data[key]).__name__.replace("NoneType", "null").replace("dict", "object")
+        got = {"str": "string", "int": "number", "float": "number", "list": "array"}.get(got, got)
+        return ValueError(f"'{key}' is a JSON {got}, not {want}")
+
+    missing = [key for key in _JOB_TEXT if key not in data]
+    if missing:
+        raise ValueError(f"job event lacks {', '.join(sorted(missing))}")
+    for key in _JOB_TEXT:
+        if not isinstance(data.get(key), str):
+            raise wrong(key, "a string")
+    for key in _JOB_OPTIONAL_TEXT:
+        if data.get(key) is not None and not isinstance(data[key], str):
+            raise wrong(key, "a string")
+    for key in ("attempt", "fence", "status"):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise wrong(key, "an integer")
+    status = data.get("status")
+    if status is not None and not 100 <= status <= 599:
+        raise ValueError(f"'status' {status} is not an HTTP status")
+    delay = data.get("delay")
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, int | float)):
+        raise wrong("delay", "a number")
+    if data.get("detail") is not None and not isinstance(data["detail"], Mapping):
+        raise wrong("detail", "an object")
+
+
 def _is_job_event(data: Mapping[str, Any]) -> bool:
     return "job_id" in data and "event" in data and "resource_id" in data
 
@@ -354,7 +467,7 @@ def _is_export_record(data: Mapping[str, Any]) -> bool:
     return "time" in data and "operationName" in data and "resourceId" in data
 
 
-def _from_event_data(data: Mapping[str, Any], source: str) -> ActivityEvent:
+def _from_event_data(data: Mapping[str, Any], source: str, where: str) -> ActivityEvent:
     props = data.get("properties")
     props = props if isinstance(props, Mapping) else {}
     http = data.get("httpRequest")
@@ -364,9 +477,9 @@ def _from_event_data(data: Mapping[str, Any], source: str) -> ActivityEvent:
     return ActivityEvent(
         source=source,
         ts=parse_time(str(data.get("eventTimestamp"))),
-        resource_id=str(data.get("resourceId") or ""),
+        resource_id=_resource(data, source, where),
         operation=_localized(data.get("operationName")),
-        caller=str(data.get("caller") or ""),
+        caller=_caller(data.get("caller"), {"claims": data.get("claims")}),
         correlation_id=str(data.get("correlationId") or ""),
         operation_id=str(data.get("operationId") or ""),
         event_name=_localized(data.get("eventName")),
@@ -380,23 +493,18 @@ def _from_event_data(data: Mapping[str, Any], source: str) -> ActivityEvent:
 _RESULT_TYPES = {"start": "Started", "success": "Succeeded", "failure": "Failed"}
 
 
-def _from_export_record(data: Mapping[str, Any], source: str) -> ActivityEvent:
+def _from_export_record(data: Mapping[str, Any], source: str, where: str) -> ActivityEvent:
     """A diagnostic-settings export record (storage / Event Hubs shape)."""
     props = data.get("properties")
     props = props if isinstance(props, Mapping) else {}
-    identity = data.get("identity")
-    claims = identity.get("claims") if isinstance(identity, Mapping) else None
-    caller = str(data.get("caller") or "")
-    if not caller and isinstance(claims, Mapping):
-        caller = str(claims.get("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn") or "")
-        caller = caller or str(claims.get("appid") or "")
+    caller = _caller(data.get("caller"), data.get("identity"))
     result = str(data.get("resultType") or "")
     status = _RESULT_TYPES.get(result.lower(), result)
     return ActivityEvent(
         source=source,
         ts=parse_time(str(data.get("time"))),
-        resource_id=str(data.get("resourceId") or ""),
-        operation=str(data.get("operationName") or ""),
+        resource_id=_resource(data, source, where),
+        operation=_localized(data.get("operationName")),
         caller=caller,
         correlation_id=str(data.get("correlationId") or ""),
         operation_id=str(data.get("operationId") or ""),
@@ -415,12 +523,13 @@ def normalise_record(value: Any, where: str, name: str) -> Record:
         raise SourceError(f"{name}: {where} is a JSON {kind}, not an event object")
     try:
         if _is_job_event(value):
+            _check_job_event(value)
             event = JobEvent.from_json(value)
             return JobRecord(source=name, ts=parse_time(event.ts), event=event)
         if _is_event_data(value):
-            return _from_event_data(value, name)
+            return _from_event_data(value, name, where)
         if _is_export_record(value):
-            return _from_export_record(value, name)
+            return _from_export_record(value, name, where)
     except (ValueError, TypeError) as exc:
         raise SourceError(f"{name}: {where} is not a valid event: {exc}") from None
     keys = ", ".join(sorted(str(k) for k in value)[:8]) or "none"
@@ -431,11 +540,14 @@ def normalise_record(value: Any, where: str, name: str) -> Record:
 
 
 def read_records(
-    path: str | os.PathLike[str], on_progress: Callable[[int], None] | None = None
+    path: str | os.PathLike[str],
+    on_progress: Callable[[int], None] | None = None,
+    on_skip: Callable[[SkippedEvent], None] | None = None,
 ) -> Iterator[Record]:
     """Stream every event in one file. Raises :class:`SourceError` naming the file.
 
-    ``on_progress`` receives the number of characters read, chunk by chunk.
+    ``on_progress`` receives the number of characters read, chunk by chunk; ``on_skip`` each
+    event left out (one naming no resource), which is otherwise skipped silently.
     """
     p = Path(path)
     name = str(path)
@@ -447,19 +559,32 @@ def read_records(
         handle = p.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise SourceError(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    count = 0
+    count = skipped = 0
     with handle:
         reader = _Reader(handle, name, on_progress)
         try:
             if reader.peek() == "":
                 raise SourceError(f"{name}: the file is empty")
             for value, where in _stream_values(reader):
-                record = normalise_record(value, where, name)
+                try:
+                    record = normalise_record(value, where, name)
+                except SkippedEvent as skip:
+                    skipped += 1
+                    if on_skip is not None:
+                        on_skip(skip)
+                    continue
+                except RecursionError:
+                    raise SourceError(f"{name}: {where} is nested too deeply to read") from None
                 count += 1
                 yield record
         except UnicodeDecodeError as exc:
             raise SourceError(f"{name}: is not UTF-8 text ({exc.reason})") from None
         except OSError as exc:
             raise SourceError(f"{name}: cannot be read ({exc.strerror or exc})") from None
+    if count == 0 and skipped:
+        raise SourceError(
+            f"{name}: none of its {skipped} events names a resource (resourceId is missing or "
+            "null), so there is nothing to lay on a timeline"
+        )
     if count == 0:
         raise SourceError(f"{name}: contains no events")

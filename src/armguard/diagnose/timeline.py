@@ -30,10 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from armguard.arm.classify import ConflictKind, classify, classify_error
-from armguard.arm.errors import parse_error_body
+from armguard.arm.errors import ErrorDetail, parse_error_body
 from armguard.arm.ids import InvalidResourceId, ProviderLevel, ResourceId, parse_resource_id
 from armguard.clock import Clock, isoformat
-from armguard.diagnose.sources import ActivityEvent, JobRecord, Record, parse_time, read_records
+from armguard.diagnose.sources import (
+    ActivityEvent,
+    JobRecord,
+    Record,
+    SkippedEvent,
+    check_time_range,
+    parse_time,
+    read_records,
+)
 from armguard.diagnose.sweep import (
     CauseQuery,
     Interval,
@@ -425,6 +433,15 @@ class Timeline:
                 "The Activity Log records request bodies but never request headers: a write whose "
                 "body has no etag may still have sent If-Match. Job events show tokens exactly."
             )
+        skipped: dict[str, int] = defaultdict(int)
+        for counts in self.inputs:
+            for reason, n in (counts.get("skipped_events") or {}).items():
+                skipped[reason] += n
+        for reason, n in sorted(skipped.items()):
+            notes.append(
+                f"{n} event{'s' if n != 1 else ''} skipped ({reason}): an event that names no "
+                "resource cannot be placed on a timeline."
+            )
         if any(o.end is None for o in self.operations):
             notes.append(
                 "Operations without a terminal event were still running when the log ends; they "
@@ -477,7 +494,8 @@ def parse_time_bound(text: str, clock: Clock) -> float:
     """``2026-04-27T10:00:00Z`` or a duration back from now: ``2h``, ``30m``, ``90s``, ``1d``."""
     m = _RELATIVE_RE.match(text.strip())
     if m:
-        return clock.now() - float(m.group(1)) * _UNITS[m.group(2).lower()]
+        ts = clock.now() - float(m.group(1)) * _UNITS[m.group(2).lower()]
+        return check_time_range(ts, f"'{text}' back from now")
     return parse_time(text)
 
 
@@ -576,7 +594,11 @@ def _verb(operation: str) -> str:
 
 
 def _classify(http_status: int | None, message: str | None) -> tuple[str | None, str | None, Any]:
-    error = parse_error_body(http_status, message)
+    try:
+        error = parse_error_body(http_status, message)
+    except RecursionError:
+        # JSON nested past what the decoder reads is no ARM body; its words still count.
+        error = ErrorDetail("", (message or "")[:_MESSAGE_LIMIT])
     result = classify_error(http_status, error)
     return result.code or None, str(result.kind), result
 
@@ -587,7 +609,7 @@ def _body_etag(body: str | None) -> tuple[str, str | None]:
         return "unknown", None
     try:
         data = json.loads(body)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         m = _ETAG_RE.search(body)  # bodies are sometimes truncated in the log
         return ("sent", m.group(1)) if m else ("not_in_body", None)
     if isinstance(data, Mapping) and isinstance(data.get("etag"), str) and data["etag"]:
@@ -1153,9 +1175,20 @@ def load_timeline(
 
     def records() -> Iterable[Record]:
         for path in paths:
-            counts: dict[str, Any] = {"file": str(path), "activity_log_events": 0, "job_events": 0}
+            counts: dict[str, Any] = {
+                "file": str(path),
+                "activity_log_events": 0,
+                "job_events": 0,
+                "skipped_events": {},
+            }
             inputs.append(counts)
-            for rec in read_records(path, on_progress):
+
+            def skip(event: SkippedEvent, counts: dict[str, Any] = counts) -> None:
+                counts["skipped_events"][event.reason] = (
+                    counts["skipped_events"].get(event.reason, 0) + 1
+                )
+
+            for rec in read_records(path, on_progress, skip):
                 counts[
                     "activity_log_events" if isinstance(rec, ActivityEvent) else "job_events"
                 ] += 1
