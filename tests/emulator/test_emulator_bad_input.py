@@ -2,16 +2,103 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
-from arm_helpers import API, RG, SUB, Arm
+from arm_helpers import API, NET, RG, SUB, VNET, Arm
 
 from armguard.emulator.core import Emulator
 from armguard.testing import EmulatorHandle, emulator, make_token
 
 AUTH = {"Authorization": f"Bearer {make_token('alice@example.com')}"}
+JSON_TYPE = {"Content-Type": "application/json"}
+SITE = f"{RG}/providers/Microsoft.Web/sites/s"
+NIC = f"{NET}/networkInterfaces/nic1"
+LOCK = f"{RG}/providers/Microsoft.Authorization/locks/l1"
+DEPLOYMENT = f"{RG}/providers/Microsoft.Resources/deployments/d1"
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _vnet(*subnets: Any) -> bytes:
+    return _json({"location": "eastus", "properties": {"subnets": list(subnets)}})
+
+
+def _deep(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def _deep_object(depth: int) -> bytes:
+    return b'{"a": ' * depth + b"1" + b"}" * depth
+
+
+def _nested_concat(depth: int) -> bytes:
+    expression = "[" + "concat(" * depth + "'a'" + ")" * depth + "]"
+    resource = {"type": "Microsoft.Web/sites", "apiVersion": "2022-03-01", "name": expression}
+    return _json({"properties": {"mode": "Incremental", "template": {"resources": [resource]}}})
+
+
+# Bodies that deserialise as JSON but have the wrong shape, or that break a reader: each must
+# be a 400 naming the problem, not a 500 and not a silently different resource.
+_SHAPES: list[tuple[str, str, bytes, int, str]] = [
+    ("PUT", VNET, _vnet({"name": "a", "properties": "x"}), 400, "InvalidRequestContent"),
+    ("PUT", VNET, _vnet({"name": "a/b"}), 400, "InvalidResourceName"),
+    ("PUT", VNET, _vnet({"name": "a"}, {"name": "A"}), 400, "DuplicateResourceName"),
+    ("PUT", VNET, _vnet({"properties": {}}), 400, "InvalidRequestContent"),
+    ("PUT", VNET, _vnet(None), 400, "InvalidRequestContent"),
+    (
+        "PUT",
+        NIC,
+        _json(
+            {
+                "location": "eastus",
+                "properties": {"ipConfigurations": [{"name": "c", "properties": "y"}]},
+            }
+        ),
+        400,
+        "InvalidRequestContent",
+    ),
+    ("PUT", SITE, _json({"location": "eastus", "tags": "x"}), 400, "InvalidRequestContent"),
+    ("PUT", SITE, _json({"location": "eastus", "tags": {"a": 1}}), 400, "InvalidRequestContent"),
+    (
+        "PUT",
+        SITE,
+        _json({"location": "eastus", "tags": {"a/b": "1"}}),
+        400,
+        "InvalidTagNameCharacters",
+    ),
+    ("PUT", SITE, _json({"location": 5}), 400, "InvalidRequestContent"),
+    (
+        "PUT",
+        LOCK,
+        _json({"properties": {"level": "CanNotDelete", "owners": "x"}}),
+        400,
+        "InvalidRequestContent",
+    ),
+    ("PUT", RG, _deep(5000), 400, "InvalidRequestContent"),
+    (
+        "PUT",
+        SITE,
+        b'{"location": "eastus", "properties": ' + _deep_object(100) + b"}",
+        400,
+        "InvalidRequestContent",
+    ),
+    ("PUT", SITE, b'{"location": "eastus", "tags": {"a": NaN}}', 400, "InvalidRequestContent"),
+    ("PUT", SITE, b'{"location": "eastus", "n": 1e400}', 400, "InvalidRequestContent"),
+    (
+        "PUT",
+        SITE,
+        b'{"location": "eastus", "n": ' + b"9" * 5000 + b"}",
+        400,
+        "InvalidRequestContent",
+    ),
+    ("PUT", DEPLOYMENT, _nested_concat(2000), 400, "InvalidTemplate"),
+]
 
 
 def _assert_arm_4xx(response: httpx.Response, status: int, code: str) -> None:
@@ -79,6 +166,7 @@ def _assert_arm_4xx(response: httpx.Response, status: int, code: str) -> None:
             400,
             "AccountNameInvalid",
         ),
+        *[(m, p, b, {"Content-Type": "application/json"}, st, c) for m, p, b, st, c in _SHAPES],
     ],
 )
 def test_bad_requests_are_refused_in_arm_shape(
@@ -149,3 +237,35 @@ def test_unknown_admin_routes_are_arm_shaped(arm: Arm) -> None:
     wrong = arm.http.delete("/_armguard/health")
     assert wrong.status_code == 405
     assert wrong.json()["error"]["code"] == "MethodNotAllowed"
+
+
+def test_a_refused_tag_set_leaves_the_tags_api_working(
+    arm: Arm, served: EmulatorHandle, group: str
+) -> None:
+    assert arm.put(SITE, {"location": "eastus", "tags": {"a": "1"}}).status_code == 201
+    served.advance(10)
+    tags = f"{SITE}/providers/Microsoft.Resources/tags/default"
+    refused = arm.patch(SITE, {"tags": "x"})
+    assert refused.status_code == 400, refused.text
+    assert arm.get(tags).json()["properties"]["tags"] == {"a": "1"}
+    merged = arm.patch(tags, {"operation": "Merge", "properties": {"tags": {"b": "2"}}})
+    assert merged.status_code == 200, merged.text
+    assert arm.get(SITE).json()["tags"] == {"a": "1", "b": "2"}
+
+
+def test_a_refused_subnet_list_changes_nothing(
+    arm: Arm, served: EmulatorHandle, group: str
+) -> None:
+    assert (
+        arm.put(
+            VNET, {"location": "eastus", "properties": {"subnets": [{"name": "a"}]}}
+        ).status_code
+        == 201
+    )
+    served.advance(10)
+    refused = arm.put(
+        VNET, {"location": "eastus", "properties": {"subnets": [{"name": "a"}, {"name": "x/y"}]}}
+    )
+    assert refused.status_code == 400, refused.text
+    assert "x/y" in refused.json()["error"]["message"]
+    assert [s["name"] for s in arm.get(VNET).json()["properties"]["subnets"]] == ["a"]

@@ -422,3 +422,49 @@ def test_plan_order_and_ready_respect_random_dags(
         done.add(pick.id.key)
     assert sorted(seen) == sorted(key.values())
     assert len(seen) == len(set(seen))
+
+
+def _nested(function: str, depth: int) -> str:
+    return "[" + f"{function}(" * depth + "'a'" + ")" * depth + "]"
+
+
+def test_deeply_nested_expressions_are_refused_naming_the_limit() -> None:
+    assert evaluate(_nested("concat", 60)) == "a"
+    message = fails({"resources": [res("Microsoft.Web/sites", _nested("concat", 2000))]})
+    assert "deeper than the limit of 64 levels" in message
+    assert len(message) < 1000, "the message shows the start of the expression, not all of it"
+    indexes = "[parameters('p')" + "[0]" * 2000 + "]"
+    assert "limit of 64" in fails({"outputs": {"o": {"type": "string", "value": indexes}}})
+
+
+def test_long_variable_chains_are_refused_naming_the_limit() -> None:
+    chain: dict[str, Any] = {f"v{i}": f"[variables('v{i + 1}')]" for i in range(500)}
+    chain["v500"] = "end"
+    template = {
+        "variables": chain,
+        "outputs": {"o": {"type": "string", "value": "[variables('v0')]"}},
+    }
+    assert "limit of 128 levels" in fails(template)
+    nested: dict[str, Any] = {f"v{i}": [f"[variables('v{i + 1}')]"] for i in range(500)}
+    nested["v500"] = "end"
+    template = {
+        "variables": nested,
+        "outputs": {"o": {"type": "array", "value": "[variables('v0')]"}},
+    }
+    assert "limit of 128 levels" in fails(template)
+    short = {f"v{i}": f"[variables('v{i + 1}')]" for i in range(20)}
+    short["v20"] = "end"
+    assert (
+        plan(
+            {"variables": short, "outputs": {"o": {"type": "string", "value": "[variables('v0')]"}}}
+        ).outputs["o"]["value"]
+        == "end"
+    )
+
+
+def test_more_than_800_resources_are_refused() -> None:
+    loop = {"name": "sites", "count": 800}
+    sites = res("Microsoft.Web/sites", "[concat('site', copyIndex())]", copy=loop)
+    assert len(plan({"resources": [sites]}).resources) == 800
+    extra = res("Microsoft.Web/sites", "one-more")
+    assert "limit of 800 resources" in fails({"resources": [sites, extra]})

@@ -32,6 +32,7 @@ from armguard.emulator.admin import admin_routes
 from armguard.emulator.auth import caller_of, decode_claims, require_bearer
 from armguard.emulator.core import Emulator, OpFault
 from armguard.emulator.request import ArmRequest, ArmResponse, Call
+from armguard.emulator.shapes import invalid_content, parse_json
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -97,13 +98,10 @@ def parse_json_body(raw: bytes, content_type_header: str) -> Any:
             "'application/json' is supported.",
         )
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ArmError(
-            400,
-            "InvalidRequestContent",
-            f"The request content was invalid and could not be deserialized: '{err}'.",
-        ) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise invalid_content(f"'{err}'.") from None
+    return parse_json(text)
 
 
 def _too_large() -> ArmError:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -38,6 +39,16 @@ __all__ = ["DeploymentPlan", "PlannedResource", "TemplateError", "plan_deploymen
 _HELP_SYNTAX = "Please see https://aka.ms/arm-syntax for usage details."
 _HELP_FUNCTIONS = "Please see https://aka.ms/arm-functions for usage details."
 _HELP_PARAMS = "Please see https://aka.ms/arm-create-parameter-file for usage details."
+
+MAX_RESOURCES = 800
+"""ARM's limit on the resources one template declares, copies included. It also bounds how
+long a deployment's step starts hold its group's lock."""
+MAX_EXPRESSION_DEPTH = 64
+"""How deeply one expression may nest calls, property accesses and indexes."""
+MAX_EVALUATION_DEPTH = 128
+"""How deeply evaluation may nest, counting expressions reached through variables and
+parameters and the objects and arrays they build. Both limits keep the recursive parser and
+evaluator far from Python's recursion limit, so a hostile template gets a 400, not a crash."""
 
 
 class TemplateError(ArmError):
@@ -167,6 +178,7 @@ class _Parser:
         self._text = text
         self._tokens = _tokenize(text)
         self._i = 0
+        self._depth = 0
 
     def parse(self) -> _Node:
         node = self._expression()
@@ -191,20 +203,39 @@ class _Parser:
         self._i += 1
         return token
 
+    def _too_deep(self) -> _ExpressionError:
+        return _ExpressionError(
+            f"The language expression '{_shown(self._text)}' is not valid: it nests function "
+            f"calls, property accesses and indexes deeper than the limit of "
+            f"{MAX_EXPRESSION_DEPTH} levels."
+        )
+
     def _expression(self) -> _Node:
-        node = self._primary()
-        while True:
-            token = self._peek()
-            if token.kind == ".":
-                self._i += 1
-                node = _Property(node, str(self._expect("ident").value))
-            elif token.kind == "[":
-                self._i += 1
-                index = self._expression()
-                self._expect("]")
-                node = _Index(node, index)
-            else:
-                return node
+        self._depth += 1
+        if self._depth > MAX_EXPRESSION_DEPTH:
+            raise self._too_deep()
+        try:
+            node = self._primary()
+            chained = 0
+            while True:
+                token = self._peek()
+                if token.kind in (".", "["):
+                    # x.a[0].b nests as deeply as calls do when evaluated.
+                    chained += 1
+                    if self._depth + chained > MAX_EXPRESSION_DEPTH:
+                        raise self._too_deep()
+                if token.kind == ".":
+                    self._i += 1
+                    node = _Property(node, str(self._expect("ident").value))
+                elif token.kind == "[":
+                    self._i += 1
+                    index = self._expression()
+                    self._expect("]")
+                    node = _Index(node, index)
+                else:
+                    return node
+        finally:
+            self._depth -= 1
 
     def _primary(self) -> _Node:
         token = self._peek()
@@ -223,6 +254,10 @@ class _Parser:
                 args.append(self._expression())
         self._expect(")")
         return _Call(str(token.value), tuple(args))
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _is_expression(value: str) -> bool:
@@ -419,6 +454,7 @@ class _Evaluator:
     variables: dict[str, Any] = field(default_factory=dict)
     resolving: list[str] = field(default_factory=list)
     loop: _Loop | None = None
+    depth: int = 0
 
     # - values -
 
@@ -429,16 +465,34 @@ class _Evaluator:
             if raw.startswith("[[") and raw.endswith("]"):
                 return raw[1:]
             return raw
-        if isinstance(raw, Mapping):
-            return {str(k): self.value(v) for k, v in raw.items()}
-        if isinstance(raw, list):
-            return [self.value(v) for v in raw]
+        if isinstance(raw, Mapping | list):
+            with self._deeper():
+                if isinstance(raw, Mapping):
+                    return {str(k): self.value(v) for k, v in raw.items()}
+                return [self.value(v) for v in raw]
         return raw
 
     def expression(self, text: str) -> Any:
         return self.node(_Parser(text).parse())
 
+    @contextmanager
+    def _deeper(self) -> Iterator[None]:
+        self.depth += 1
+        try:
+            if self.depth > MAX_EVALUATION_DEPTH:
+                raise _ExpressionError(
+                    f"The template nests expressions, variables, parameters and the values "
+                    f"they build deeper than the limit of {MAX_EVALUATION_DEPTH} levels."
+                )
+            yield
+        finally:
+            self.depth -= 1
+
     def node(self, node: _Node) -> Any:
+        with self._deeper():
+            return self._node(node)
+
+    def _node(self, node: _Node) -> Any:
         if isinstance(node, _Literal):
             return node.value
         if isinstance(node, _Property):
@@ -992,6 +1046,23 @@ def plan_deployment(
     Raises :class:`TemplateError` (400 ``InvalidTemplate``) for anything ARM would reject at
     validation time, with ARM's wording where ARM has one.
     """
+    try:
+        return _plan(
+            template,
+            parameters,
+            _Context(subscription, resource_group, resource_group_location, deployment_name),
+        )
+    except RecursionError:
+        # The depth limits should make this unreachable; a template that still gets here is
+        # refused like one that hits them.
+        raise _validation_failed(
+            f"The template nests deeper than the limit of {MAX_EVALUATION_DEPTH} levels."
+        ) from None
+
+
+def _plan(
+    template: Mapping[str, Any], parameters: Mapping[str, Any], ctx: _Context
+) -> DeploymentPlan:
     _check_template_shape(template)
     if not isinstance(parameters, Mapping):
         raise _validation_failed("The deployment parameters must be a JSON object.")
@@ -1010,7 +1081,7 @@ def plan_deployment(
     if any(k.lower() == "copy" for k in variables):
         raise _validation_failed(f"Variable 'copy' loops are not supported. {_HELP_SYNTAX}")
     ev = _Evaluator(
-        ctx=_Context(subscription, resource_group, resource_group_location, deployment_name),
+        ctx=ctx,
         param_decls=decls,
         supplied=supplied,
         variable_decls={k.lower(): (k, v) for k, v in variables.items()},
@@ -1021,6 +1092,12 @@ def plan_deployment(
     declared: list[_Declared] = []
     for raw in _get(template, "resources") or []:
         declared.extend(_declare(ev, raw, parent=None))
+        if len(declared) > MAX_RESOURCES:
+            # Checked as copies expand, so a template of many large loops stops early.
+            raise _validation_failed(
+                f"The template resource count exceeds the limit of {MAX_RESOURCES} resources "
+                f"(copy loops included). {_HELP_SYNTAX}"
+            )
     resources = _resolve_dependencies(declared)
     outputs = _outputs(ev, _get(template, "outputs") or {})
     return DeploymentPlan(resources=resources, outputs=outputs)
@@ -1048,7 +1125,7 @@ def _declare(ev: _Evaluator, raw: Any, parent: _Declared | None) -> list[_Declar
         raise _validation_failed(
             f"A template resource must have string 'type' and 'name' properties. {_HELP_SYNTAX}"
         )
-    label = f"resource '{raw_type}/{raw_name}'"
+    label = f"resource '{raw_type}/{_shown(str(raw_name))}'"
     copy = _get(raw, "copy")
     if copy is None:
         return _declare_instance(ev, raw, parent, None, label)

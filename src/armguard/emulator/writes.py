@@ -60,11 +60,13 @@ class WritePath:
         name = f"{rid.type}/write"
         self.core.audit.started(call, rid, name, method, body)
         try:
+            if rid.is_subscription:
+                raise method_not_allowed(method, rid.format())
+            provider.check_body(rid, body)
+            prepared = provider.prepare(self.core, call, rid=rid, body=body, method=method)
             with self.core.store.locked(rid):
                 now = self.core.now() if at is None else at
                 self.core.operations.settle(rid, now)
-                if rid.is_subscription:
-                    raise method_not_allowed(method, rid.format())
                 self.core.require_container(rid)
                 existing = provider.lookup(self.core, rid)
                 if method == "PATCH" and existing is None:
@@ -87,7 +89,13 @@ class WritePath:
                     if_none_match=if_none_match,
                 )
                 new_body = provider.build(
-                    self.core, call, rid=rid, existing=existing, body=body, method=method
+                    self.core,
+                    call,
+                    rid=rid,
+                    existing=existing,
+                    body=body,
+                    method=method,
+                    prepared=prepared,
                 )
                 refs = frozenset(r.key for r in provider.references(new_body))
                 fingerprint = _fingerprint(method, body)

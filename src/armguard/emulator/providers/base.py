@@ -15,6 +15,7 @@ from armguard.arm.ids import InvalidResourceId, ResourceId
 from armguard.emulator.model import Operation, Resource, copy_json
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import ArmResponse, Call
+from armguard.emulator.shapes import ENVELOPE, Obj, Shape, check_depth, check_shape
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -74,6 +75,8 @@ class Provider:
     holdable = True
     """Subject to holds by running operations (lock CRUD is not)."""
     has_provisioning_state = True
+    shape: Shape = Obj(ENVELOPE)
+    """What a PUT/PATCH body must look like (see :mod:`~armguard.emulator.shapes`)."""
 
     def __init__(self, settings: TypeSettings | None = None) -> None:
         if settings is not None:
@@ -85,6 +88,19 @@ class Provider:
 
     # -- shaping ------------------------------------------------------------------------
 
+    def check_body(self, rid: ResourceId, body: JSON) -> None:
+        """Refuse a body ARM could not deserialise into this type (400), before any lock."""
+        check_depth(body)
+        check_shape(body, self.shape, rid)
+
+    def prepare(
+        self, core: Emulator, call: Call, *, rid: ResourceId, body: JSON, method: str
+    ) -> object | None:
+        """Work a write needs that reads no state it must hold (a deployment's template plan),
+        done before the group's lock is taken, so a slow one stalls nobody; ``build`` gets
+        the result as ``prepared``."""
+        return None
+
     def build(
         self,
         core: Emulator,
@@ -94,6 +110,7 @@ class Provider:
         existing: Resource | None,
         body: JSON,
         method: str,
+        prepared: object | None = None,
     ) -> JSON:
         """The stored body after a PUT (``body`` replaces) or PATCH (``body`` merges)."""
         if method == "PATCH" and existing is not None:

@@ -19,6 +19,7 @@ from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import ActionResult, Provider, reference_ids
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import ArmResponse, Call
+from armguard.emulator.shapes import BOOL, ENVELOPE, STRING, Arr, Obj
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -37,6 +38,18 @@ POWER_ACTIONS: dict[str, tuple[str, str]] = {
 STATELESS_ACTIONS = ("redeploy", "reapply", "performMaintenance")
 _ALLOCATED = ("running", "starting", "stopping", "stopped")
 _ACTIONS_BY_LOWER = {a.lower(): a for a in (*POWER_ACTIONS, *STATELESS_ACTIONS)}
+
+_VM_PROPERTIES = Obj(
+    {
+        "hardwareProfile": Obj({"vmSize": STRING}),
+        "networkProfile": Obj(
+            {"networkInterfaces": Arr(Obj({"id": STRING, "properties": Obj({"primary": BOOL})}))}
+        ),
+        "storageProfile": Obj(),
+        "osProfile": Obj(),
+        "diagnosticsProfile": Obj(),
+    }
+)
 
 POWER_DOCS = (
     " Please refer to https://aka.ms/vmpowerstates  to learn about different VM power states."
@@ -87,6 +100,7 @@ class VirtualMachineProvider(Provider):
         },
         op_namespace="Microsoft.Compute",
     )
+    shape = Obj({**ENVELOPE, "properties": _VM_PROPERTIES})
 
     def build(
         self,
@@ -97,8 +111,11 @@ class VirtualMachineProvider(Provider):
         existing: Resource | None,
         body: JSON,
         method: str,
+        prepared: object | None = None,
     ) -> JSON:
-        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        new = super().build(
+            core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
+        )
         vm_id = existing.properties.get("vmId") if existing else None
         new["properties"]["vmId"] = vm_id or core.new_guid()
         return new
@@ -230,6 +247,12 @@ class VmScaleSetProvider(Provider):
         preempt=True,
         durations={"create": 180.0, "update": 120.0, "delete": 150.0, "default": 120.0},
         op_namespace="Microsoft.Compute",
+    )
+    shape = Obj(
+        {
+            **ENVELOPE,
+            "properties": Obj({"virtualMachineProfile": Obj(), "upgradePolicy": Obj()}),
+        }
     )
 
     def action(

@@ -25,6 +25,7 @@ from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import ActionResult, Provider
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import ArmResponse, Call
+from armguard.emulator.shapes import STRING, Obj, Tags
 from armguard.emulator.templates import DeploymentPlan, plan_deployment
 
 if TYPE_CHECKING:
@@ -60,6 +61,23 @@ class DeploymentProvider(Provider):
         durations={"delete": 1.0, "default": 0.0},
         op_namespace="Microsoft.Resources",
     )
+    shape = Obj(
+        {
+            "location": STRING,
+            "tags": Tags(),
+            "properties": Obj(
+                {
+                    "template": Obj(),
+                    "parameters": Obj(),
+                    "mode": STRING,
+                    "templateLink": Obj(),
+                    "parametersLink": Obj(),
+                    "debugSetting": Obj(),
+                    "onErrorDeployment": Obj(),
+                }
+            ),
+        }
+    )
 
     def _running(self, core: Emulator, res: Resource | None) -> Operation | None:
         if res is None:
@@ -79,16 +97,12 @@ class DeploymentProvider(Provider):
             "details.",
         )
 
-    def build(
-        self,
-        core: Emulator,
-        call: Call,
-        *,
-        rid: ResourceId,
-        existing: Resource | None,
-        body: JSON,
-        method: str,
-    ) -> JSON:
+    def prepare(
+        self, core: Emulator, call: Call, *, rid: ResourceId, body: JSON, method: str
+    ) -> object | None:
+        """Validate and plan the template before the group's lock is taken: planning a large
+        template is the slowest thing a request can do, and a held group lock would stall
+        every request for that group (and the event loop waiting on it)."""
         if method != "PUT":
             raise ArmError(
                 405, "MethodNotAllowed", "Deployments are created or replaced with PUT only."
@@ -99,9 +113,6 @@ class DeploymentProvider(Provider):
                 "InvalidDeploymentScope",
                 "Only resource-group deployments are supported by this emulator.",
             )
-        running = self._running(core, existing)
-        if running is not None:
-            raise self._active_error(core, rid, running, "edit or replace")
         props = body.get("properties")
         if not isinstance(props, Mapping):
             raise ArmError(400, "InvalidRequestContent", "The deployment needs 'properties'.")
@@ -120,12 +131,12 @@ class DeploymentProvider(Provider):
             raise ArmError(
                 400, "InvalidDeploymentMode", f"The deployment mode '{mode}' is not valid."
             )
-        parameters = props.get("parameters") or {}
+        # An unlocked read: a group's location never changes.
         group = core.store.get(rid.resource_group_id) if rid.resource_group_id else None
         location = str(group.body.get("location", "eastus")) if group else "eastus"
         plan = plan_deployment(
             template,
-            parameters,
+            props.get("parameters") or {},
             subscription=rid.subscription,
             resource_group=rid.resource_group,
             resource_group_location=location,
@@ -139,13 +150,33 @@ class DeploymentProvider(Provider):
                     f"Resource '{planned.id.format()}' is outside the deployment's resource "
                     "group; cross-scope deployments are not supported by this emulator.",
                 )
+        return plan
+
+    def build(
+        self,
+        core: Emulator,
+        call: Call,
+        *,
+        rid: ResourceId,
+        existing: Resource | None,
+        body: JSON,
+        method: str,
+        prepared: object | None = None,
+    ) -> JSON:
+        assert isinstance(prepared, DeploymentPlan), "prepare() plans every deployment write"
+        running = self._running(core, existing)
+        if running is not None:
+            raise self._active_error(core, rid, running, "edit or replace")
+        props = body["properties"]
+        template = props["template"]
+        mode = str(props.get("mode", "Incremental"))
         return {
             "id": rid.format(),
             "name": rid.name,
             "type": "Microsoft.Resources/deployments",
             "properties": {
                 "templateHash": _template_hash(template),
-                "parameters": parameters,
+                "parameters": props.get("parameters") or {},
                 "mode": mode[0].upper() + mode[1:],
                 "provisioningState": "Accepted",
                 "timestamp": isoformat(core.now()),
@@ -154,7 +185,7 @@ class DeploymentProvider(Provider):
                 "outputResources": [],
                 "dependencies": [],
             },
-            "_plan": plan,
+            "_plan": prepared,
         }
 
     def after_write(self, core: Emulator, call: Call, res: Resource, at: float) -> None:

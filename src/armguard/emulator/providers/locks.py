@@ -11,6 +11,7 @@ from armguard.emulator.model import Resource
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import Call
+from armguard.emulator.shapes import STRING, Arr, Obj
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -29,6 +30,17 @@ class LockProvider(Provider):
     holdable = False
     has_provisioning_state = False
     settings = TypeSettings(async_put=False, async_patch=False, async_delete=False)
+    shape = Obj(
+        {
+            "properties": Obj(
+                {
+                    "level": STRING,
+                    "notes": STRING,
+                    "owners": Arr(Obj({"applicationId": STRING})),
+                }
+            )
+        }
+    )
 
     def build(
         self,
@@ -39,6 +51,7 @@ class LockProvider(Provider):
         existing: Resource | None,
         body: dict[str, Any],
         method: str,
+        prepared: object | None = None,
     ) -> dict[str, Any]:
         props = body.get("properties")
         if not isinstance(props, dict):
@@ -62,6 +75,6 @@ class LockProvider(Provider):
         out_props: dict[str, Any] = {"level": level}
         if notes is not None:
             out_props["notes"] = notes
-        if isinstance(props.get("owners"), list):
+        if props.get("owners") is not None:
             out_props["owners"] = props["owners"]
         return {"id": rid.format(), "name": rid.name, "type": rid.type, "properties": out_props}

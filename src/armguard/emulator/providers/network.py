@@ -19,6 +19,7 @@ from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import Provider, reference_ids
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import Call
+from armguard.emulator.shapes import BOOL, ENVELOPE, REF, STRING, Arr, Named, Obj
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -34,6 +35,24 @@ JSON = dict[str, Any]
 SUBNET_TYPE = "microsoft.network/virtualnetworks/subnets"
 NIC_TYPE = "microsoft.network/networkinterfaces"
 
+# The references every network type may carry (holds follow them).
+_REFS = {"networkSecurityGroup": REF, "routeTable": REF}
+_SUBNET_PROPERTIES = Obj({**_REFS, "addressPrefix": STRING, "addressPrefixes": Arr(STRING)})
+_IP_CONFIGURATION = Obj(
+    {
+        "name": STRING,
+        "properties": Obj(
+            {
+                "subnet": REF,
+                "publicIPAddress": REF,
+                "privateIPAddress": STRING,
+                "privateIPAllocationMethod": STRING,
+                "primary": BOOL,
+            }
+        ),
+    }
+)
+
 
 class NetworkProvider(Provider):
     settings = TypeSettings(
@@ -43,6 +62,7 @@ class NetworkProvider(Provider):
         durations={"create": 5.0, "update": 4.0, "delete": 6.0, "default": 5.0},
         op_namespace="Microsoft.Network",
     )
+    shape = Obj({**ENVELOPE, "properties": Obj(_REFS)})
 
     def build(
         self,
@@ -53,8 +73,11 @@ class NetworkProvider(Provider):
         existing: Resource | None,
         body: JSON,
         method: str,
+        prepared: object | None = None,
     ) -> JSON:
-        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        new = super().build(
+            core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
+        )
         guid = existing.properties.get("resourceGuid") if existing else None
         if rid.levels and len(rid.levels[-1].pairs) == 1:
             new["properties"]["resourceGuid"] = guid or core.new_guid()
@@ -105,6 +128,21 @@ def _subnets(core: Emulator, vnet: ResourceId) -> list[Resource]:
 
 
 class VirtualNetworkProvider(NetworkProvider):
+    shape = Obj(
+        {
+            **ENVELOPE,
+            "properties": Obj(
+                {
+                    **_REFS,
+                    "addressSpace": Obj({"addressPrefixes": Arr(STRING)}),
+                    "subnets": Named(
+                        Obj({"name": STRING, "properties": _SUBNET_PROPERTIES}), "subnet"
+                    ),
+                }
+            ),
+        }
+    )
+
     def build(
         self,
         core: Emulator,
@@ -114,22 +152,16 @@ class VirtualNetworkProvider(NetworkProvider):
         existing: Resource | None,
         body: JSON,
         method: str,
+        prepared: object | None = None,
     ) -> JSON:
-        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        new = super().build(
+            core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
+        )
         subnets = new["properties"].get("subnets")
         if method == "PATCH" and "subnets" not in (body.get("properties") or {}):
             subnets = [s.snapshot() for s in _subnets(core, rid)]
-        if subnets is None:
-            subnets = []
-        if not isinstance(subnets, list) or not all(
-            isinstance(s, Mapping) and isinstance(s.get("name"), str) for s in subnets
-        ):
-            raise ArmError(
-                400,
-                "InvalidRequestFormat",
-                "properties.subnets must be a list of objects with a 'name'.",
-            )
-        new["properties"]["subnets"] = subnets
+        # The shape check made every entry an object with a valid, unique name.
+        new["properties"]["subnets"] = subnets or []
         return new
 
     def references(self, body: JSON) -> set[ResourceId]:
@@ -196,6 +228,8 @@ class VirtualNetworkProvider(NetworkProvider):
 
 
 class SubnetProvider(NetworkProvider):
+    shape = Obj({"name": STRING, "properties": _SUBNET_PROPERTIES})
+
     def after_write(self, core: Emulator, call: Call, res: Resource, at: float) -> None:
         res.body.pop("location", None)
         self._touch_parent(core, res.id, at)
@@ -218,6 +252,15 @@ class SubnetProvider(NetworkProvider):
 
 
 class NetworkInterfaceProvider(NetworkProvider):
+    shape = Obj(
+        {
+            **ENVELOPE,
+            "properties": Obj(
+                {**_REFS, "ipConfigurations": Named(_IP_CONFIGURATION, "ipConfiguration")}
+            ),
+        }
+    )
+
     def build(
         self,
         core: Emulator,
@@ -227,17 +270,14 @@ class NetworkInterfaceProvider(NetworkProvider):
         existing: Resource | None,
         body: JSON,
         method: str,
+        prepared: object | None = None,
     ) -> JSON:
-        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
-        configs = new["properties"].get("ipConfigurations") or []
-        if not isinstance(configs, list):
-            raise ArmError(
-                400, "InvalidRequestFormat", "properties.ipConfigurations must be a list."
-            )
-        for conf in configs:
-            if isinstance(conf, dict) and isinstance(conf.get("name"), str):
-                conf["id"] = f"{rid.format()}/ipConfigurations/{conf['name']}"
-                conf["type"] = "Microsoft.Network/networkInterfaces/ipConfigurations"
+        new = super().build(
+            core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
+        )
+        for conf in new["properties"].get("ipConfigurations") or []:
+            conf["id"] = f"{rid.format()}/ipConfigurations/{conf['name']}"
+            conf["type"] = "Microsoft.Network/networkInterfaces/ipConfigurations"
         return new
 
     def references(self, body: JSON) -> set[ResourceId]:

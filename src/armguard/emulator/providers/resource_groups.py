@@ -11,6 +11,7 @@ from armguard.emulator.model import Operation, OpKind, Resource
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import Call
+from armguard.emulator.shapes import STRING, Obj, Tags
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -25,6 +26,7 @@ class ResourceGroupProvider(Provider):
         durations={"delete": 10.0},
         op_namespace="Microsoft.Resources",
     )
+    shape = Obj({"location": STRING, "tags": Tags(), "properties": Obj(), "managedBy": STRING})
 
     def build(
         self,
@@ -35,6 +37,7 @@ class ResourceGroupProvider(Provider):
         existing: Resource | None,
         body: dict[str, Any],
         method: str,
+        prepared: object | None = None,
     ) -> dict[str, Any]:
         if existing is None and not isinstance(body.get("location"), str):
             raise ArmError(
@@ -42,7 +45,9 @@ class ResourceGroupProvider(Provider):
                 "LocationRequired",
                 "The location property is required for this definition.",
             )
-        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        new = super().build(
+            core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
+        )
         new["type"] = "Microsoft.Resources/resourceGroups"
         new.setdefault("tags", {})
         return new

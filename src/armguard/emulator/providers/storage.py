@@ -44,6 +44,7 @@ class StorageAccountProvider(Provider):
         existing: Resource | None,
         body: dict[str, Any],
         method: str,
+        prepared: object | None = None,
     ) -> dict[str, Any]:
         if not _NAME_RE.match(rid.name):
             raise ArmError(
@@ -53,7 +54,9 @@ class StorageAccountProvider(Provider):
                 "between 3 and 24 characters in length and use numbers and lower-case letters "
                 "only.",
             )
-        new = super().build(core, call, rid=rid, existing=existing, body=body, method=method)
+        new = super().build(
+            core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
+        )
         props = new["properties"]
         blob = f"https://{rid.name}.blob.core.windows.net/"
         props.setdefault(

@@ -16,6 +16,7 @@ from armguard.emulator.model import Resource
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import Call
+from armguard.emulator.shapes import STRING, Obj, Tags, check_tags
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -27,15 +28,14 @@ MAX_TAGS = 50
 
 def _tags_from(body: Mapping[str, Any]) -> dict[str, str]:
     props = body.get("properties")
-    tags = props.get("tags", {}) if isinstance(props, Mapping) else None
-    if not isinstance(tags, Mapping) or not all(isinstance(v, str) for v in tags.values()):
+    if not isinstance(props, Mapping):
         raise ArmError(
             400,
             "InvalidRequestContent",
             'The request content must be {"properties": {"tags": {name: value, ...}}} '
             "with string values.",
         )
-    return {str(k): v for k, v in tags.items()}
+    return check_tags(props.get("tags") or {}, "properties.tags")
 
 
 class TagsProvider(Provider):
@@ -47,6 +47,7 @@ class TagsProvider(Provider):
         async_delete=False,
         durations={"create": 1.0, "update": 1.0, "delete": 1.0},
     )
+    shape = Obj({"operation": STRING, "properties": Obj({"tags": Tags()})})
 
     def _scope(self, core: Emulator, rid: ResourceId) -> Resource | None:
         scope = rid.scope
@@ -80,6 +81,7 @@ class TagsProvider(Provider):
         existing: Resource | None,
         body: dict[str, Any],
         method: str,
+        prepared: object | None = None,
     ) -> dict[str, Any]:
         if rid.name.lower() != "default":
             raise ArmError(
