@@ -1,5 +1,6 @@
 """An ARM-speaking httpx client for the served emulator: adds the api-version and a bearer
-token naming the caller, and keeps the paths short."""
+token naming the caller, and keeps the paths short. Also an emulator with one deliberate bug,
+for the paths that only an emulator failure reaches."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from typing import Any
 
 import httpx
 
+from armguard.arm.ids import ResourceId
+from armguard.emulator.core import Emulator
+from armguard.emulator.providers.base import Provider
+from armguard.emulator.request import Call
 from armguard.testing import make_token
 
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
@@ -85,3 +90,23 @@ def vm_body(size: str = "Standard_D2s_v5") -> dict[str, Any]:
 
 def error_code(response: httpx.Response) -> str:
     return str(response.json()["error"]["code"])
+
+
+class _BrokenProvider(Provider):
+    """A provider with a bug: its lifecycle check raises something that is not an ArmError."""
+
+    def validate(self, core: Emulator, call: Call, **kwargs: Any) -> None:
+        raise RuntimeError("provider bug")
+
+
+class EmulatorWithABug(Emulator):
+    """The real emulator, except that one resource type's provider is broken: the only way to
+    reach the unexpected-failure paths once every known bad input is refused in ARM's shape."""
+
+    BROKEN_TYPE = "Contoso.Test/widgets"
+    _broken = _BrokenProvider()
+
+    def provider_for(self, rid: ResourceId) -> Provider:
+        if rid.type.lower() == self.BROKEN_TYPE.lower():
+            return self._broken
+        return super().provider_for(rid)

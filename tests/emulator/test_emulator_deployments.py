@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
-from arm_helpers import VNET, Arm, error_code
+import pytest
+from arm_helpers import SUB, VNET, Arm, EmulatorWithABug, error_code
 
+from armguard.clock import ManualClock
+from armguard.emulator.server import serve
 from armguard.testing import EmulatorHandle
 
 DEPLOYMENTS = "providers/Microsoft.Resources/deployments"
@@ -171,3 +176,51 @@ def test_cancel_and_invalid_templates(arm: Arm, served: EmulatorHandle, group: s
     )
     assert bad.status_code == 400
     assert error_code(bad) == "InvalidTemplate"
+
+
+def test_an_unexpected_step_failure_fails_the_deployment(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    core = EmulatorWithABug(clock, seed=2)
+    server = serve(core)
+    arm = Arm(server.base_url, caller="pipeline@example.com")
+    try:
+        group = f"{SUB}/resourceGroups/rg1"
+        arm.put(group, {"location": "eastus"})
+        widget = {"type": EmulatorWithABug.BROKEN_TYPE, "apiVersion": "2024-01-01", "name": "w1"}
+        with caplog.at_level(logging.ERROR, logger="armguard.emulator"):
+            started = deploy(arm, group, "d1", NSG_RES, widget)
+            assert started.status_code == 201, started.text
+            assert arm.get(started.headers["Azure-AsyncOperation"]).json()["status"] == "Running"
+        # The NSG started with the widget runs to its end; then the run ends (not Running for
+        # ever), wrapped like any step failure.
+        clock.advance(10)
+        status = arm.get(started.headers["Azure-AsyncOperation"]).json()
+        assert status["status"] == "Failed", status
+        assert status["error"]["code"] == "DeploymentFailed"
+        assert [d["code"] for d in status["error"]["details"]] == ["InternalServerError"]
+        assert "provider bug" not in json.dumps(status)
+        assert any("provider bug" in (r.exc_text or "") for r in caplog.records)
+        ops = arm.get(f"{group}/{DEPLOYMENTS}/d1/operations").json()["value"]
+        by_name = {o["properties"]["targetResource"]["resourceName"]: o for o in ops}
+        assert by_name["w1"]["properties"]["provisioningState"] == "Failed"
+        assert by_name["w1"]["properties"]["statusCode"] == "InternalServerError"
+        # The broken step's write has its end event too, Failed, with the caller's identity.
+        log = arm.get(
+            f"{SUB}/providers/Microsoft.Insights/eventtypes/management/values",
+            params={
+                "$filter": "eventTimestamp ge '2020-01-01' and resourceUri eq "
+                f"'{group}/providers/Contoso.Test/widgets/w1'"
+            },
+        ).json()["value"]
+        assert [(e["caller"], e["status"]["value"]) for e in reversed(log)] == [
+            ("pipeline@example.com", "Started"),
+            ("pipeline@example.com", "Failed"),
+        ]
+        assert log[0]["properties"]["statusCode"] == "InternalServerError"
+        # Nothing is stuck: the same name deploys again.
+        assert deploy(arm, group, "d1", NSG_RES).status_code == 200
+    finally:
+        arm.close()
+        server.stop()

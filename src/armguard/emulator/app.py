@@ -31,6 +31,7 @@ from armguard.arm.errors import ArmError, reason_phrase
 from armguard.emulator.admin import admin_routes
 from armguard.emulator.auth import caller_of, decode_claims, require_bearer
 from armguard.emulator.core import Emulator, OpFault
+from armguard.emulator.refusals import internal_error
 from armguard.emulator.request import ArmRequest, ArmResponse, Call
 from armguard.emulator.shapes import invalid_content, parse_json
 
@@ -57,14 +58,7 @@ _RATE_HEADERS = {
     "HEAD": ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
     "DELETE": ("x-ms-ratelimit-remaining-subscription-deletes", "14999"),
 }
-_INTERNAL_ERROR = {
-    "error": {
-        "code": "InternalServerError",
-        "message": "The emulator hit an unexpected error; the request was not applied. See the "
-        "emulator's log for the traceback.",
-        "details": [],
-    }
-}
+_INTERNAL_ERROR = internal_error().body()
 _COMMON_HEADERS = {
     "Cache-Control": "no-cache",
     "Pragma": "no-cache",
@@ -278,9 +272,9 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 async def _serve(
     core: Emulator, scope: Scope, receive: Receive, head: _Head, correlation: str
 ) -> ArmResponse:
+    # Unauthenticated requests name no caller, so they are refused before anything is logged.
     token = require_bearer(head.first.get("authorization"))
     claims = decode_claims(token)
-    body = await _read_json_body(receive, head)
     method = scope["method"].upper()
     path = _path_of(scope)
     query = dict(
@@ -296,6 +290,12 @@ async def _serve(
         client_ip=client[0] if client else "127.0.0.1",
         claims=claims,
     )
+    try:
+        body = await _read_json_body(receive, head)
+    except ArmError as err:
+        # ARM logs a write it could not even read (bad JSON, 413, 415) as a failed write.
+        core.record_rejection(method, path, call, err)
+        raise
     # The core is synchronous and its critical sections are short, so most requests run on
     # the event loop thread: a hop to a worker thread costs more than the request itself.
     # Its bucket locks still decide concurrency with anything running in worker threads.

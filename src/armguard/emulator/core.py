@@ -39,6 +39,7 @@ from armguard.emulator.routing import (
     ResourceRoute,
     route,
 )
+from armguard.emulator.shapes import invalid_content
 from armguard.emulator.snapshot import dump_state, load_state
 from armguard.emulator.store import Store
 from armguard.emulator.versions import check_api_version
@@ -146,8 +147,9 @@ class Emulator:
         )
 
     def record_rejection(self, method: str, path: str, call: Call, err: ArmError) -> None:
-        """Record a write refused before it reached the core (a fault rule's error) in the
-        Activity Log, as ARM records every rejected write."""
+        """Record a write refused before it reached the write path (a fault rule's error, a
+        body that is not JSON, a missing api-version) in the Activity Log, as ARM records
+        every rejected write. A path that is no resource ID names nothing to record it on."""
         method = method.upper()
         if method in ("GET", "HEAD"):
             return
@@ -155,6 +157,8 @@ class Emulator:
             target = route(path)
         except ArmError:
             return
+        if not call.request_id:
+            call = dataclasses.replace(call, request_id=self.new_guid())
         if isinstance(target, ResourceRoute):
             rid, verb = target.id, "delete" if method == "DELETE" else "write"
         elif isinstance(target, CollectionRoute) and method == "POST":
@@ -218,7 +222,17 @@ class Emulator:
     def _dispatch(self, req: ArmRequest) -> ArmResponse:
         method = req.method.upper()
         target = route(req.path)
-        check_api_version(req.query.get("api-version"))
+        try:
+            check_api_version(req.query.get("api-version"))
+            if (
+                method in ("PUT", "PATCH")
+                and isinstance(target, ResourceRoute)
+                and not isinstance(req.body, dict)
+            ):
+                raise invalid_content("the body must be a JSON object.")
+        except ArmError as err:
+            self.record_rejection(method, req.path, req.call, err)
+            raise
         if isinstance(target, StatusRoute):
             return self.operations.status(target, req.call)
         if isinstance(target, ActivityLogRoute):
@@ -248,13 +262,7 @@ class Emulator:
         if method in ("GET", "HEAD"):
             return self.read(rid, req.query, head=method == "HEAD")
         if method in ("PUT", "PATCH"):
-            if not isinstance(req.body, dict):
-                raise ArmError(
-                    400,
-                    "InvalidRequestContent",
-                    "The request content was invalid and could not be deserialized: the body "
-                    "must be a JSON object.",
-                )
+            assert isinstance(req.body, dict)
             return self.writes.write(
                 req.call,
                 method,

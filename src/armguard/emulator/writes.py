@@ -19,7 +19,12 @@ from armguard.emulator.locks import LOCK_TYPE, scope_locked
 from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.operations import urls_for
 from armguard.emulator.providers.base import Provider
-from armguard.emulator.refusals import method_not_allowed, not_found, precondition_failed
+from armguard.emulator.refusals import (
+    internal_error,
+    method_not_allowed,
+    not_found,
+    precondition_failed,
+)
 from armguard.emulator.request import ArmResponse, Call
 from armguard.emulator.store import bucket_key
 
@@ -166,6 +171,9 @@ class WritePath:
                 return response
         except ArmError as err:
             self.core.audit.failed(call, rid, name, method, err)
+            raise
+        except Exception:
+            self.core.audit.failed(call, rid, name, method, internal_error())
             raise
 
     def _hold_check(
@@ -346,6 +354,9 @@ class WritePath:
         except ArmError as err:
             self.core.audit.failed(call, rid, name, "DELETE", err)
             raise
+        except Exception:
+            self.core.audit.failed(call, rid, name, "DELETE", internal_error())
+            raise
 
     def remove(self, res: Resource, at: float) -> None:
         """Remove a resource with everything below it (children, extension resources)."""
@@ -405,6 +416,9 @@ class WritePath:
                 return response
         except ArmError as err:
             self.core.audit.failed(call, rid, name, "POST", err)
+            raise
+        except Exception:
+            self.core.audit.failed(call, rid, name, "POST", internal_error())
             raise
 
 

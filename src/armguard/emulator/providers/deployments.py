@@ -13,17 +13,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from armguard.arm.errors import ArmError, ErrorDetail
+from armguard.arm.errors import ArmError, ErrorDetail, reason_phrase
 from armguard.arm.ids import ResourceId
 from armguard.clock import isoformat
 from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import ActionResult, Provider
 from armguard.emulator.providers.settings import TypeSettings
+from armguard.emulator.refusals import internal_error
 from armguard.emulator.request import ArmResponse, Call
 from armguard.emulator.shapes import STRING, Obj, Tags
 from armguard.emulator.templates import DeploymentPlan, plan_deployment
@@ -40,6 +42,8 @@ DEPLOYMENT_FAILED = (
 )
 RESOURCE_FAILED = "The resource operation completed with terminal provisioning state 'Failed'."
 
+log = logging.getLogger("armguard.emulator")
+
 
 def _template_hash(template: Mapping[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(template, sort_keys=True, default=str).encode()).digest()
@@ -51,6 +55,14 @@ def _arm_time(ts: float) -> str:
     hour = dt.hour % 12 or 12
     return (
         f"{dt.month}/{dt.day}/{dt.year} {hour}:{dt.minute:02d}:{dt.second:02d} {dt.strftime('%p')}"
+    )
+
+
+def _status_code(status: int, state: str) -> str:
+    if status >= 400:
+        return reason_phrase(status)
+    return {200: "OK", 201: "Created", 202: "Accepted"}.get(
+        status, "Conflict" if state == "Failed" else "OK"
     )
 
 
@@ -209,11 +221,11 @@ class DeploymentProvider(Provider):
         if res is None:
             return
         res.properties["provisioningState"] = "Running"
-        self._advance(core, op, res, at)
+        self._advance_guarded(core, op, res, at)
 
     def child_ended(self, core: Emulator, parent: Operation, child: Operation, at: float) -> None:
         res = core.store.get(parent.target)
-        if res is None or parent.status.terminal:
+        if res is None or parent.status.terminal or "plan" not in res.internal:
             return
         for step in res.internal["steps"]:
             if step.get("child_op") == child.id:
@@ -226,7 +238,22 @@ class DeploymentProvider(Provider):
                     step["error"] = ErrorDetail(
                         "ResourceDeploymentFailure", RESOURCE_FAILED, details=(inner,)
                     )
-        self._advance(core, parent, res, at)
+        self._advance_guarded(core, parent, res, at)
+
+    def _advance_guarded(self, core: Emulator, op: Operation, res: Resource, at: float) -> None:
+        """Run the deployment on, and end it Failed if the emulator itself breaks while doing
+        so: an exception escaping here would leave it Running for ever, and every PUT of the
+        same name refused with DeploymentActive."""
+        try:
+            self._advance(core, op, res, at)
+        except Exception:
+            log.exception("deployment %s failed unexpectedly", op.target.format())
+            error = ErrorDetail(
+                "DeploymentFailed", DEPLOYMENT_FAILED, details=(internal_error().error,)
+            )
+            res.properties["provisioningState"] = "Failed"
+            res.properties["error"] = error.to_json()
+            core.operations.end(op, at, OpStatus.FAILED, error)
 
     def _advance(self, core: Emulator, op: Operation, res: Resource, at: float) -> None:
         plan: DeploymentPlan = res.internal["plan"]
@@ -274,6 +301,15 @@ class DeploymentProvider(Provider):
                     step["state"] = "Failed"
                     step["status"] = err.status
                     step["error"] = err.error
+                    step["end"] = at
+                    continue
+                except Exception:
+                    # The step's own write path has ended its Activity Log entry; the
+                    # deployment records the step Failed and ends like any failed run.
+                    log.exception("deployment step %s failed unexpectedly", planned.id.format())
+                    step["state"] = "Failed"
+                    step["status"] = 500
+                    step["error"] = internal_error().error
                     step["end"] = at
                     continue
                 step["status"] = response.status
@@ -373,9 +409,7 @@ class DeploymentProvider(Provider):
                 "timestamp": isoformat(step.get("end", step["start"])),
                 "duration": f"PT{max(0.0, step.get('end', core.now()) - step['start']):.1f}S",
                 "serviceRequestId": step.get("child_op", step["operation_id"]),
-                "statusCode": {200: "OK", 201: "Created", 202: "Accepted"}.get(
-                    step.get("status", 0), "Conflict" if state == "Failed" else "OK"
-                ),
+                "statusCode": _status_code(step.get("status", 0), state),
                 "targetResource": {
                     "id": rid.format(),
                     "resourceName": rid.name,
