@@ -321,12 +321,25 @@ _LABEL_LINE_RE = re.compile(r"^\s*[A-Z][A-Za-z]+(?: [A-Za-z]+){0,3}\s*:(?:\s|$)"
 
 
 def _multiline_message(text: str, start: int) -> str:
-    """A ``Message:`` value runs until a blank line or the next ``Label:`` line."""
+    """A ``Message:`` value runs until a blank line or the next ``Label:`` line.
+
+    Only the lines of the message are read (at most what is kept of it): a log with thousands
+    of ``Message:`` lines must not be re-read from each one to its end.
+    """
     lines: list[str] = []
-    for line in text[start:].split("\n"):
+    size = 0
+    pos = start
+    while pos <= len(text) and size <= _MAX_MESSAGE:
+        cut = text.find("\n", pos)
+        end = len(text) if cut < 0 else cut
+        line = text[pos:end]
         if lines and (not line.strip() or _LABEL_LINE_RE.match(line) or _HEADLINE_RE.match(line)):
             break
         lines.append(line.strip())
+        size += len(line) + 1
+        if cut < 0:
+            break
+        pos = cut + 1
     return " ".join(lines).strip()
 
 
