@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from arm_helpers import RG, VNET, Arm, vnet_body
 
 from armguard.testing import EmulatorHandle
@@ -86,3 +87,107 @@ def test_fault_rejections_are_in_the_activity_log(arm: Arm, group: str) -> None:
     ).json()["value"]
     assert [e["status"]["value"] for e in log] == ["Failed", "Started"]
     assert log[0]["properties"]["statusCode"] == "ServiceUnavailable"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"seconds": 1e308}',
+        b'{"seconds": Infinity}',
+        b'{"seconds": NaN}',
+        b'{"seconds": -1}',
+        b'{"seconds": 1e400}',
+        b'{"seconds": 400000000}',
+        b'{"seconds": "5"}',
+        b"[1]",
+        b"[" * 5000 + b"]" * 5000,
+    ],
+)
+def test_clock_advance_refuses_what_would_break_time(
+    arm: Arm, served: EmulatorHandle, group: str, body: bytes
+) -> None:
+    before = served.clock.now()
+    refused = arm.http.post("/_armguard/clock/advance", content=body)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "InvalidRequestContent"
+    assert served.clock.now() == before
+    # Every later request still renders its timestamps.
+    assert arm.get(RG).status_code == 200
+    assert arm.put(VNET, vnet_body()).status_code == 201
+
+
+def test_clock_advance_stops_before_the_year_10000(arm: Arm, served: EmulatorHandle) -> None:
+    ten_years = 10 * 365.25 * 24 * 3600
+    while served.clock.now() + ten_years < 253_370_000_000:
+        served.advance(ten_years)
+    refused = arm.http.post("/_armguard/clock/advance", json={"seconds": ten_years})
+    assert refused.status_code == 400
+    assert "9999" in refused.json()["error"]["message"]
+    assert arm.http.get("/_armguard/health").status_code == 200
+
+
+FORMAT = "armguard-emulator-state/1"
+
+
+@pytest.mark.parametrize(
+    ("document", "named"),
+    [
+        ({"resources": 5}, '"format"'),
+        ({"format": FORMAT, "resources": 5}, "'resources'"),
+        ({"format": FORMAT, "events": "x"}, "'events'"),
+        ({"format": FORMAT, "now": "x"}, "'now'"),
+        ({"format": FORMAT, "resources": [5]}, "resources[0]"),
+        ({"format": FORMAT, "resources": [{"id": RG}]}, "resources[0].body"),
+        ({"format": FORMAT, "resources": [{"id": RG, "body": {"tags": "x"}}]}, "'tags'"),
+        (
+            {"format": FORMAT, "resources": [{"id": VNET, "body": {}, "createdAt": "x"}]},
+            "resources[0].createdAt",
+        ),
+        (
+            {"format": FORMAT, "resources": [{"id": RG, "body": {}}, {"id": RG, "body": {}}]},
+            "resources[1] repeats",
+        ),
+        ({"format": FORMAT, "operations": [{"id": "x"}]}, "operations[0].kind"),
+        ({"format": FORMAT, "activityLog": "x"}, "activityLog"),
+        ({"format": FORMAT, "activityLog": [{"eventTimestamp": "soon"}]}, "activityLog: event 0"),
+    ],
+)
+def test_a_bad_state_document_is_refused_and_changes_nothing(
+    arm: Arm, group: str, document: dict[str, object], named: str
+) -> None:
+    arm.put(VNET, vnet_body("a"))
+    before = arm.http.get("/_armguard/state").json()
+    refused = arm.http.post("/_armguard/state", json=document)
+    assert refused.status_code == 400, refused.text
+    assert named in refused.json()["error"]["message"]
+    assert arm.http.get("/_armguard/state").json() == before
+    assert arm.get(VNET).status_code == 200
+
+
+def test_fault_durations_are_bounded(arm: Arm) -> None:
+    for effect in ({"latency": 1e308}, {"stuckFor": 1e308}, {"status": 429, "retryAfter": 1e12}):
+        refused = arm.http.post("/_armguard/faults", json={"effect": effect})
+        assert refused.status_code == 400, refused.text
+    assert arm.http.get("/_armguard/faults").json()["rules"] == []
+
+
+def test_operation_faults_apply_only_to_requests_that_start_one(
+    arm: Arm, served: EmulatorHandle, group: str
+) -> None:
+    never = {"match": {"method": "GET"}, "effect": {"failOperation": True}}
+    assert arm.http.post("/_armguard/faults", json=never).status_code == 400
+    rule = {
+        "match": {"method": "PUT"},
+        "effect": {"failOperation": True},
+        "schedule": {"firstN": 1},
+    }
+    assert arm.http.post("/_armguard/faults", json=rule).status_code == 201
+    # A lock PUT is synchronous: it starts no operation, so the rule does not fire on it.
+    lock = f"{RG}/providers/Microsoft.Authorization/locks/l1"
+    assert arm.put(lock, {"properties": {"level": "CanNotDelete"}}).status_code == 201
+    assert arm.http.get("/_armguard/faults/applied").json()["value"] == []
+    created = arm.put(VNET, vnet_body())
+    served.advance(10)
+    assert arm.get(created.headers["Azure-AsyncOperation"]).json()["status"] == "Failed"
+    applied = arm.http.get("/_armguard/faults/applied").json()["value"]
+    assert [a["resourceId"] for a in applied] == [VNET]

@@ -317,3 +317,22 @@ def test_parse_timestamp_forms() -> None:
     assert parse_timestamp("2026-01-01T01:00:00+01:00") == START
     with pytest.raises(ValueError):
         parse_timestamp("01/02/2026")
+
+
+def test_a_bad_dump_leaves_the_log_as_it_was() -> None:
+    log = ActivityLog(ManualClock())
+    record(log, operation_id="kept")
+    before = log.dump()
+    with pytest.raises(ValueError, match="event 1 is not an object"):
+        log.load([before[0], "x"])
+    with pytest.raises(ValueError, match="must be a list"):
+        log.prepare_load({"events": []})
+    assert log.dump() == before
+
+
+def test_queries_read_loaded_events_that_lack_fields() -> None:
+    log = ActivityLog(ManualClock())
+    log.load([{"eventTimestamp": "2026-01-01T00:00:01Z", "subscriptionId": SUB, "status": "x"}])
+    for clause in ("caller", "status", "resourceProvider", "resourceGroupName", "correlationId"):
+        assert log.query(SUB, f"{SINCE} and {clause} eq 'x'") == []
+    assert len(log.query(SUB, SINCE, "caller,status")) == 1

@@ -9,6 +9,7 @@ import pytest
 
 from armguard.clock import ManualClock
 from armguard.emulator.faults import (
+    AppliedFault,
     FaultEffect,
     FaultEngine,
     FaultMatch,
@@ -215,7 +216,24 @@ def test_dataclass_rules_are_validated_like_json() -> None:
         ({"effect": {}}, "at least one of status, latency, stuckFor or failOperation"),
         ({"effect": {"status": 200}}, "'effect.status' must be an HTTP error status"),
         ({"effect": {"status": "500"}}, "'effect.status' must be an integer"),
-        ({"effect": {"latency": -1}}, "'effect.latency' must be at least 0"),
+        ({"effect": {"latency": -1}}, "'effect.latency' must be from 0 to 3600, not -1"),
+        ({"effect": {"latency": 1e308}}, "'effect.latency' must be from 0 to 3600"),
+        ({"effect": {"latency": float("inf")}}, "'effect.latency' must be from 0 to 3600"),
+        ({"effect": {"latency": float("nan")}}, "'effect.latency' must be from 0 to 3600"),
+        ({"effect": {"status": 429, "retryAfter": 1e9}}, "'effect.retryAfter' must be from 0"),
+        ({"effect": {"stuckFor": 1e308}}, "'effect.stuckFor' must be from 0 to 3.15576e+08"),
+        (
+            {"effect": {"status": 500}, "schedule": {"windowEnd": float("inf")}},
+            "'schedule.windowEnd' must be from 0",
+        ),
+        (
+            {"effect": {"stuckFor": 5}, "match": {"method": "GET"}},
+            "this rule matches only reads, which start none",
+        ),
+        (
+            {"effect": {"failOperation": True}, "match": {"operation": "read"}},
+            "this rule matches only reads, which start none",
+        ),
         ({"effect": {"latency": True}}, "'effect.latency' must be a number"),
         ({"effect": {"retryAfter": 5, "latency": 1}}, "needs 'effect.status'"),
         ({"effect": {"code": "X", "latency": 1}}, "describe an error"),
@@ -388,3 +406,33 @@ def test_concurrent_matching_is_consistent() -> None:
         t.join()
     assert sum(fired) == 100
     assert len(engine.applied()) == 100
+
+
+def _apply(engine: FaultEngine) -> AppliedFault:
+    applied = engine.match(
+        method="PUT", resource_id=VNET, resource_type=None, operation="write", path=VNET
+    )
+    assert applied is not None
+    return applied
+
+
+def test_a_retracted_operation_fault_gives_back_its_place() -> None:
+    engine = FaultEngine(ManualClock())
+    engine.add_rule({"id": "hang", "effect": {"stuckFor": 60}, "schedule": {"firstN": 1}})
+    engine.retract(_apply(engine))
+    assert engine.applied() == []
+    rule = engine.to_json()["rules"][0]
+    assert (rule["matched"], rule["fired"]) == (0, 0)
+    # The next request is the rule's first again.
+    kept = _apply(engine)
+    assert engine.applied() == [kept]
+    assert hit(engine) is None
+
+
+def test_a_retracted_fault_keeps_the_latency_it_added() -> None:
+    engine = FaultEngine(ManualClock())
+    engine.add_rule({"id": "slow-hang", "effect": {"stuckFor": 60, "latency": 0.5}})
+    engine.retract(_apply(engine))
+    [left] = engine.applied()
+    assert left.effect == FaultEffect(latency=0.5)
+    assert left.operation_error() is None

@@ -20,7 +20,7 @@ import random
 import re
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -287,6 +287,14 @@ class ActivityLog:
 
     def load(self, events: list[dict[str, Any]]) -> None:
         """Replace the log with a dump. Raises ValueError naming the first unusable event."""
+        self.prepare_load(events)()
+
+    def prepare_load(self, events: Any) -> Callable[[], None]:
+        """Check a dump without touching the log; the returned function replaces the log with
+        it. A state load checks everything first, so a bad event leaves all state as it was.
+        Raises ValueError naming the first unusable event."""
+        if not isinstance(events, list):
+            raise ValueError("the events must be a list")
         loaded: list[_Stored] = []
         for n, event in enumerate(events):
             if not isinstance(event, Mapping):
@@ -296,13 +304,17 @@ class ActivityLog:
                 raise ValueError(f"event {n} needs string 'eventTimestamp' and 'subscriptionId'")
             try:
                 ts = parse_timestamp(stamp)
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise ValueError(f"event {n} has an unreadable eventTimestamp '{stamp}'") from None
             loaded.append(_Stored(ts, copy.deepcopy(dict(event))))
         loaded.sort(key=lambda s: s.ts)
-        with self._lock:
-            self._events.clear()
-            self._events.extend(loaded)
+
+        def commit() -> None:
+            with self._lock:
+                self._events.clear()
+                self._events.extend(loaded)
+
+        return commit
 
     def clear(self) -> None:
         with self._lock:
@@ -443,15 +455,28 @@ _FILTER_HELP = (
     "resourceUri, resourceId, resourceProvider, correlationId, caller or status with 'eq'."
 )
 
-# Filter field → (operators it takes, how to read the event's value).
+
+def _field(event: Mapping[str, Any], name: str, inner: str | None = None) -> Any:
+    """An event's value for a filter; None when a loaded event lacks it (a dump is data
+    from outside, so a query must not assume every event has every field)."""
+    value = event.get(name)
+    if inner is not None:
+        value = value.get(inner) if isinstance(value, Mapping) else None
+    return value
+
+
+# Filter field → (its display name, how to read the event's value).
 _EQ_FIELDS: dict[str, tuple[str, Any]] = {
-    "resourcegroupname": ("resourceGroupName", lambda e: e["resourceGroupName"]),
-    "resourceuri": ("resourceUri", lambda e: e["resourceId"]),
-    "resourceid": ("resourceId", lambda e: e["resourceId"]),
-    "resourceprovider": ("resourceProvider", lambda e: e["resourceProviderName"]["value"]),
-    "correlationid": ("correlationId", lambda e: e["correlationId"]),
-    "caller": ("caller", lambda e: e["caller"]),
-    "status": ("status", lambda e: e["status"]["value"]),
+    "resourcegroupname": ("resourceGroupName", lambda e: _field(e, "resourceGroupName")),
+    "resourceuri": ("resourceUri", lambda e: _field(e, "resourceId")),
+    "resourceid": ("resourceId", lambda e: _field(e, "resourceId")),
+    "resourceprovider": (
+        "resourceProvider",
+        lambda e: _field(e, "resourceProviderName", "value"),
+    ),
+    "correlationid": ("correlationId", lambda e: _field(e, "correlationId")),
+    "caller": ("caller", lambda e: _field(e, "caller")),
+    "status": ("status", lambda e: _field(e, "status", "value")),
 }
 
 

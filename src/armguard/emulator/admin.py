@@ -17,7 +17,8 @@ from starlette.routing import Route
 
 from armguard.arm.errors import ArmError
 from armguard.clock import ManualClock, isoformat
-from armguard.emulator.snapshot import StateError
+from armguard.emulator.shapes import parse_json
+from armguard.emulator.snapshot import LAST_INSTANT, StateError
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["admin_routes"]
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+MAX_ADVANCE = 10 * 365.25 * 24 * 3600
 
 
 def _json(status: int, body: Any) -> Response:
@@ -52,9 +55,10 @@ async def _body(request: Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
         raise ArmError(400, "InvalidRequestContent", f"The body is not JSON: {err}.") from None
+    return parse_json(text)
 
 
 def _bad(message: str) -> ArmError:
@@ -130,8 +134,18 @@ def admin_routes(core: Emulator) -> list[Route]:
             )
         body = await _body(request)
         seconds = body.get("seconds") if isinstance(body, dict) else None
-        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
-            raise _bad('The body must be {"seconds": <number >= 0>}.')
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not 0 <= seconds <= MAX_ADVANCE
+        ):
+            raise _bad(
+                f'The body must be {{"seconds": <number from 0 to {MAX_ADVANCE:.0f}>}} '
+                "(at most ten years at a time)."
+            )
+        # Every timestamp the emulator writes must stay a date ARM can print (year < 10000).
+        if clock.now() + seconds >= LAST_INSTANT:
+            raise _bad(f"Advancing {seconds:g} seconds would move the clock past the year 9999.")
         clock.advance(float(seconds))
         return _json(200, {"now": isoformat(clock.now())})
 

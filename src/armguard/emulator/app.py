@@ -326,9 +326,13 @@ async def _serve(
             claims=call.claims,
         ),
     )
-    if core.runs_inline(method, path):
-        return core.dispatch(arm_request, op_fault)
-    return await run_in_threadpool(core.dispatch, arm_request, op_fault)
+    try:
+        if core.runs_inline(method, path):
+            return core.dispatch(arm_request, op_fault)
+        return await run_in_threadpool(core.dispatch, arm_request, op_fault)
+    finally:
+        if applied is not None:
+            core.fault_served(applied, op_fault)
 
 
 async def _read_json_body(receive: Receive, head: _Head) -> Any:

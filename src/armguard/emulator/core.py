@@ -169,6 +169,12 @@ class Emulator:
         self.audit.started(call, rid, name, method, None)
         self.audit.failed(call, rid, name, method, err)
 
+    def fault_served(self, applied: AppliedFault, op_fault: OpFault | None) -> None:
+        """After serving a request a fault was applied to: an operation effect (stuckFor,
+        failOperation) that no operation took did not happen, so it is retracted."""
+        if op_fault is not None and not op_fault.started:
+            self.faults.retract(applied)
+
     @contextlib.contextmanager
     def op_fault_scope(self, fault: OpFault | None) -> Iterator[None]:
         """Operations started inside the block take ``fault``'s effect."""

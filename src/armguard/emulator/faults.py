@@ -14,12 +14,19 @@ Schedule semantics, in the order they are checked for each request the match sel
 3. ``first_n``: only the next ``first_n`` counted requests are candidates; later ones pass.
 4. ``probability``: each candidate is faulted with this probability.
 
+``stuckFor`` and ``failOperation`` act on the operation a request starts. A rule with them
+that matches only reads is refused when added; a request that starts no operation (a
+synchronous write, a refused one) is not a fault application at all: the core retracts it
+(:meth:`FaultEngine.retract`), so it is not in the applied log and does not use up
+``first_n``.
+
 The engine is pure: it decides and records; the emulator core applies the effect.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 import threading
 from collections import deque
@@ -46,6 +53,12 @@ __all__ = [
 _METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE", "POST", "HEAD"})
 _BASIC_OPERATIONS = frozenset({"read", "write", "delete"})
 _MAX_APPLIED = 10_000  # the applied log is for inspection; keep its memory bounded
+# Bounds on effect durations. A latency is slept in real time, so an hour is already far
+# more than any test waits; Retry-After is what clients sleep; emulated spans (stuckFor,
+# windows) are on the emulator clock, which the admin API advances ten years at most at once.
+MAX_LATENCY = 3600.0
+MAX_RETRY_AFTER = 86_400.0
+MAX_EMULATED = 10 * 365.25 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -278,14 +291,13 @@ def _text(path: str, value: Any) -> str | None:
     return value.strip()
 
 
-def _number(path: str, value: Any, *, low: float = 0.0, high: float | None = None) -> float | None:
+def _number(path: str, value: Any, *, high: float, low: float = 0.0) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"'{path}' must be a number")
-    if value < low or (high is not None and value > high):
-        bounds = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
-        raise ValueError(f"'{path}' must be {bounds}, not {value}")
+    if not math.isfinite(value) or value < low or value > high:
+        raise ValueError(f"'{path}' must be from {low:g} to {high:g}, not {value}")
     return float(value)
 
 
@@ -332,9 +344,9 @@ def _build_effect(raw: dict[str, Any]) -> FaultEffect:
         status=status,
         code=_text("effect.code", raw.get("code")),
         message=_text("effect.message", raw.get("message")),
-        retry_after=_number("effect.retryAfter", raw.get("retry_after")),
-        latency=_number("effect.latency", raw.get("latency")),
-        stuck_for=_number("effect.stuckFor", raw.get("stuck_for")),
+        retry_after=_number("effect.retryAfter", raw.get("retry_after"), high=MAX_RETRY_AFTER),
+        latency=_number("effect.latency", raw.get("latency"), high=MAX_LATENCY),
+        stuck_for=_number("effect.stuckFor", raw.get("stuck_for"), high=MAX_EMULATED),
         fail_operation=fail,
     )
     _check_effect(effect)
@@ -368,10 +380,21 @@ def _check_effect(effect: FaultEffect) -> None:
         )
 
 
+def _check_rule(match: FaultMatch, effect: FaultEffect) -> None:
+    """Refuse a rule whose operation effect can never take place: reads start no operation."""
+    acts_on_operation = effect.stuck_for is not None or effect.fail_operation
+    reads_only = match.method in ("GET", "HEAD") or (match.operation or "").lower() == "read"
+    if acts_on_operation and reads_only:
+        raise ValueError(
+            "'effect.stuckFor' and 'effect.failOperation' act on the operation a write "
+            "starts, and this rule matches only reads, which start none"
+        )
+
+
 def _build_schedule(raw: dict[str, Any]) -> FaultSchedule:
     probability = _number("schedule.probability", raw.get("probability"), high=1.0)
-    start = _number("schedule.windowStart", raw.get("window_start"))
-    end = _number("schedule.windowEnd", raw.get("window_end"))
+    start = _number("schedule.windowStart", raw.get("window_start"), high=MAX_EMULATED)
+    end = _number("schedule.windowEnd", raw.get("window_end"), high=MAX_EMULATED)
     if start is not None and end is not None and end <= start:
         raise ValueError("'schedule.windowEnd' must be later than 'schedule.windowStart'")
     return FaultSchedule(
@@ -405,6 +428,7 @@ def _normalized(rule: FaultRule) -> FaultRule:
     )
     if not isinstance(rule.description, str):
         raise ValueError("'description' must be a string")
+    _check_rule(match, effect)
     return replace(rule, match=match, effect=effect, schedule=schedule)
 
 
@@ -436,10 +460,13 @@ def parse_rule(data: Mapping[str, Any], default_id: str) -> FaultRule:
     description = data.get("description", "")
     if not isinstance(description, str):
         raise ValueError("'description' must be a string")
+    match = _build_match(_section(data, "match"))
+    effect = _build_effect(_section(data, "effect"))
+    _check_rule(match, effect)
     return FaultRule(
         id=rule_id,
-        match=_build_match(_section(data, "match")),
-        effect=_build_effect(_section(data, "effect")),
+        match=match,
+        effect=effect,
         schedule=_build_schedule(_section(data, "schedule")),
         description=description,
     )
@@ -559,6 +586,29 @@ class FaultEngine:
             return True
         # Drawn only for probabilistic candidates, so certain rules do not shift the sequence.
         return self._rng.random() < schedule.probability
+
+    def retract(self, applied: AppliedFault) -> None:
+        """``applied`` acted on an operation (stuckFor, failOperation), but its request started
+        none (a synchronous write, a refused one): the fault did not happen. It leaves the
+        applied log and gives back its place in ``firstN``; only a latency it also added,
+        which did happen, stays recorded."""
+        with self._lock:
+            index = next(
+                (i for i in range(len(self._applied) - 1, -1, -1) if self._applied[i] is applied),
+                None,
+            )
+            if index is None:
+                return
+            if applied.effect.latency:
+                self._applied[index] = replace(
+                    applied, effect=FaultEffect(latency=applied.effect.latency)
+                )
+                return
+            del self._applied[index]
+            for state in self._rules:
+                if state.rule.id == applied.rule_id:
+                    state.counted -= 1
+                    state.fired -= 1
 
     def applied(self) -> list[AppliedFault]:
         with self._lock:

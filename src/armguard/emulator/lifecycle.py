@@ -35,6 +35,8 @@ class OpFault:
     def __init__(self, *, stuck_seconds: float | None = None, error: ErrorDetail | None = None):
         self.stuck_seconds = stuck_seconds
         self.error = error
+        self.started = False
+        """Whether an operation took this effect; if none did, the fault never happened."""
 
 
 # The fault (if any) a request's operation takes: set by the dispatcher for one request, read
@@ -68,6 +70,7 @@ class Lifecycle:
         fault = op_fault_var.get()
         fail_with: ErrorDetail | None = None
         if fault is not None:
+            fault.started = True
             if fault.stuck_seconds is not None:
                 duration = fault.stuck_seconds
                 fail_with = fault.error or ErrorDetail(

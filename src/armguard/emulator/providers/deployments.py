@@ -288,15 +288,20 @@ class DeploymentProvider(Provider):
                     rejection = applied.http_error() if applied is not None else None
                     if rejection is not None:
                         raise rejection
-                    with core.op_fault_scope(core.op_fault_of(applied) if applied else None):
-                        response = core.writes.write(
-                            child_call,
-                            "PUT",
-                            planned.id,
-                            dict(planned.body),
-                            at=at,
-                            extra={"deployment_op": op.id},
-                        )
+                    op_fault = core.op_fault_of(applied) if applied else None
+                    try:
+                        with core.op_fault_scope(op_fault):
+                            response = core.writes.write(
+                                child_call,
+                                "PUT",
+                                planned.id,
+                                dict(planned.body),
+                                at=at,
+                                extra={"deployment_op": op.id},
+                            )
+                    finally:
+                        if applied is not None:
+                            core.fault_served(applied, op_fault)
                 except ArmError as err:
                     step["state"] = "Failed"
                     step["status"] = err.status
