@@ -131,13 +131,24 @@ class Lifecycle:
         bucket = self.core.store.bucket_for(rid)
         with bucket.lock:
             while True:
-                bucket.pending[:] = [
-                    op for op in bucket.pending if op.status is OpStatus.IN_PROGRESS
-                ]
-                due = [(_due_at(op), op) for op in bucket.pending if _due_at(op) <= now]
-                if not due:
+                # One pass: a deployment starting its resources settles once per resource,
+                # holding the group's lock throughout, over every operation it has started.
+                first: tuple[float, float, Operation] | None = None
+                ended = False
+                for candidate in bucket.pending:
+                    if candidate.status is not OpStatus.IN_PROGRESS:
+                        ended = True
+                        continue
+                    due = _due_at(candidate)
+                    if due <= now and (first is None or (due, candidate.started_at) < first[:2]):
+                        first = (due, candidate.started_at, candidate)
+                if ended:
+                    bucket.pending[:] = [
+                        op for op in bucket.pending if op.status is OpStatus.IN_PROGRESS
+                    ]
+                if first is None:
                     return
-                at, op = min(due, key=lambda d: (d[0], d[1].started_at))
+                at, _, op = first
                 if op.wake_at is not None and op.wake_at <= op.ends_at:
                     op.wake_at = None
                     self.core.provider_for(op.target).wake(self.core, op, at)

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
-from armguard.arm.ids import ResourceId
+from armguard.arm.ids import ProviderLevel, ResourceId
 from armguard.emulator.idmemo import type_key
 from armguard.emulator.locks import LOCK_TYPE
 from armguard.emulator.model import Operation, OpStatus, Resource
 
-__all__ = ["Bucket", "Store", "bucket_key"]
+__all__ = ["Bucket", "Store", "bucket_key", "root_key"]
 
 
 def bucket_key(rid: ResourceId) -> str:
@@ -77,13 +77,78 @@ def parent_key(key: str) -> str:
     return key.rsplit("/", 2)[0]
 
 
+def root_key(rid: ResourceId) -> str:
+    """The key of the group-level resource ``rid`` lives under (the VNet of a subnet, the VM
+    of a lock on its NIC...): two resources can hold one another only if they share it."""
+    first = rid.levels[0]
+    return ResourceId(
+        rid.subscription, rid.resource_group, (ProviderLevel(first.namespace, first.pairs[:1]),)
+    ).key
+
+
+class _ActiveIndex:
+    """Operations not yet settled, indexed the ways a hold check asks: by the root resource
+    of their target, by target, by referenced resource; operations on a group or subscription
+    apart. A hold check then looks at the few operations that can concern its target, not at
+    every live one in the emulator (a deployment starting hundreds of resources asks once per
+    resource, holding its group's lock)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Operation] = {}
+        self.by_root: dict[str, dict[str, Operation]] = {}
+        self.by_target: dict[str, dict[str, Operation]] = {}
+        self.by_reference: dict[str, dict[str, Operation]] = {}
+        self.on_scopes: dict[str, Operation] = {}
+
+    def _places(self, op: Operation) -> list[tuple[dict[str, dict[str, Operation]], str]]:
+        target = op.target
+        places = [(self.by_target, target.key)]
+        if target.is_resource:
+            places.append((self.by_root, root_key(target)))
+        places.extend((self.by_reference, key) for key in op.references)
+        return places
+
+    def add(self, op: Operation) -> None:
+        key = op.id.lower()
+        self.by_id[key] = op
+        for index, name in self._places(op):
+            index.setdefault(name, {})[key] = op
+        if not op.target.is_resource:
+            self.on_scopes[key] = op
+
+    def discard(self, op: Operation) -> None:
+        key = op.id.lower()
+        if self.by_id.pop(key, None) is None:
+            return
+        for index, name in self._places(op):
+            found = index.get(name)
+            if found is not None:
+                found.pop(key, None)
+                if not found:
+                    del index[name]
+        self.on_scopes.pop(key, None)
+
+    def concerning(self, target: ResourceId, references: frozenset[str]) -> list[Operation]:
+        found: dict[int, Operation] = {}
+        groups = [self.on_scopes, self.by_reference.get(target.key, {})]
+        if target.is_resource:
+            groups.append(self.by_root.get(root_key(target), {}))
+        else:
+            groups.append(self.by_target.get(target.key, {}))
+        groups.extend(self.by_target.get(key, {}) for key in references)
+        for group in groups:
+            for op in group.values():
+                found[id(op)] = op
+        return list(found.values())
+
+
 class Store:
     def __init__(self) -> None:
         self._index_lock = threading.Lock()
         self._buckets: dict[str, Bucket] = {}
         self._operations: dict[str, Operation] = {}
         # Operations not yet settled, so hold checks scan the few live ones, not the history.
-        self._active: dict[str, Operation] = {}
+        self._active = _ActiveIndex()
 
     # -- buckets ------------------------------------------------------------------------
 
@@ -164,7 +229,7 @@ class Store:
         with self._index_lock:
             self._operations[op.id.lower()] = op
             if op.status is OpStatus.IN_PROGRESS:
-                self._active[op.id.lower()] = op
+                self._active.add(op)
         if op.status is OpStatus.IN_PROGRESS:
             self.bucket_for(op.target).pending.append(op)
 
@@ -176,17 +241,21 @@ class Store:
         with self._index_lock:
             return list(self._operations.values())
 
-    def running(self, now: float) -> list[Operation]:
-        """Operations holding resources at ``now``, in every bucket (a snapshot)."""
+    def running(
+        self, now: float, target: ResourceId, references: frozenset[str] = frozenset()
+    ) -> list[Operation]:
+        """Operations running at ``now`` that may hold ``target`` (or that a write referencing
+        ``references`` would touch), in every bucket: a snapshot, for
+        :func:`~armguard.emulator.holds.blocking_operation` to decide on."""
         with self._index_lock:
-            active = list(self._active.values())
-        return [op for op in active if op.running_at(now)]
+            candidates = self._active.concerning(target, references)
+        return [op for op in candidates if op.running_at(now)]
 
     def settled(self, op: Operation) -> None:
         if op.status is OpStatus.IN_PROGRESS:
             return
         with self._index_lock:
-            self._active.pop(op.id.lower(), None)
+            self._active.discard(op)
         pending = self.bucket_for(op.target).pending
         if op in pending:
             pending.remove(op)
@@ -195,4 +264,4 @@ class Store:
         with self._index_lock:
             self._buckets.clear()
             self._operations.clear()
-            self._active.clear()
+            self._active = _ActiveIndex()

@@ -191,7 +191,7 @@ class WritePath:
         operation itself when this is an identical retry of it (idempotent PUT)."""
         while True:
             blocker = blocking_operation(
-                self.core.store.running(now),
+                self.core.store.running(now, rid, refs),
                 rid,
                 refs,
                 serialize_top_level=provider.settings.serialize_top_level,
@@ -324,7 +324,7 @@ class WritePath:
                 )
                 if provider.holdable:
                     blocker = blocking_operation(
-                        self.core.store.running(now),
+                        self.core.store.running(now, rid),
                         rid,
                         frozenset(),
                         serialize_top_level=settings.serialize_top_level,
@@ -384,7 +384,7 @@ class WritePath:
                     self.check_locks(rid, "write", cascade=False)
                 if provider.holdable and provider.action_is_write(action):
                     blocker = blocking_operation(
-                        self.core.store.running(now),
+                        self.core.store.running(now, rid),
                         rid,
                         frozenset(),
                         serialize_top_level=provider.settings.serialize_top_level,
