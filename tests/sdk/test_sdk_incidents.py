@@ -3,6 +3,7 @@ credential and enforce_https."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from typing import Any
 
@@ -14,6 +15,8 @@ from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.monitor import MonitorManagementClient
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.deployments import DeploymentsMgmtClient
+from azure.mgmt.resource.locks import ManagementLockClient
+from azure.mgmt.resource.locks.models import ManagementLockObject
 from azure.mgmt.resource.resources import ResourceManagementClient
 from sdk_helpers import RG, RG_ID, SUB, WINDOW
 from urllib3.exceptions import InsecureRequestWarning
@@ -31,10 +34,22 @@ def activity(arm: EmulatorHandle, extra: str = "") -> list[Any]:
     return list(reversed(list(monitor.activity_logs.list(filter=WINDOW + extra))))
 
 
+def refusals(arm: EmulatorHandle, resource_id: str, caller: str) -> list[tuple[str, str]]:
+    """(statusCode, error code) of the writes ``caller`` had refused on ``resource_id``, read
+    through azure-mgmt-monitor as an incident responder would."""
+    events = activity(arm, f" and resourceUri eq '{resource_id}' and caller eq '{caller}'")
+    assert all(e.caller == caller for e in events)
+    return [
+        (e.properties["statusCode"], json.loads(e.properties["statusMessage"])["error"]["code"])
+        for e in events
+        if e.status.value == "Failed"
+    ]
+
+
 def test_stale_etag_is_a_typed_412(
     arm: EmulatorHandle, resources: ResourceManagementClient
 ) -> None:
-    compute = arm.client(ComputeManagementClient, subscription_id=SUB)
+    compute = arm.client(ComputeManagementClient, subscription_id=SUB, caller="writer@example.com")
     vm = compute.virtual_machines.begin_create_or_update(RG, "vm1", VM).result(timeout=30)
     first_etag = vm.etag
     assert first_etag == '"1"'
@@ -60,7 +75,7 @@ def test_stale_etag_is_a_typed_412(
         compute.virtual_machines.begin_create_or_update(
             RG, "vm1", VM, match_condition=MatchConditions.IfMissing
         )
-    network = arm.client(NetworkManagementClient, subscription_id=SUB)
+    network = arm.client(NetworkManagementClient, subscription_id=SUB, caller="netops@example.com")
     nsg = network.network_security_groups.begin_create_or_update(
         RG, "nsg1", {"location": "eastus"}
     ).result(timeout=30)
@@ -73,6 +88,16 @@ def test_stale_etag_is_a_typed_412(
         )
     assert stale.value.status_code == 412
     assert stale.value.error.details[0].code == "PreconditionFailedEtagMismatch"
+    # Each refusal is in the Activity Log under the writer who sent the stale token.
+    vm_id = f"{RG_ID}/providers/Microsoft.Compute/virtualMachines/vm1"
+    assert refusals(arm, vm_id, "writer@example.com") == [
+        ("PreconditionFailed", "PreconditionFailed"),
+        ("PreconditionFailed", "PreconditionFailed"),
+    ]
+    nsg_id = f"{RG_ID}/providers/Microsoft.Network/networkSecurityGroups/nsg1"
+    assert refusals(arm, nsg_id, "netops@example.com") == [
+        ("PreconditionFailed", "PreconditionFailed")
+    ]
 
 
 def test_resize_needs_deallocation(
@@ -127,16 +152,19 @@ def test_subnet_write_during_a_vnet_deployment(
         ],
     }
     arm.core.time_scale = 1.0
+    release = arm.client(DeploymentsMgmtClient, subscription_id=SUB, caller="release@example.com")
     poller = deployments.deployments.begin_create_or_update(
         RG, "net", {"properties": {"mode": "Incremental", "template": template}}
     )
     again = None
     with pytest.raises(HttpResponseError) as active:
-        again = deployments.deployments.begin_create_or_update(
+        again = release.deployments.begin_create_or_update(
             RG, "net", {"properties": {"mode": "Incremental", "template": template}}
         )
     assert again is None
     assert active.value.error.code == "DeploymentActive"
+    deployment_id = f"{RG_ID}/providers/Microsoft.Resources/deployments/net"
+    assert refusals(arm, deployment_id, "release@example.com") == [("Conflict", "DeploymentActive")]
     with pytest.raises(HttpResponseError) as busy:
         network.subnets.begin_create_or_update(
             RG, "vnet1", "b", {"properties": {"addressPrefix": "10.0.1.0/24"}}
@@ -205,3 +233,44 @@ def test_activity_log_via_monitor_shows_callers(
     events = activity(arm, f" and resourceGroupName eq '{RG}'")
     assert {e.caller for e in events} >= {"user@example.com", "bob@example.com"}
     assert all(e.operation_name.value == "Microsoft.Resources/resourceGroups/write" for e in events)
+
+
+def test_a_read_only_lock_refuses_writers_in_the_activity_log(
+    arm: EmulatorHandle, resources: ResourceManagementClient
+) -> None:
+    locks = arm.client(ManagementLockClient, subscription_id=SUB, caller="admin@example.com")
+    network = arm.client(NetworkManagementClient, subscription_id=SUB, caller="dev@example.com")
+    network.network_security_groups.begin_create_or_update(
+        RG, "nsg1", {"location": "eastus"}
+    ).result(timeout=30)
+    locks.management_locks.create_or_update_at_resource_group_level(
+        RG, "freeze", ManagementLockObject(level="ReadOnly", notes="change freeze")
+    )
+    with pytest.raises(HttpResponseError) as info:
+        network.network_security_groups.begin_create_or_update(
+            RG, "nsg1", {"location": "eastus", "tags": {"a": "1"}}
+        )
+    assert info.value.status_code == 409
+    assert info.value.error.code == "ScopeLocked"
+    with pytest.raises(HttpResponseError) as deleting:
+        network.network_security_groups.begin_delete(RG, "nsg1")
+    assert deleting.value.error.code == "ScopeLocked"
+    nsg_id = f"{RG_ID}/providers/Microsoft.Network/networkSecurityGroups/nsg1"
+    assert refusals(arm, nsg_id, "dev@example.com") == [
+        ("Conflict", "ScopeLocked"),
+        ("Conflict", "ScopeLocked"),
+    ]
+    operations = [
+        e.operation_name.value
+        for e in activity(arm, f" and resourceUri eq '{nsg_id}'")
+        if e.status.value == "Failed"
+    ]
+    assert operations == [
+        "Microsoft.Network/networkSecurityGroups/write",
+        "Microsoft.Network/networkSecurityGroups/delete",
+    ]
+    # The lock itself stays manageable, and writes go through once it is gone.
+    locks.management_locks.delete_at_resource_group_level(RG, "freeze")
+    network.network_security_groups.begin_create_or_update(
+        RG, "nsg1", {"location": "eastus", "tags": {"a": "1"}}
+    ).result(timeout=30)
