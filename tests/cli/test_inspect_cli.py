@@ -129,6 +129,22 @@ def test_bad_input_exits_2_without_a_traceback(
     assert "Traceback" not in err
 
 
+def test_arm_text_is_printed_as_written_not_as_markup(
+    arm: EmulatorHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    eve = ArmClient(StaticIdentityCredential("[bold]eve[/bold]"), endpoint=arm.base_url)
+    eve.request("PATCH", VM, api_version="2024-07-01", body={"tags": {"a": "b"}})
+    eve.close()
+    assert main(["inspect", VM, "--endpoint", arm.base_url]) in (0, 1)  # 1: the PATCH runs
+    out = capsys.readouterr().out
+    # The recent-writes row names the caller in its own cell, exactly as ARM logged it.
+    (row,) = [
+        line for line in out.splitlines() if "│ virtualMachines/write" in line and "eve" in line
+    ]
+    assert "[bold]eve[/bold]" in row.split()
+    assert "\\[" not in out
+
+
 def test_endpoint_and_cloud_are_exclusive(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["inspect", VM, "--endpoint", "http://127.0.0.1:9", "--cloud", "AzureCloud"])

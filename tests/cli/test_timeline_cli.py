@@ -177,14 +177,21 @@ def test_log_text_is_not_rich_markup(tmp_path: Path, capsys: pytest.CaptureFixtu
                     "eventTimestamp": "2026-04-27T10:00:00Z",
                     "resourceId": NSG,
                     "operationName": "Microsoft.Network/networkSecurityGroups/write",
-                    "caller": "[/]x",
+                    "caller": caller,
+                    "operationId": caller,
                     "status": "Started",
                 }
+                for caller in ("[bold]eve[/bold]", "[/]x")
             ]
         )
     )
     assert main(["timeline", str(log)]) == 0
-    assert "[/]x" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # Printed as written: not styled, and not escaped twice into "\[bold]".
+    (row,) = [line for line in out.splitlines() if "nsg-app" in line]
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[1] == "[/]x, [bold]eve[/bold]"
+    assert "\\[" not in out
 
 
 # --- odd inputs: exit 0 or 2, never a traceback ---------------------------------------------

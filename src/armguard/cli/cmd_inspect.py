@@ -107,9 +107,9 @@ def _client(args: argparse.Namespace) -> ArmClient:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    # Values come from ARM and its logs: print them as text, never as Rich markup.
-    safe = [{k: escape(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
-    print_table(safe, columns, title=escape(title))
+    # Cells are log and ARM text, not Rich markup: print_table escapes them (once). The title
+    # is markup to print_table, so it is escaped here.
+    print_table(rows, columns, title=escape(title))
 
 
 def _print(result: Inspection) -> None:

@@ -152,9 +152,9 @@ def _hms(ts: float) -> str:
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    # Log text is data, not Rich markup: a caller named "[/]" must print as itself.
-    safe = [{k: escape(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows]
-    print_table(safe, columns, title=escape(title))
+    # Cells are log and ARM text, not Rich markup: print_table escapes them (once). The title
+    # is markup to print_table, so it is escaped here.
+    print_table(rows, columns, title=escape(title))
 
 
 def _conflict_rows(timeline: Timeline) -> list[dict[str, Any]]:
