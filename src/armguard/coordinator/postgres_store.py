@@ -19,21 +19,37 @@ LOCKED`` or SERIALIZABLE:
   almost every pair of concurrent claims conflicts; that is a retry storm of our own making —
   the very pattern this project exists to stop against ARM.
 * Cost, measured (``benchmarks/store_overhead.py --statement-timings``): with one client the
-  lock is free — the store-wide lock and no lock at all gave the same per-statement times —
-  because it travels in the pipeline with the transaction's first statement. What a job costs
-  is three durable commits (submit, claim, complete) and two reads that decide (the claim's
-  live state, the completion's fence check). Under contention, a claim holds the lock for two
-  round trips, so the store serialises hundreds of claims per second while ARM admits about
-  ten sustained writes per second per principal. Completions and heartbeats keep the
-  exclusive lock: a claim reaps expired leases, and a completion racing that reap would mark
-  done a job the reap just returned to the queue. The lock is released by commit, rollback,
-  or the server when a client's connection dies, so a crashed worker never leaves it held.
+  lock is free — it travels in the pipeline with the transaction's first statement. Under
+  contention a claim holds it for two round trips and a completion for one, so the store
+  serialises well over a thousand claims per second while ARM admits about ten sustained
+  writes per second per principal. Completions, heartbeats and releases keep the exclusive
+  lock: a claim reaps expired leases, and with the lock a completion can never interleave with
+  a reap (see the guard below); the lock is released by commit, rollback, or the server when a
+  client's connection dies, so a crashed worker never leaves it held.
 
-Statements go through libpq's pipeline mode (see ``_PgTx``): BEGIN and the lock ride with a
-transaction's first read, and its final writes with COMMIT, so a claim costs two round trips
-(three when the head is not the oldest queued job, more for a long blocked backlog), a
-completion two, a submit one and an event append one. Events ride with claims, completions
-and releases (one commit, not two).
+Round trips and statements: the connection stays in libpq pipeline mode and autocommit, and a
+transaction is the *implicit* one the extended protocol opens at the first statement after a
+Sync and commits at the next Sync — no BEGIN or COMMIT messages. Mid-transaction results are
+fetched with a flush request, which keeps it open. Every message costs the client a send and
+the server a snapshot, so statements that do not read one another's writes are sent as one,
+with data-modifying CTEs (``together`` in :meth:`.SqlStore._once`). So a submit is one round
+trip of two statements (the shared lock with the NOTIFY; the INSERT), a claim two round trips
+of three statements (the lock; the live-state read; all its writes), and heartbeat, complete
+and release one round trip each: the lock with the NOTIFY, then the guard and the writes as one
+statement. The lock is always a statement of its own: a statement's snapshot is taken when it
+starts, so a statement that waited for the lock inside itself would decide on the state from
+before the previous holder's commit. The guard is ``armguard_fenced(<condition>)``, a function
+in the store's schema that raises SQLSTATE ``AG001`` when the condition is false: the statement
+fails as a whole, the pipeline skips whatever follows, and the implicit transaction rolls back —
+a refused completion writes nothing without a round trip of its own to decide.
+
+Statement texts do not depend on how many jobs, keys or events they carry (one row is written
+plainly, more travel as arrays: ``= ANY(?)``, ``unnest(?, …)``), so each is prepared once per
+connection (``prepare_threshold=0``). The session sets ``random_page_cost = 1.1``: the store's
+reads are index probes on a small, hot working set, and at the default (4, for spinning disks)
+a new store whose statistics autovacuum has not gathered yet read every queued job and sorted
+them to find the first eight (0.5 ms a claim at a thousand queued jobs) instead of walking the
+queue index.
 
 ``synchronous_commit`` is the server's unless the store URL opts in (see :mod:`.stores`).
 
@@ -55,11 +71,13 @@ from contextlib import ExitStack, contextmanager, suppress
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from armguard.clock import Clock, SystemClock
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
     SqlStore,
+    Statement,
     StoreError,
     Tx,
     WriteLock,
@@ -79,11 +97,27 @@ def _lock_key(name: str) -> int:
 
 
 _LOCK_SQL = {
-    "exclusive": "SELECT pg_advisory_xact_lock(%s)",
-    "shared": "SELECT pg_advisory_xact_lock_shared(%s)",
+    "exclusive": "pg_advisory_xact_lock(%s)",
+    "shared": "pg_advisory_xact_lock_shared(%s)",
 }
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INIT_LOCK = "armguard:schema-init"
+_REFUSED = "AG001"  # the SQLSTATE armguard_fenced raises
+
+# Raises when a guard is false, so the statements behind it in the pipeline never run. Created
+# when missing, also in a schema made by an older armguard (which never calls it).
+_FENCED_FN = """
+CREATE OR REPLACE FUNCTION armguard_fenced(ok boolean) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    IF ok IS NOT TRUE THEN
+        RAISE EXCEPTION 'armguard: the lease no longer admits this holder'
+            USING ERRCODE = 'AG001';
+    END IF;
+    RETURN TRUE;
+END
+$fn$
+"""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS armguard_schema (version INTEGER NOT NULL);
@@ -143,44 +177,86 @@ CREATE TABLE IF NOT EXISTS learned_scopes (
 """
 
 
-class _PgTx:
-    """Runs statements in libpq pipeline mode: a statement whose result is not needed yet
-    (BEGIN, the store-wide lock, a finishing write, COMMIT) is queued and travels with the
-    next one whose rows are, so a transaction costs a round trip per *decision*, not per
-    statement, while keeping server-side binding and psycopg's prepared statements."""
+def _has_rows(cur: psycopg.Cursor[Any]) -> bool:
+    """Whether the cursor's last statement returned rows (cheaper than ``description``)."""
+    res = cur.pgresult
+    return res is not None and res.status == pq.ExecStatus.TUPLES_OK
 
-    __slots__ = ("_conn", "_cur", "_pipe", "committed")
+
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+def _together(statements: Sequence[Statement], guard: Statement | None = None) -> list[Statement]:
+    """Statements that do not read one another's writes, as one: each but the last becomes a
+    data-modifying CTE, which PostgreSQL always runs to completion, all on one snapshot; the
+    last (or, with a guard, ``SELECT`` of the guard, so that it is evaluated) is the main
+    statement. A guard that raises aborts the whole statement, so nothing is written."""
+    ctes: list[str] = []
+    params: list[Any] = []
+    if guard is not None:
+        ctes.append(f"armguard_ok AS (SELECT armguard_fenced({guard[0]}) AS ok)")
+        params += guard[1]
+    body = list(statements)
+    main: Statement = ("SELECT ok FROM armguard_ok", ()) if guard is not None else body.pop()
+    for i, (sql, stmt_params) in enumerate(body):
+        ctes.append(f"armguard_s{i} AS ({sql})")
+        params += stmt_params
+    if not ctes:
+        return [main]
+    main_sql, main_params = main
+    # A main statement with a WITH of its own joins its CTEs to ours.
+    rest = main_sql[len("WITH ") :] if main_sql.startswith("WITH ") else None
+    sql = f"WITH {', '.join(ctes)}, {rest}" if rest else f"WITH {', '.join(ctes)} {main_sql}"
+    return [(sql, [*params, *main_params])]
+
+
+class _PgTx:
+    """Statements of one implicit transaction in pipeline mode. ``hold``: results are fetched
+    with a flush request, which keeps the transaction (and its lock) open until ``finish``
+    syncs; otherwise every statement is synced, i.e. committed, on its own (autocommit reads).
+    A statement whose result is not needed (``run``) is only queued and travels with the next
+    one whose rows are, so a transaction costs a round trip per *decision*."""
+
+    __slots__ = ("_conn", "_cur", "_hold", "_pipe", "committed")
 
     def __init__(
         self,
         conn: psycopg.Connection[Any],
         cur: psycopg.Cursor[Any],
         pipe: psycopg.Pipeline | None,
+        *,
+        hold: bool,
     ) -> None:
         self._conn = conn
         self._cur = cur
         self._pipe = pipe
+        self._hold = hold
         self.committed = False
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cur.execute(sql.replace("?", "%s"), params)
-        if self._pipe is not None:
-            self._pipe.sync()
-        if self._cur.description is None:
-            return []
-        return self._cur.fetchall()
+        self._cur.execute(_pg(sql), params)
+        if self._pipe is None or not self._hold:
+            if self._pipe is not None:
+                self._pipe.sync()
+            return self._cur.fetchall() if _has_rows(self._cur) else []
+        return self._cur.fetchall()  # a flush request: the transaction stays open
 
-    def finish(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
-        """The statements and COMMIT in one round trip; the rows of the last statement."""
-        for sql, params in statements:
-            self._cur.execute(sql.replace("?", "%s"), params)
-        self._conn.execute("COMMIT")  # its own cursor: ours keeps the last statement's rows
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cur.execute(_pg(sql), params)
+        if self._pipe is not None and not self._hold:
+            self._pipe.sync()
+
+    def finish(
+        self, statements: Sequence[Statement], *, together: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The statements and the commit (a Sync) in one round trip; the last one's rows."""
+        for sql, params in _together(statements) if together and statements else statements:
+            self._cur.execute(_pg(sql), params)
         if self._pipe is not None:
             self._pipe.sync()
         self.committed = True
-        if self._cur.description is None:
-            return []
-        return self._cur.fetchall()
+        return self._cur.fetchall() if _has_rows(self._cur) else []
 
 
 class PostgresStore(SqlStore):
@@ -192,8 +268,8 @@ class PostgresStore(SqlStore):
         schema: str = "armguard",
         synchronous_commit: str | None = None,
     ) -> None:
-        """``synchronous_commit`` (None: the server's setting) is an explicit opt-in to
-        faster, less durable commits; :mod:`.stores` documents what it risks."""
+        """``synchronous_commit`` (None: the server's setting) is an explicit opt-in to faster,
+        less durable commits; :mod:`.stores` documents what it risks."""
         super().__init__(clock or SystemClock())
         if not isinstance(schema, str) or not _SCHEMA_RE.match(schema):
             raise ValueError(
@@ -216,19 +292,24 @@ class PostgresStore(SqlStore):
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to PostgreSQL at {redact(conninfo)}: {exc}") from exc
         try:
-            if synchronous_commit is not None:
-                with self._guard():
+            with self._guard():
+                if synchronous_commit is not None:
                     self._conn.execute(
                         "SELECT set_config('synchronous_commit', %s, false)", (synchronous_commit,)
                     )
+                self._conn.execute("SET random_page_cost = 1.1")  # see the module docstring
             self._create_schema()
         except BaseException:
             self._conn.close()
             raise
+        # Every statement is prepared on first use: their texts are few and stable.
+        self._conn.prepare_threshold = 0
         # The connection stays in pipeline mode: entering and leaving it per transaction would
         # cost a Sync round trip each time.
         self._stack = ExitStack()
         self._pipe = self._stack.enter_context(self._conn.pipeline())
+        # One cursor for every statement (calls take turns on the connection anyway).
+        self._cur = self._conn.cursor()
 
     def _create_schema(self) -> None:
         # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog; the init lock
@@ -237,16 +318,21 @@ class PostgresStore(SqlStore):
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_INIT_LOCK,))
             cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             cur.execute("SELECT set_config('search_path', %s, false)", (self.schema,))
-            tx = _PgTx(self._conn, cur, None)
+            tx = _PgTx(self._conn, cur, None, hold=False)
             # CREATE INDEX IF NOT EXISTS still locks its table, which would deadlock with
-            # running claims; a store whose schema is in place runs no DDL at all.
-            exists = tx.rows("SELECT to_regclass('armguard_schema') IS NOT NULL")[0][0]
+            # running claims; a store whose schema is in place runs no DDL for its tables.
+            exists, fenced = tx.rows(
+                "SELECT to_regclass('armguard_schema') IS NOT NULL,"
+                " to_regprocedure('armguard_fenced(boolean)') IS NOT NULL"
+            )[0]
             found = tx.rows("SELECT version FROM armguard_schema") if exists else []
             if found and int(found[0][0]) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self._where} has store schema version {found[0][0]}; this armguard"
                     f" understands up to {SCHEMA_VERSION}: upgrade armguard"
                 )
+            if not fenced:
+                cur.execute(_FENCED_FN)  # one statement (its body holds semicolons)
             if found and int(found[0][0]) == SCHEMA_VERSION:
                 return  # the session's search_path persists: set_config(..., false) committed
             for stmt in split_statements(_DDL):
@@ -265,38 +351,120 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def _write(self, lock: WriteLock = "exclusive") -> Iterator[_PgTx]:
-        with self._lock, self._guard(), self._conn.cursor() as cur:
-            tx = _PgTx(self._conn, cur, self._pipe)
+        with self._lock, self._guard():
+            cur = self._cur
+            tx = _PgTx(self._conn, cur, self._pipe, hold=True)
             try:
-                cur.execute("BEGIN")  # queued: travels with the first statement
-                if lock != "none":
-                    cur.execute(_LOCK_SQL[lock], (self._lock_key,))
+                if lock != "none":  # queued: travels with the first statement
+                    cur.execute(f"SELECT {_LOCK_SQL[lock]}", (self._lock_key,))
                 yield tx
                 if not tx.committed:
-                    cur.execute("COMMIT")
-                    self._pipe.sync()
+                    self._pipe.sync()  # commits (a claim that found nothing wrote nothing)
             except BaseException:
                 if not tx.committed:
                     self._rollback(cur)
                 raise
 
     def _rollback(self, cur: psycopg.Cursor[Any]) -> None:
-        # If the connection is gone, the server has rolled back with it.
+        # Ends the implicit transaction without committing (after an error the server has
+        # already rolled it back). If the connection is gone, the server has rolled back.
         with suppress(psycopg.Error):
             cur.execute("ROLLBACK")
+        with suppress(psycopg.Error):
             self._pipe.sync()
+
+    def _once(
+        self,
+        statements: Sequence[Statement],
+        *,
+        lock: WriteLock,
+        guard: Statement | None = None,
+        notify: Change | None = None,
+        together: bool = False,
+    ) -> list[tuple[Any, ...]] | None:
+        if together and (statements or guard is not None):
+            statements, guard = _together(statements, guard), None
+        head: list[str] = []
+        params: list[Any] = []
+        if lock != "none":
+            head.append(_LOCK_SQL[lock])
+            params.append(self._lock_key)
+        if notify is not None:
+            head.append("pg_notify(%s, %s)")  # delivered at commit, dropped on rollback
+            params += [self._notify_channel, notify]
+        with self._lock, self._guard():
+            cur = self._cur
+            failed: psycopg.Error | None = None
+            try:
+                if head:
+                    cur.execute("SELECT " + ", ".join(head), params)
+                if guard is not None:
+                    cur.execute(_pg(f"SELECT armguard_fenced({guard[0]})"), guard[1])
+                for sql, stmt_params in statements:
+                    cur.execute(_pg(sql), stmt_params)
+            except psycopg.Error as exc:
+                failed = exc  # a server error may surface at any later statement; Sync below
+            except BaseException:
+                self._rollback(cur)  # nothing was synced: end the transaction unwritten
+                raise
+            try:
+                self._pipe.sync()
+            except psycopg.Error as exc:
+                failed = failed or exc
+            if failed is not None:
+                if getattr(failed, "sqlstate", None) == _REFUSED:
+                    return None  # the pipeline skipped the rest and the server rolled back
+                raise failed
+            if together:
+                return []
+            # The cursor holds the last statement's result (results arrive in order).
+            return cur.fetchall() if statements and _has_rows(cur) else []
 
     @contextmanager
     def _read(self) -> Iterator[_PgTx]:
-        with self._lock, self._guard(), self._conn.cursor() as cur:
-            yield _PgTx(self._conn, cur, self._pipe)
+        with self._lock, self._guard():
+            yield _PgTx(self._conn, self._cur, self._pipe, hold=False)
 
     # Drawn with the claim's first statement, saving a round trip; a poll that finds nothing
     # leaves a gap in the sequence, which fencing does not mind (tokens only need to grow).
     _fence_expr = "nextval('armguard_fence')"
+    _rows_per_insert = None  # arrays: one INSERT carries any number of rows
 
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])
+
+    def _in(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+        if len(values) == 1:  # the common case, and a second stable text: no array to build
+            return f"{column} = ?", list(values)
+        return f"{column} = ANY(CAST(? AS {sql_type}[]))", [list(values)]
+
+    def _rows_cte(
+        self, name: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Statement:
+        arrays = ", ".join(f"CAST(? AS {t}[])" for t in types)
+        return (
+            f"{name}({', '.join(columns)}) AS (SELECT * FROM unnest({arrays}))",
+            [list(col) for col in zip(*rows, strict=True)] if rows else [[] for _ in columns],
+        )
+
+    def _insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[Statement]:
+        if len(rows) <= 1:  # the common case, and a second stable text: no array to build
+            return super()._insert(table, columns, types, rows)
+        names = ", ".join(columns)
+        arrays = ", ".join(f"CAST(? AS {t}[])" for t in types)
+        return [
+            (
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM unnest({arrays})"
+                f" WITH ORDINALITY AS v({names}, ord) ORDER BY ord",
+                [list(col) for col in zip(*rows, strict=True)],
+            )
+        ]
 
     def _changed(self, change: Change) -> None:
         pass  # the NOTIFY that rode in the transaction reaches this process's listeners too

@@ -1,10 +1,11 @@
 """The claim rules of :mod:`armguard.coordinator.store`, written once for every SQL backend.
 
 Both backends (``sqlite_store``, ``postgres_store``) run exactly this code; they differ only in
-how a write transaction is made exclusive, how a fencing token is drawn, and their DDL. That is
-the point: a second implementation of the rules would be a second set of bugs, and the test
-double that behaves differently from production (procrastinate's in-memory connector) is the
-failure we refuse to repeat.
+how a write transaction is made exclusive, how a fencing token is drawn, how a list of values
+travels in one parameter, where "now" comes from, and their DDL. That is the point: a second
+implementation of the rules would be a second set of bugs, and the test double that behaves
+differently from production (procrastinate's in-memory connector) is the failure we refuse to
+repeat.
 
 Every state-changing transaction (claim, heartbeat, complete, release) runs under one
 store-wide write lock (SQLite ``BEGIN IMMEDIATE``, PostgreSQL a transaction advisory lock);
@@ -13,14 +14,26 @@ never beside a claim. So the rules below read one stable state and need no retry
 never sees job 11 before job 10 commits, and the database adds a backstop of its own:
 ``lease_keys.key`` is a primary key, so no two leases can ever hold one key row.
 
-Statements are few and set-based (one read of leases, held keys, learned scopes, the head of
-the queue and its likely batch; one UPDATE for all results of a completion) because over a
-network each one is a round trip. Events ride in the transaction of the state change they
+Statements are few and set-based because over a network each one costs client time and each
+decision a round trip. A claim reads everything it decides on in one statement (expired leases,
+held keys, learned scopes, the head of the queue and its likely batch, the fencing token, and
+with a linger the age of each resource's burst), then writes and commits in a second round
+trip. Heartbeat, complete and release decide nothing in Python: each is one round trip whose
+*guard* (the lease row exists with this fence and is unexpired — and, for a completion, every
+result names a job running under it) is checked inside the transaction before its writes, and
+a false guard writes nothing (see :meth:`SqlStore._once`). Only then, on the rare refused path,
+is the store read again to say why. Events ride in the transaction of the state change they
 belong to (a claim writes its ``claimed`` events itself), so they cost no commit of their own.
 
 Expired leases are reaped lazily at the start of every claim (takeover): their unfinished jobs
 go back to the queue at their original position with ``attempts + 1``, and the lease row is
 deleted, so the old fence can no longer complete, heartbeat or release anything.
+
+Time: every expiry decision and stored timestamp uses one "now" per statement, ``_now_sql``.
+With a clock injected it is that clock's reading, passed as a parameter (tests, ``ManualClock``,
+and SQLite, whose processes share one machine's clock). A backend may fall back to the database
+server's clock when no clock is injected: workers on many machines then agree on when a lease
+expires whatever their own clocks say.
 """
 
 from __future__ import annotations
@@ -48,20 +61,29 @@ from armguard.coordinator.model import (
 from armguard.coordinator.store import Change
 from armguard.events import EventType, JobEvent
 
-__all__ = ["SCHEMA_VERSION", "SqlStore", "StoreError", "Tx", "WriteLock", "split_statements"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqlStore",
+    "Statement",
+    "StoreError",
+    "Tx",
+    "WriteLock",
+    "split_statements",
+]
 
 WriteLock = Literal["exclusive", "shared", "none"]
+Statement = tuple[str, Sequence[Any]]
 
 SCHEMA_VERSION = 1
 
 _JOB_COLUMNS = (
     "seq, id, spec, state, attempts, outcome, kind, reason, result, created_at, updated_at"
 )
+_CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
 # The head is usually among the first queued jobs; a long blocked backlog is read in growing
 # pages so neither case pays for the other.
 _FIRST_PAGE = 8
 _LAST_PAGE = 512
-_EVENT_ROWS = 200
 
 
 class StoreError(RuntimeError):
@@ -71,52 +93,82 @@ class StoreError(RuntimeError):
 class Tx(Protocol):
     """One statement runner inside a transaction; SQL uses ``?`` placeholders."""
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """A statement that returns rows, and its rows: over a network one round trip, which
+        also carries whatever :meth:`run` queued."""
+        ...
 
-    def finish(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """A statement whose result is not needed: over a network it travels with the next
+        round trip."""
+        ...
+
+    def finish(
+        self, statements: Sequence[Statement], *, together: bool = False
+    ) -> list[tuple[Any, ...]]:
         """Run these statements, then commit: a transaction's last call. Returns the last
-        statement's rows. Over a network it is one round trip, COMMIT included."""
+        statement's rows. Over a network it is one round trip, commit included. ``together``:
+        no statement reads what another one writes, so the backend may run them as one (see
+        :meth:`SqlStore._once`)."""
         ...
 
 
 class SqlStore(ABC):
     """A :class:`~armguard.coordinator.store.Store` over any engine that provides a ``Tx``."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock | None) -> None:
+        """``clock`` None: "now" is the database server's (only where ``_now_sql`` falls back
+        to it)."""
         self._clock = clock
 
     # -- what a backend provides -----------------------------------------------------------
 
     @abstractmethod
     def _write(self, lock: WriteLock = "exclusive") -> AbstractContextManager[Tx]:
-        """A transaction. ``exclusive`` ones are serialised against every other locked one
-        store-wide; ``shared`` ones (submits) only against exclusive ones; ``none`` takes no
-        store lock (a backend with a single writer may serialise everything anyway)."""
+        """A transaction that may take several round trips (claims). ``exclusive`` ones are
+        serialised against every other locked one store-wide; ``shared`` ones only against
+        exclusive ones; ``none`` takes no store lock (a backend with a single writer may
+        serialise everything anyway)."""
+
+    @abstractmethod
+    def _once(
+        self,
+        statements: Sequence[Statement],
+        *,
+        lock: WriteLock,
+        guard: Statement | None = None,
+        notify: Change | None = None,
+        together: bool = False,
+    ) -> list[tuple[Any, ...]] | None:
+        """One transaction in one round trip: take ``lock``, then check ``guard`` (an SQL
+        boolean expression and its parameters) and only if it holds run ``statements`` and
+        commit. Returns the last statement's rows, or None when the guard was false — and
+        then nothing was written. ``notify`` announces the commit to other processes' watchers
+        where the backend has a channel for it (:meth:`_changed` tells this process's).
+
+        ``together``: no statement reads what another one (or the guard) writes, so a backend
+        may run the guard and the statements as one statement, all on one snapshot (PostgreSQL:
+        data-modifying CTEs); each statement then costs neither a message nor a snapshot of
+        its own. The rows returned are then an empty list."""
 
     @abstractmethod
     def _read(self) -> AbstractContextManager[Tx]:
-        """Autocommit statements; also for a write that is one statement (atomic by itself)."""
+        """Autocommit statements that only read."""
 
     _fence_expr: str | None
     """An SQL expression drawing the next fencing token with a claim's first statement, or
     None to draw it with ``_next_fence`` once a batch is chosen."""
 
-    # A channel (PostgreSQL's NOTIFY) that every submit, completion and release announces
-    # itself on, inside its transaction, so idle workers elsewhere wake; None where the backend
-    # has no such channel.
-    _notify_channel: str | None = None
+    _now_sql: str = "?"
+    """The SQL for "now" in seconds since the epoch, with one ``?`` that :meth:`_now` fills:
+    the injected clock's reading, or None where the backend then reads the server's clock."""
+
+    _rows_per_insert: int | None = 200
+    """How many rows one INSERT of :meth:`_insert` carries (None: any number)."""
 
     @abstractmethod
     def _changed(self, change: Change) -> None:
         """Called after such a transaction commits: wake this process's idle workers."""
-
-    def _with_notify(
-        self, statements: Sequence[tuple[str, Sequence[Any]]], change: Change
-    ) -> list[tuple[str, Sequence[Any]]]:
-        if self._notify_channel is None:
-            return list(statements)
-        # First, so the last statement's rows are still the caller's.
-        return [("SELECT pg_notify(?, ?)", (self._notify_channel, change)), *statements]
 
     @abstractmethod
     def watch_changes(self, timeout: float) -> Change | None:
@@ -130,11 +182,72 @@ class SqlStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- how values travel (a backend with arrays overrides these: one parameter per list
+    # keeps the SQL text the same whatever the list's length, so the server can prepare it) --
+
+    def _in(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``: the SQL and its parameters."""
+        return f"{column} IN ({', '.join('?' for _ in values)})", list(values)
+
+    def _rows_cte(
+        self, name: str, columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> Statement:
+        """A common table expression ``name(columns) AS (…)`` holding ``rows``."""
+        marks = ", ".join("?" for _ in columns)
+        return (
+            f"{name}({', '.join(columns)}) AS (VALUES {', '.join(f'({marks})' for _ in rows)})",
+            [v for row in rows for v in row],
+        )
+
+    def _insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        types: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[Statement]:
+        """INSERT statements for ``rows``, which get the table's identity in this order."""
+        marks = "(" + ", ".join("?" for _ in columns) + ")"
+        size = self._rows_per_insert or max(1, len(rows))
+        out: list[Statement] = []
+        for at in range(0, len(rows), size):
+            chunk = rows[at : at + size]
+            out.append(
+                (
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                    + ", ".join(marks for _ in chunk),
+                    [v for row in chunk for v in row],
+                )
+            )
+        return out
+
+    def _now(self) -> float | None:
+        return self._clock.now() if self._clock is not None else None
+
+    def _insert_events(self, lines: Sequence[tuple[str, str]]) -> list[Statement]:
+        return self._insert("events", ("job_id", "line"), ("text", "text"), lines) if lines else []
+
+    def _lease_valid(self, lease: Lease, now: float | None) -> Statement:
+        """The guard of heartbeat, complete and release: the lease row exists with this fence
+        and has not expired. That it still holds all its keys follows, so it is not checked
+        again: ``lease_keys`` rows are written only by the claim that writes their lease row,
+        in its transaction, and deleted only with it (``ON DELETE CASCADE``; nothing updates
+        them), and ``lease_keys.key`` is a primary key, so while this lease row exists no
+        other lease can hold one of its keys. Lease ids are random and a lease's fence never
+        changes; the fence is compared anyway, as the token the caller presents."""
+        if not isinstance(lease, Lease):
+            raise TypeError(f"expected a Lease, not {type(lease).__name__}")
+        return (
+            "EXISTS (SELECT 1 FROM leases WHERE id = ? AND fence = ?"
+            f" AND expires_at > {self._now_sql})",
+            [lease.id, lease.fence, now],
+        )
+
     # -- jobs ------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Job:
         spec_json, keys = _encode_spec(spec)
-        now = self._clock.now()
+        now = self._now()
         job_id = str(uuid.uuid4())
         # One statement: a used idempotency key makes it insert nothing (a concurrent submit
         # with the same key waits on the unique index, then inserts nothing), and only then is
@@ -143,8 +256,8 @@ class SqlStore(ABC):
         insert = (
             "INSERT INTO jobs (id, resource_key, spec, keys, barrier, idem_key, state,"
             " attempts, result, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{}', ?, ?)"
-            " ON CONFLICT (idem_key) DO NOTHING RETURNING seq",
+            f" VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{{}}', {self._now_sql}, {self._now_sql})"
+            " ON CONFLICT (idem_key) DO NOTHING RETURNING seq, created_at",
             (
                 job_id,
                 spec.resource_id.lower(),
@@ -156,24 +269,22 @@ class SqlStore(ABC):
                 now,
             ),
         )
-        with self._write("shared") as tx:
-            inserted = tx.finish(self._with_notify([insert], "submitted"))
-        if inserted:
-            self._changed("submitted")
+        inserted = self._once([insert], lock="shared", notify="submitted")
         if not inserted:
             with self._read() as tx:
                 found = tx.rows(
                     f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idem_key = ?", (spec.idempotency_key,)
                 )
             return _job(found[0])
-        seq = inserted[0][0]
+        self._changed("submitted")
+        seq, created = inserted[0]
         return Job(
             id=job_id,
             seq=int(seq),
             spec=_decode_spec(spec_json),
             state=JobState.QUEUED,
-            created_at=now,
-            updated_at=now,
+            created_at=float(created),
+            updated_at=float(created),
         )
 
     def get(self, job_id: str) -> Job | None:
@@ -216,64 +327,67 @@ class SqlStore(ABC):
         _require_positive_int(max_batch, "max_batch")
         _require_linger(linger, linger_max)
         lines = _event_lines(events)
-        now = self._clock.now()
         with self._write() as tx:
-            held, scopes, fence, first_page, followers = _live_state(
-                tx, now, self._fence_expr, max_batch - 1
-            )
+            live = self._live_state(tx, max_batch - 1, linger > 0)
+            now = live.now
             settled = None
             if linger > 0:
 
                 def settled(cand: _Candidate) -> bool:
-                    return _settled(tx, cand, now, linger, linger_max)
+                    return _settled(
+                        tx, cand, now, linger=linger, linger_max=linger_max, bursts=live.bursts
+                    )
 
-            found = _find_head(tx, held, scopes, first_page, settled)
+            found = _find_head(tx, live.held, live.scopes, live.page, settled)
             if found is None:
                 if lines:
-                    tx.finish(_insert_events(lines))
+                    tx.finish(self._insert_events(lines))
                 return None
             head, passed = found
             batch = [head]
             if not head.barrier and max_batch > 1:
                 # The followers were read for the first queued job; usually that is the head.
-                known = followers if first_page and first_page[0].seq == head.seq else None
+                page = live.page
+                known = live.followers if page and page[0].seq == head.seq else None
                 batch += _coalesce(
                     tx,
                     head,
-                    held=held,
+                    held=live.held,
                     passed=passed,
-                    scopes=scopes,
+                    scopes=live.scopes,
                     room=max_batch - 1,
                     known=known,
                 )
-            keys = sorted(set().union(*(c.effective(scopes) for c in batch)))
-            if fence is None:
-                fence = self._next_fence(tx)
+            keys = sorted(set().union(*(c.effective(live.scopes) for c in batch)))
+            fence = live.fence if live.fence is not None else self._next_fence(tx)
             lease_id = str(uuid.uuid4())
             expires_at = now + ttl
-            seqs = [c.seq for c in batch]
             # The claimed events ride in the claim: a lease never exists without its record.
             ts = isoformat(now)
             lines += [(c.job_id, _claimed_line(ts, c, fence, keys, len(batch))) for c in batch]
+            in_batch, seqs = self._in("seq", [c.seq for c in batch], "bigint")
             updated = tx.finish(
                 [
-                    *_insert_events(lines),
+                    *self._insert_events(lines),
                     (
                         "INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)"
                         " VALUES (?, ?, ?, ?, ?, ?)",
                         (lease_id, owner, fence, json.dumps(keys), expires_at, now),
                     ),
-                    (
-                        "INSERT INTO lease_keys (key, lease_id, fence) VALUES "
-                        + ", ".join("(?, ?, ?)" for _ in keys),
-                        [v for key in keys for v in (key, lease_id, fence)],
+                    *self._insert(
+                        "lease_keys",
+                        ("key", "lease_id", "fence"),
+                        ("text", "text", "bigint"),
+                        [(key, lease_id, fence) for key in keys],
                     ),
                     (
                         "UPDATE jobs SET state = 'running', lease_id = ?, updated_at = ?"
-                        f" WHERE seq IN ({_marks(seqs)}) RETURNING {_JOB_COLUMNS}",
+                        f" WHERE {in_batch} RETURNING {_JOB_COLUMNS}",
                         (lease_id, now, *seqs),
                     ),
-                ]
+                ],
+                # The key rows' foreign key to the lease row is checked at the end.
+                together=True,
             )
         return Lease(
             id=lease_id,
@@ -286,27 +400,36 @@ class SqlStore(ABC):
 
     def heartbeat(self, lease: Lease, ttl: float) -> Lease:
         _require_ttl(ttl)
-        now = self._clock.now()
-        with self._write() as tx:
-            owner, keys, _ = self._check(tx, lease, now)
-            expires_at = now + ttl
-            found = tx.finish(
-                [
-                    ("UPDATE leases SET expires_at = ? WHERE id = ?", (expires_at, lease.id)),
-                    (
-                        f"SELECT {_JOB_COLUMNS} FROM jobs WHERE lease_id = ? AND state = 'running'"
-                        " ORDER BY seq",
-                        (lease.id,),
-                    ),
-                ]
-            )
+        now = self._now()
+        done = self._once(
+            [
+                (
+                    f"UPDATE leases SET expires_at = {self._now_sql} + ? WHERE id = ?",
+                    (now, ttl, lease.id),
+                ),
+                # The lease and its running jobs (it has one at least: a lease ends with its
+                # last running job); a LEFT JOIN all the same.
+                (
+                    "SELECT l.owner, l.keys, l.expires_at, "
+                    + ", ".join(f"j.{c.strip()}" for c in _JOB_COLUMNS.split(","))
+                    + " FROM leases l LEFT JOIN jobs j ON j.lease_id = l.id"
+                    " AND j.state = 'running' WHERE l.id = ? ORDER BY j.seq",
+                    (lease.id,),
+                ),
+            ],
+            lock="exclusive",
+            guard=self._lease_valid(lease, now),
+        )
+        if not done:
+            raise self._refused(lease)
+        owner, keys, expires_at = done[0][:3]
         return Lease(
             id=lease.id,
-            owner=owner,
-            keys=keys,
+            owner=str(owner),
+            keys=tuple(json.loads(keys)),
             fence=lease.fence,
-            expires_at=expires_at,
-            jobs=tuple(_job(r) for r in found),
+            expires_at=float(expires_at),
+            jobs=tuple(_job(r[3:]) for r in done if r[3] is not None),
         )
 
     def complete(
@@ -314,93 +437,126 @@ class SqlStore(ABC):
     ) -> None:
         encoded = _encode_results(results)
         lines = _event_lines(events)
-        now = self._clock.now()
-        with self._write() as tx:
-            _, _, running = self._check(tx, lease, now)
-            stray = sorted({e[0] for e in encoded} - set(running))
-            if stray:
-                raise ValueError(f"jobs {', '.join(stray)} are not running under lease {lease.id}")
-            if not encoded:
-                if lines:
-                    tx.finish(_insert_events(lines))
-                return
+        now = self._now()
+        guard_sql, guard_params = self._lease_valid(lease, now)
+        statements: list[Statement] = self._insert_events(lines)
+        ids = [e[0] for e in encoded]
+        if encoded:
+            # Every result names a job running under this lease, or nothing is recorded.
+            in_ids, id_params = self._in("id", ids, "text")
+            guard_sql += (
+                " AND (SELECT COUNT(*) FROM jobs WHERE lease_id = ? AND state = 'running'"
+                f" AND {in_ids}) = ?"
+            )
+            guard_params = [*guard_params, lease.id, *id_params, len(ids)]
             # All results in one statement (a lone one skips the VALUES table SQLite would
-            # materialise), and the lease ends with them when they were its last jobs.
+            # materialise); the guard has already matched each id to a running job.
             if len(encoded) == 1:
                 job_id, outcome, kind, reason, result = encoded[0]
-                update: tuple[str, Sequence[Any]] = (
-                    "UPDATE jobs SET state = 'done', outcome = ?, kind = ?, reason = ?,"
-                    " result = ?, updated_at = ? WHERE id = ?",
-                    (outcome, kind, reason, result, now, job_id),
+                statements.append(
+                    (
+                        "UPDATE jobs SET state = 'done', outcome = ?, kind = ?, reason = ?,"
+                        f" result = ?, updated_at = {self._now_sql} WHERE id = ?",
+                        (outcome, kind, reason, result, now, job_id),
+                    )
                 )
             else:
-                update = (
-                    "UPDATE jobs SET state = 'done', outcome = v.column2, kind = v.column3,"
-                    " reason = v.column4, result = v.column5, updated_at = ? FROM (VALUES "
-                    + ", ".join("(?, ?, ?, ?, ?)" for _ in encoded)
-                    + ") AS v WHERE jobs.id = v.column1",
-                    [now, *(v for row in encoded for v in row)],
+                cte, cte_params = self._rows_cte(
+                    "v", ("id", "outcome", "kind", "reason", "result"), ("text",) * 5, encoded
                 )
-            statements = [update, *_insert_events(lines)]
-            if len(encoded) == len(running):
-                statements.append(_end_lease(lease.id))
-            tx.finish(self._with_notify(statements, "freed"))
-        self._changed("freed")
+                statements.append(
+                    (
+                        f"WITH {cte} UPDATE jobs SET state = 'done', outcome = v.outcome,"
+                        " kind = v.kind, reason = v.reason, result = v.result,"
+                        f" updated_at = {self._now_sql} FROM v WHERE jobs.id = v.id",
+                        [*cte_params, now],
+                    )
+                )
+            # The lease ends with its last running jobs (their keys cascade with it): when no
+            # job but these runs under it. Read before the update, so it runs beside it.
+            statements.append(
+                (
+                    "DELETE FROM leases WHERE id = ? AND NOT EXISTS (SELECT 1 FROM jobs"
+                    f" WHERE lease_id = ? AND state = 'running' AND NOT ({in_ids}))",
+                    (lease.id, lease.id, *id_params),
+                )
+            )
+        done = self._once(
+            statements,
+            lock="exclusive",
+            guard=(guard_sql, guard_params),
+            notify="freed" if encoded else None,
+            together=True,
+        )
+        if done is None:
+            raise self._refused(lease, ids)
+        if encoded:
+            self._changed("freed")
 
     def release(self, lease: Lease, events: Sequence[JobEvent] = ()) -> None:
         lines = _event_lines(events)
-        now = self._clock.now()
-        with self._write() as tx:
-            self._check(tx, lease, now)
-            tx.finish(
-                self._with_notify(
-                    [
-                        *_insert_events(lines),
-                        (
-                            "UPDATE jobs SET state = 'queued', lease_id = NULL, updated_at = ?"
-                            " WHERE lease_id = ? AND state = 'running'",
-                            (now, lease.id),
-                        ),
-                        _end_lease(lease.id),
-                    ],
-                    "freed",
-                )
-            )
+        now = self._now()
+        done = self._once(
+            [
+                *self._insert_events(lines),
+                (
+                    f"UPDATE jobs SET state = 'queued', lease_id = NULL, updated_at = {self._now_sql}"
+                    " WHERE lease_id = ? AND state = 'running'",
+                    (now, lease.id),
+                ),
+                ("DELETE FROM leases WHERE id = ?", (lease.id,)),  # its lease_keys cascade
+            ],
+            lock="exclusive",
+            guard=self._lease_valid(lease, now),
+            notify="freed",
+            together=True,
+        )
+        if done is None:
+            raise self._refused(lease)
         self._changed("freed")
 
-    def _check(self, tx: Tx, lease: Lease, now: float) -> tuple[str, tuple[str, ...], list[str]]:
-        """The fence: the lease row exists, is unexpired by the store clock, carries this fence,
-        and every one of its keys is still held under this fence. Returns the owner, the keys
-        and the ids of the lease's jobs still running."""
-        if not isinstance(lease, Lease):
-            raise TypeError(f"expected a Lease, not {type(lease).__name__}")
-        found = tx.rows(
-            "SELECT l.owner, l.fence, l.keys, l.expires_at, (SELECT COUNT(*) FROM lease_keys k"
-            " WHERE k.lease_id = l.id AND k.fence = l.fence), j.id FROM leases l"
-            " LEFT JOIN jobs j ON j.lease_id = l.id AND j.state = 'running' WHERE l.id = ?",
-            (lease.id,),
-        )
-        if not found:
-            raise LeaseLost(
-                lease.id,
-                lease.fence,
-                "it has ended (completed, released, or expired and taken over)",
+    def _refused(self, lease: Lease, results: Sequence[str] = ()) -> Exception:
+        """Why a guard refused ``lease``, read after the fact: a lease that has lost its fence
+        never regains it and a job never starts running again under an old lease, so the
+        reason found now is a reason that held then. LeaseLost, or ValueError for results
+        naming jobs that do not run under the (still valid) lease."""
+        with self._read() as tx:
+            found = tx.rows(
+                "SELECT l.owner, l.fence, l.keys, l.expires_at,"
+                f" CASE WHEN l.expires_at <= {self._now_sql} THEN 1 ELSE 0 END,"
+                " (SELECT COUNT(*) FROM lease_keys k WHERE k.lease_id = l.id AND k.fence = l.fence),"
+                " j.id FROM leases l LEFT JOIN jobs j ON j.lease_id = l.id AND j.state = 'running'"
+                " WHERE l.id = ?",
+                (self._now(), lease.id),
             )
-        owner, fence, keys_json, expires_at, still_held, _ = found[0]
-        if int(fence) != lease.fence:
-            raise LeaseLost(lease.id, lease.fence, f"the store holds it under fence {fence}")
-        if float(expires_at) <= now:
-            raise LeaseLost(lease.id, lease.fence, f"it expired at {isoformat(float(expires_at))}")
-        keys: list[str] = json.loads(keys_json)
-        if int(still_held) != len(keys):
-            holders = dict(
-                tx.rows(f"SELECT key, fence FROM lease_keys WHERE key IN ({_marks(keys)})", keys)
-            )
-            lost = sorted(k for k in keys if holders.get(k) != lease.fence)
-            raise LeaseLost(
-                lease.id, lease.fence, f"its keys {', '.join(lost)} are held by other fences"
-            )
-        return str(owner), tuple(keys), [r[5] for r in found if r[5] is not None]
+            if not found:
+                return LeaseLost(
+                    lease.id,
+                    lease.fence,
+                    "it has ended (completed, released, or expired and taken over)",
+                )
+            _, fence, keys_json, expires_at, expired, still_held, _ = found[0]
+            if int(fence) != lease.fence:
+                return LeaseLost(lease.id, lease.fence, f"the store holds it under fence {fence}")
+            if int(expired):
+                return LeaseLost(
+                    lease.id, lease.fence, f"it expired at {isoformat(float(expires_at))}"
+                )
+            keys: list[str] = json.loads(keys_json)
+            if int(still_held) != len(keys):  # cannot happen while the schema holds (above)
+                in_keys, key_params = self._in("key", keys, "text")
+                holders = dict(
+                    tx.rows(f"SELECT key, fence FROM lease_keys WHERE {in_keys}", key_params)
+                )
+                lost = sorted(k for k in keys if holders.get(k) != lease.fence)
+                return LeaseLost(
+                    lease.id, lease.fence, f"its keys {', '.join(lost)} are held by other fences"
+                )
+        running = {r[6] for r in found}
+        stray = sorted(set(results) - running)
+        if stray:
+            return ValueError(f"jobs {', '.join(stray)} are not running under lease {lease.id}")
+        return LeaseLost(lease.id, lease.fence, "the store refused its fence")
 
     # -- events and learned scopes -----------------------------------------------------------
 
@@ -411,8 +567,7 @@ class SqlStore(ABC):
         # A write like any other: on SQLite it queues on the process's write gate (an
         # autocommit INSERT would go around it, through SQLite's sleeping busy handler, and
         # look to this process's watchers like another process's commit).
-        with self._write("none") as tx:
-            tx.finish(_insert_events(lines))
+        self._once(self._insert_events(lines), lock="none", together=True)
 
     def events(self, job_id: str | None = None) -> list[JobEvent]:
         with self._read() as tx:
@@ -430,19 +585,19 @@ class SqlStore(ABC):
         key, other = key.lower(), other.lower()
         if key == other:
             raise ValueError(f"a key cannot depend on itself: {key}")
-        now = self._clock.now()
-        with self._write("none") as tx:
-            tx.finish(
-                [
-                    (
-                        "INSERT INTO learned_scopes (key, other, reason, seen, first_seen, last_seen)"
-                        " VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT (key, other) DO UPDATE SET"
-                        " seen = learned_scopes.seen + 1, reason = excluded.reason,"
-                        " last_seen = excluded.last_seen",
-                        (key, other, reason, now, now),
-                    )
-                ]
-            )
+        now = self._now()
+        self._once(
+            [
+                (
+                    "INSERT INTO learned_scopes (key, other, reason, seen, first_seen, last_seen)"
+                    f" VALUES (?, ?, ?, 1, {self._now_sql}, {self._now_sql})"
+                    " ON CONFLICT (key, other) DO UPDATE SET seen = learned_scopes.seen + 1,"
+                    " reason = excluded.reason, last_seen = excluded.last_seen",
+                    (key, other, reason, now, now),
+                )
+            ],
+            lock="none",
+        )
 
     def learned_scopes(self) -> list[LearnedScope]:
         with self._read() as tx:
@@ -457,8 +612,101 @@ class SqlStore(ABC):
             for k, o, r, s, f, la in found
         ]
 
+    # -- the claim's one read ----------------------------------------------------------------
 
-_CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
+    def _live_state(self, tx: Tx, room: int, bursts: bool) -> _LiveState:
+        """Reap expired leases (takeover) and return "now", the keys still held, the learned
+        scopes, (if the backend draws it here) a fencing token, the first page of the queue,
+        the rows :func:`_coalesce` reads for the first queued job (at most ``room``
+        followers) and, with ``bursts``, the oldest and newest queued job of each resource on
+        the first page (linger) — all read in one statement: a claim's cost is mostly round
+        trips. The page and the followers are None when the reap requeued jobs, which they
+        could not have seen."""
+        now_param = self._now()
+        live = _LiveState()
+        page: list[_Candidate] = []
+        followers: list[tuple[Any, ...]] = []
+        expired: list[str] = []
+        holders: list[tuple[str, str]] = []
+        # Columns: a tag, then _CANDIDATE_COLUMNS' shapes (a number, four texts and an
+        # integer), then two floats; the first branch types them (PostgreSQL resolves a
+        # union's column types pair by pair, so untyped NULLs there would become text).
+        nulls5 = "NULL, NULL, NULL, NULL, NULL"
+        draw = (
+            f" UNION ALL SELECT 'f', {self._fence_expr}, {nulls5}, NULL, NULL"
+            if self._fence_expr
+            else ""
+        )
+        burst = (
+            " UNION ALL SELECT 'l', NULL, resource_key, NULL, NULL, NULL, NULL,"
+            " MIN(created_at), MAX(created_at) FROM jobs WHERE state = 'queued'"
+            " AND resource_key IN (SELECT resource_key FROM page) GROUP BY resource_key"
+            if bursts
+            else ""
+        )
+        for tag, *row in tx.rows(
+            "WITH head AS (SELECT seq, resource_key, barrier FROM jobs WHERE state = 'queued'"
+            " ORDER BY seq LIMIT 1),"
+            # A barrier head rides alone: reading its followers would be wasted.
+            f" same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
+            " AND resource_key = (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
+            " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?),"
+            f" page AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
+            f" ORDER BY seq LIMIT {_FIRST_PAGE})"
+            " SELECT 'n', CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),"
+            " CAST(NULL AS INTEGER), CAST(NULL AS TEXT), CAST(NULL AS TEXT),"
+            f" {self._now_sql}, CAST(NULL AS DOUBLE PRECISION)"
+            f" UNION ALL SELECT 'x', NULL, id, NULL, NULL, NULL, NULL, NULL, NULL FROM leases"
+            f" WHERE expires_at <= {self._now_sql}"
+            " UNION ALL SELECT 'h', NULL, key, lease_id, NULL, NULL, NULL, NULL, NULL"
+            " FROM lease_keys"
+            " UNION ALL SELECT 's', NULL, key, other, NULL, NULL, NULL, NULL, NULL"
+            " FROM learned_scopes"
+            f" UNION ALL SELECT 'q', {_CANDIDATE_COLUMNS}, NULL, NULL FROM page"
+            f" UNION ALL SELECT 'c', {_CANDIDATE_COLUMNS}, NULL, NULL FROM same"
+            f" UNION ALL SELECT 'b', {_CANDIDATE_COLUMNS}, NULL, NULL FROM jobs"
+            " WHERE state = 'queued' AND resource_key <> (SELECT resource_key FROM head)"
+            " AND seq > (SELECT seq FROM head) AND seq < (SELECT MAX(seq) FROM same)"
+            + draw
+            + burst,
+            (room, now_param, now_param),
+        ):
+            if tag == "q":
+                page.append(_Candidate(row[:6]))
+            elif tag in ("c", "b"):
+                followers.append((int(tag == "c"), *row[:6]))
+            elif tag == "h":
+                holders.append((row[1], row[2]))
+            elif tag == "s":
+                live.scopes.setdefault(row[1], set()).add(row[2])
+                live.scopes.setdefault(row[2], set()).add(row[1])
+            elif tag == "x":
+                expired.append(row[1])
+            elif tag == "l":
+                live.bursts[row[1]] = (float(row[6]), float(row[7]))
+            elif tag == "f":
+                live.fence = int(row[0])
+            else:  # "n"
+                live.now = now_param if now_param is not None else float(row[6])
+        if expired:
+            in_expired, lease_ids = self._in("lease_id", expired, "text")
+            tx.run(
+                "UPDATE jobs SET state = 'queued', lease_id = NULL, attempts = attempts + 1,"
+                f" updated_at = ? WHERE state = 'running' AND {in_expired}",
+                (live.now, *lease_ids),
+            )
+            in_leases, lease_ids = self._in("id", expired, "text")
+            tx.run(f"DELETE FROM leases WHERE {in_leases}", lease_ids)  # keys cascade
+            gone = set(expired)
+            live.held = {k for k, lease_id in holders if lease_id not in gone}
+            live.page = live.followers = None
+            live.bursts = {}
+            return live
+        live.held = {key for key, _ in holders}
+        # Both were read in seq order; the union does not promise to keep it.
+        live.page = sorted(page, key=lambda c: c.seq)
+        live.followers = sorted(followers, key=lambda r: int(r[1]))
+        return live
 
 
 class _Candidate:
@@ -488,6 +736,21 @@ class _Candidate:
         for key in keys:
             out |= scopes.get(key, set())
         return out
+
+
+class _LiveState:
+    """What a claim's first statement read (see :meth:`SqlStore._live_state`)."""
+
+    __slots__ = ("bursts", "fence", "followers", "held", "now", "page", "scopes")
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.held: set[str] = set()
+        self.scopes: dict[str, set[str]] = {}
+        self.fence: int | None = None
+        self.page: list[_Candidate] | None = []
+        self.followers: list[tuple[Any, ...]] | None = []
+        self.bursts: dict[str, tuple[float, float]] = {}
 
 
 def _queued_page(after: int, size: int) -> tuple[str, tuple[int, int]]:
@@ -532,19 +795,32 @@ def _find_head(
         page = None
 
 
-def _settled(tx: Tx, head: _Candidate, now: float, linger: float, linger_max: float) -> bool:
+def _settled(
+    tx: Tx,
+    head: _Candidate,
+    now: float,
+    *,
+    linger: float,
+    linger_max: float,
+    bursts: Mapping[str, tuple[float, float]],
+) -> bool:
     """Debounce: a resource's queued jobs are claimed once no job has joined them for
     ``linger`` seconds — a burst of writers becomes one ARM write — or once the oldest has
     waited ``linger_max``, so a steady stream cannot hold them back for ever. The head is the
-    oldest queued job on its resource (an older one would share its key and block it)."""
-    oldest, newest = tx.rows(
-        "SELECT MIN(created_at), MAX(created_at) FROM jobs WHERE state = 'queued'"
-        " AND resource_key = ?",
-        (head.resource_key,),
-    )[0]
-    if oldest is None:
-        return True
-    return now - float(newest) >= linger or now - float(oldest) >= linger_max
+    oldest queued job on its resource (an older one would share its key and block it).
+    ``bursts`` holds (oldest, newest) for the resources of the first page, read with the live
+    state; others are read here."""
+    found = bursts.get(head.resource_key)
+    if found is None:
+        oldest, newest = tx.rows(
+            "SELECT MIN(created_at), MAX(created_at) FROM jobs WHERE state = 'queued'"
+            " AND resource_key = ?",
+            (head.resource_key,),
+        )[0]
+        if oldest is None:
+            return True
+        found = (float(oldest), float(newest))
+    return now - found[1] >= linger or now - found[0] >= linger_max
 
 
 def _coalesce(
@@ -607,91 +883,6 @@ def _coalesce(
             break
         taken.append(cand)
     return taken
-
-
-def _live_state(
-    tx: Tx, now: float, fence_expr: str | None, room: int
-) -> tuple[
-    set[str],
-    dict[str, set[str]],
-    int | None,
-    list[_Candidate] | None,
-    list[tuple[Any, ...]] | None,
-]:
-    """Reap expired leases (takeover) and return the keys still held, the learned scopes,
-    (if the backend draws it here) a fencing token, the first page of the queue and the rows
-    :func:`_coalesce` reads for the first queued job (at most ``room`` followers), all read in
-    one statement: a claim's cost is mostly round trips. The page and the followers are None
-    when the reap requeued jobs, which they could not have seen."""
-    expired: list[str] = []
-    holders: list[tuple[str, str]] = []
-    scopes: dict[str, set[str]] = {}
-    fence: int | None = None
-    page: list[_Candidate] = []
-    followers: list[tuple[Any, ...]] = []
-    draw = (
-        f" UNION ALL SELECT 'f', CAST({fence_expr} AS TEXT), NULL, NULL, NULL, NULL, NULL"
-        if fence_expr
-        else ""
-    )
-    cols = "CAST(seq AS TEXT), resource_key, keys, CAST(barrier AS TEXT), id, spec"
-    for tag, *row in tx.rows(
-        "WITH head AS (SELECT seq, resource_key, barrier FROM jobs WHERE state = 'queued'"
-        " ORDER BY seq LIMIT 1),"
-        # A barrier head rides alone: reading its followers would be wasted.
-        f" same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
-        " AND resource_key = (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
-        " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?)"
-        " SELECT 'x', id, NULL, NULL, NULL, NULL, NULL FROM leases WHERE expires_at <= ?"
-        " UNION ALL SELECT 'h', key, lease_id, NULL, NULL, NULL, NULL FROM lease_keys"
-        " UNION ALL SELECT 's', key, other, NULL, NULL, NULL, NULL FROM learned_scopes"
-        f" UNION ALL SELECT 'q', {cols} FROM ({_queued_page(0, _FIRST_PAGE)[0]}) AS q"
-        f" UNION ALL SELECT 'c', {cols} FROM same"
-        f" UNION ALL SELECT 'b', {cols} FROM jobs WHERE state = 'queued'"
-        " AND resource_key <> (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
-        " AND seq < (SELECT MAX(seq) FROM same)" + draw,
-        (room, now, 0, _FIRST_PAGE),
-    ):
-        if tag == "q":
-            page.append(_Candidate(row))
-        elif tag in ("c", "b"):
-            followers.append((int(tag == "c"), *row))
-        elif tag == "f":
-            fence = int(row[0])
-        elif tag == "x":
-            expired.append(row[0])
-        elif tag == "h":
-            holders.append((row[0], row[1]))
-        else:
-            scopes.setdefault(row[0], set()).add(row[1])
-            scopes.setdefault(row[1], set()).add(row[0])
-    if expired:
-        marks = _marks(expired)
-        tx.rows(
-            "UPDATE jobs SET state = 'queued', lease_id = NULL, attempts = attempts + 1,"
-            f" updated_at = ? WHERE state = 'running' AND lease_id IN ({marks})",
-            (now, *expired),
-        )
-        tx.rows(f"DELETE FROM leases WHERE id IN ({marks})", expired)  # keys cascade
-        return (
-            {k for k, lease_id in holders if lease_id not in set(expired)},
-            scopes,
-            fence,
-            None,
-            None,
-        )
-    # Both were read in seq order; the union does not promise to keep it.
-    page.sort(key=lambda c: c.seq)
-    followers.sort(key=lambda r: int(r[1]))
-    return {key for key, _ in holders}, scopes, fence, page, followers
-
-
-def _end_lease(lease_id: str) -> tuple[str, Sequence[Any]]:
-    return ("DELETE FROM leases WHERE id = ?", (lease_id,))  # its lease_keys rows cascade
-
-
-def _marks(values: Sequence[object]) -> str:
-    return ", ".join("?" for _ in values)
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -806,20 +997,6 @@ def _event_lines(events: Sequence[JobEvent]) -> list[tuple[str, str]]:
             raise TypeError(f"expected a JobEvent, not {type(event).__name__}")
         lines.append((event.job_id, event.to_json()))
     return lines
-
-
-def _insert_events(lines: Sequence[tuple[str, str]]) -> list[tuple[str, Sequence[Any]]]:
-    """INSERT statements for these lines, in order, at most ``_EVENT_ROWS`` rows each."""
-    out: list[tuple[str, Sequence[Any]]] = []
-    for at in range(0, len(lines), _EVENT_ROWS):
-        chunk = lines[at : at + _EVENT_ROWS]
-        out.append(
-            (
-                "INSERT INTO events (job_id, line) VALUES " + ", ".join("(?, ?)" for _ in chunk),
-                [v for row in chunk for v in row],
-            )
-        )
-    return out
 
 
 def _claimed_line(ts: str, cand: _Candidate, fence: int, keys: list[str], batch: int) -> str:

@@ -32,6 +32,7 @@ from armguard.clock import Clock, SystemClock
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
     SqlStore,
+    Statement,
     StoreError,
     Tx,
     WriteLock,
@@ -145,17 +146,27 @@ INSERT INTO counters (name, value) VALUES ('fence', 0) ON CONFLICT (name) DO NOT
 
 
 class _SqliteTx:
-    __slots__ = ("_conn", "_path", "committed")
+    __slots__ = ("_conn", "_path", "abandoned", "committed")
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._path = path
         self.committed = False
+        self.abandoned = False
+
+    def abandon(self) -> None:
+        """Roll back instead of committing when the transaction ends."""
+        self.abandoned = True
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self._conn.execute(sql, params).fetchall()
 
-    def finish(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple[Any, ...]]:
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, params)
+
+    def finish(
+        self, statements: Sequence[Statement], *, together: bool = False
+    ) -> list[tuple[Any, ...]]:
         last: list[tuple[Any, ...]] = []
         for sql, params in statements:
             last = self.rows(sql, params)
@@ -254,7 +265,9 @@ class SqliteStore(SqlStore):
                 if not tx.committed:
                     conn.execute("ROLLBACK")
                 raise
-            if not tx.committed:
+            if tx.abandoned:
+                conn.execute("ROLLBACK")
+            elif not tx.committed:
                 try:
                     conn.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
@@ -265,6 +278,26 @@ class SqliteStore(SqlStore):
             self._file.commits += 1  # under the gate: no other thread of ours is writing
         finally:
             self._gate.release()
+
+    def _once(
+        self,
+        statements: Sequence[Statement],
+        *,
+        lock: WriteLock,
+        guard: Statement | None = None,
+        notify: Change | None = None,
+        together: bool = False,
+    ) -> list[tuple[Any, ...]] | None:
+        # In-process statements cost no round trip: the guard is simply checked first, and
+        # ``together`` changes nothing.
+        with self._write(lock) as tx:
+            if guard is not None and not tx.rows(f"SELECT {guard[0]}", guard[1])[0][0]:
+                tx.abandon()
+                return None
+            last: list[tuple[Any, ...]] = []
+            for sql, params in statements:
+                last = tx.rows(sql, params)
+            return [] if together else last
 
     @contextmanager
     def _read(self) -> Iterator[_SqliteTx]:
