@@ -12,7 +12,9 @@ events rode with claims and completions, kept for comparing with those numbers. 
 
 PostgreSQL: ``ARMGUARD_BENCH_POSTGRES_URL`` (or ``ARMGUARD_TEST_POSTGRES_URL``) if set, else a
 throw-away local PostgreSQL 15 with shipped durability settings (fsync on, synchronous_commit
-on). SQLite: a WAL file with ``synchronous=NORMAL`` (see ``sqlite_store``). Prints JSON.
+on); leases on the server's clock, as deployed (the system clock given to the store means real
+time, see ``postgres_store``). SQLite: a WAL file with ``synchronous=NORMAL`` (see
+``sqlite_store``). Prints JSON.
 
     python benchmarks/store_overhead.py [--jobs 1000] [--repeat 3] [--backends sqlite,postgres]
         [--submitted-events] [--pg-no-sync] [--statement-timings]
@@ -362,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             report["results"]["postgres"] = bench_backend(
                 open_pg, drop_pg, args.jobs, args.repeat, args.submitted_events
             )
-            report["notes"]["postgres"] = f"{where}, psycopg, one connection, loopback"
+            report["notes"]["postgres"] = (
+                f"{where}, psycopg, one connection, loopback, leases on the server's clock"
+            )
             if args.statement_timings:
                 store = open_pg()
                 try:

@@ -51,6 +51,14 @@ a new store whose statistics autovacuum has not gathered yet read every queued j
 them to find the first eight (0.5 ms a claim at a thousand queued jobs) instead of walking the
 queue index.
 
+Time: without an injected clock (or with the plain system clock) "now" is the server's
+``statement_timestamp()``, read inside the statement that decides — a claim's live-state read
+returns it, and the claim stores leases, events and timestamps with that value; heartbeats,
+completions and releases compare expiry in the guard. Workers on machines whose clocks disagree
+therefore agree on when a lease expires: a fast clock cannot take over a live lease and a slow
+one cannot complete an expired one. ``Lease.expires_at``, ``Job.created_at`` and the like are
+server time. An injected clock (tests: ``ManualClock``) is used instead, exactly as before.
+
 ``synchronous_commit`` is the server's unless the store URL opts in (see :mod:`.stores`).
 
 The database also enforces the key exclusion by itself: ``lease_keys.key`` is a primary key, so
@@ -118,6 +126,12 @@ BEGIN
 END
 $fn$
 """
+
+# Server time when no clock is injected (the parameter is then None); see the module docstring.
+_NOW_SQL = (
+    "COALESCE(CAST(? AS DOUBLE PRECISION),"
+    " CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS DOUBLE PRECISION))"
+)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS armguard_schema (version INTEGER NOT NULL);
@@ -268,9 +282,11 @@ class PostgresStore(SqlStore):
         schema: str = "armguard",
         synchronous_commit: str | None = None,
     ) -> None:
-        """``synchronous_commit`` (None: the server's setting) is an explicit opt-in to faster,
+        """``clock``: None or the plain :class:`SystemClock` — leases run on the server's
+        clock (see the module docstring); any other clock is used as given (tests).
+        ``synchronous_commit`` (None: the server's setting) is an explicit opt-in to faster,
         less durable commits; :mod:`.stores` documents what it risks."""
-        super().__init__(clock or SystemClock())
+        super().__init__(None if clock is None or type(clock) is SystemClock else clock)
         if not isinstance(schema, str) or not _SCHEMA_RE.match(schema):
             raise ValueError(
                 f"schema must be a lower-case SQL identifier (letters, digits, _), not {schema!r}"
@@ -310,6 +326,11 @@ class PostgresStore(SqlStore):
         self._pipe = self._stack.enter_context(self._conn.pipeline())
         # One cursor for every statement (calls take turns on the connection anyway).
         self._cur = self._conn.cursor()
+
+    @property
+    def server_time(self) -> bool:
+        """True when leases run on the server's clock (no clock injected)."""
+        return self._clock is None
 
     def _create_schema(self) -> None:
         # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog; the init lock
@@ -428,6 +449,7 @@ class PostgresStore(SqlStore):
     # Drawn with the claim's first statement, saving a round trip; a poll that finds nothing
     # leaves a gap in the sequence, which fencing does not mind (tokens only need to grow).
     _fence_expr = "nextval('armguard_fence')"
+    _now_sql = _NOW_SQL
     _rows_per_insert = None  # arrays: one INSERT carries any number of rows
 
     def _next_fence(self, tx: Tx) -> int:

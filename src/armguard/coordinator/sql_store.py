@@ -32,8 +32,8 @@ deleted, so the old fence can no longer complete, heartbeat or release anything.
 Time: every expiry decision and stored timestamp uses one "now" per statement, ``_now_sql``.
 With a clock injected it is that clock's reading, passed as a parameter (tests, ``ManualClock``,
 and SQLite, whose processes share one machine's clock). A backend may fall back to the database
-server's clock when no clock is injected: workers on many machines then agree on when a lease
-expires whatever their own clocks say.
+server's clock when no clock is injected (PostgreSQL does): workers on many machines then agree
+on when a lease expires whatever their own clocks say.
 """
 
 from __future__ import annotations

@@ -14,6 +14,11 @@
   one; queued on a Python lock they get it the moment it is released. Other processes still
   queue through the busy timeout.
 * Fencing tokens come from one counter row, incremented inside the claim transaction.
+* Leases run on this machine's clock (the injected one, by default the system clock): every
+  process using the file runs on this machine and reads the same clock, so no process can see a
+  lease expire earlier or later than another does. (PostgreSQL's workers run on many machines,
+  which is why that store takes "now" from the server.) A clock stepped back or forward by hand
+  or NTP moves every lease on the machine alike.
 * ``foreign_keys`` on, so a lease's key rows go with it (``ON DELETE CASCADE``).
 """
 
