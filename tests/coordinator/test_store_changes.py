@@ -141,3 +141,19 @@ def test_event_appends_and_learned_scopes_are_no_change(db: StoreDb) -> None:
     writer.learn_scope(VM, f"{VM}/extensions/agent", "AnotherOperationInProgress")
     assert watcher.watch_changes(0) is None
     assert len(writer.events(job.id)) == 451
+
+
+def test_a_completion_wins_over_a_submit_that_came_first(db: StoreDb) -> None:
+    """Both since the last look: keys may be free, so the answer is 'freed' (an idle worker
+    lingering on a submit would otherwise not look for free keys), and it is one answer, not
+    one per commit."""
+    clock = ManualClock()
+    watcher, writer = db.open(clock), db.open(clock)
+    writer.submit(_spec(1))
+    lease = writer.claim("w", 30)
+    assert lease is not None
+    _drain(watcher)
+    writer.submit(_spec(2))
+    writer.complete(lease, [JobResult(lease.jobs[0].id, Outcome.APPLIED)])
+    assert watcher.watch_changes(BOUND_S) == "freed"
+    assert watcher.watch_changes(0) is None

@@ -502,14 +502,22 @@ class PostgresStore(SqlStore):
                 self._listener.execute(f'LISTEN "{self._notify_channel}"')
                 # Whatever committed before we listened went unannounced: say keys may be free.
                 return "freed"
+            seen: set[str] = set()
             for note in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-                return "submitted" if note.payload == "submitted" else "freed"
+                seen.add(note.payload)
+            if not seen:
+                return None
+            # Everything else already delivered belongs to the same answer: "freed" wins
+            # (keys may be free) however the commits were ordered, and a burst of commits
+            # wakes the caller once, not once per commit.
+            for note in self._listener.notifies(timeout=0.0):
+                seen.add(note.payload)
+            return "submitted" if seen == {"submitted"} else "freed"
         except psycopg.Error as exc:
             if self._listener is not None:
                 self._listener.close()
             self._listener = None
             raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
-        return None
 
     def drop_schema(self) -> None:
         """Delete this store's schema and everything in it (tests, decommissioning)."""
