@@ -83,14 +83,19 @@ REFUSED_EARLY = [
 @pytest.mark.parametrize("case", REFUSED_EARLY, ids=lambda c: f"{c[0]} {c[6]}")
 def test_writes_refused_before_the_write_path_are_recorded(
     served: EmulatorHandle,
+    arm: Arm,
     group: str,
     case: tuple[str, str, bytes, dict[str, str], bool, int, str, str],
 ) -> None:
     method, path, content, headers, with_api, status, code, operation = case
     bob = Arm(served.base_url, caller="bob@example.com")
     url = f"{path}?api-version={API}" if with_api else path
-    assert bob.http.request(method, url, content=content, headers=headers).status_code == status
-    mine = events(bob, f" and resourceUri eq '{path.removesuffix('/start')}'")
+    try:
+        sent = bob.http.request(method, url, content=content, headers=headers)
+    finally:
+        bob.close()
+    assert sent.status_code == status
+    mine = events(arm, f" and resourceUri eq '{path.removesuffix('/start')}'")
     assert [(e["caller"], e["status"]["value"]) for e in mine] == [
         ("bob@example.com", "Started"),
         ("bob@example.com", "Failed"),
@@ -100,7 +105,6 @@ def test_writes_refused_before_the_write_path_are_recorded(
     assert failure["properties"]["statusCode"] == reason_phrase(status)
     assert json.loads(failure["properties"]["statusMessage"])["error"]["code"] == code
     assert failure["httpRequest"]["method"] == method
-    bob.close()
 
 
 def test_a_path_that_is_no_resource_id_is_not_recorded(arm: Arm, group: str) -> None:

@@ -73,6 +73,7 @@ _SHAPES: list[tuple[str, str, bytes, int, str]] = [
         "InvalidTagNameCharacters",
     ),
     ("PUT", SITE, _json({"location": 5}), 400, "InvalidRequestContent"),
+    ("PUT", f"{VNET}/subnets/s1", _json({"tags": "xyz"}), 400, "InvalidRequestContent"),
     (
         "PUT",
         LOCK,
@@ -171,11 +172,11 @@ def _assert_arm_4xx(response: httpx.Response, status: int, code: str) -> None:
 )
 def test_bad_requests_are_refused_in_arm_shape(
     served: EmulatorHandle,
+    arm: Arm,
     caplog: pytest.LogCaptureFixture,
     case: tuple[str, str, bytes | None, dict[str, str], int, str],
 ) -> None:
     method, path, content, headers, status, code = case
-    arm = Arm(served.base_url)
     arm.put(RG, {"location": "eastus"})
     with caplog.at_level(logging.ERROR, logger="armguard.emulator"):
         response = httpx.request(
@@ -192,7 +193,6 @@ def test_bad_requests_are_refused_in_arm_shape(
     assert not caplog.records, "a known bad input reached the catch-all"
     # The emulator keeps serving.
     assert arm.get(RG).status_code == 200
-    arm.close()
 
 
 def test_unexpected_exceptions_become_500_arm_errors(caplog: pytest.LogCaptureFixture) -> None:

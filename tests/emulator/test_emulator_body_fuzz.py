@@ -201,7 +201,7 @@ def _assert_arm_answer(response: ArmResponse) -> None:
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: f"{t[0]} {t[1].rsplit('/', 2)[-2]}")
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=st.data(), value=json_values, new_key=FIELD_NAMES | st.text(max_size=4))
+@given(data=st.data(), value=json_values, new_key=FIELD_NAMES | FIELD_NAMES | st.text(max_size=4))
 def test_any_value_anywhere_gets_an_arm_answer(
     target: tuple[str, str, dict[str, Any]], data: st.DataObject, value: Any, new_key: str
 ) -> None:
@@ -211,7 +211,9 @@ def test_any_value_anywhere_gets_an_arm_answer(
     core = _accepted_world()
     _assert_arm_answer(_request(core, method, path, body))
     # Whatever happened, every read still answers, and what was accepted before is there.
-    for read in (path, VNET, NIC, RG_TAGS, VNET_TAGS, f"{RG}/resources", f"{VNET}/subnets"):
+    scope = path.split("/providers/Microsoft.Resources/tags/")[0]
+    reads = (path, f"{scope}/providers/Microsoft.Resources/tags/default", VNET, NIC, RG_TAGS)
+    for read in (*reads, VNET_TAGS, f"{RG}/resources", f"{VNET}/subnets"):
         answer = _request(core, "GET", read)
         _assert_arm_answer(answer)
     for kept in (VNET, NIC, NSG, SUBNET_ID):

@@ -228,7 +228,7 @@ class VirtualNetworkProvider(NetworkProvider):
 
 
 class SubnetProvider(NetworkProvider):
-    shape = Obj({"name": STRING, "properties": _SUBNET_PROPERTIES})
+    shape = Obj({**ENVELOPE, "name": STRING, "properties": _SUBNET_PROPERTIES})
 
     def after_write(self, core: Emulator, call: Call, res: Resource, at: float) -> None:
         res.body.pop("location", None)

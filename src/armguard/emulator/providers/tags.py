@@ -61,7 +61,11 @@ class TagsProvider(Provider):
         scope = self._scope(core, rid)
         if scope is None:
             return None
-        tags = scope.body.get("tags") or {}
+        tags = scope.body.get("tags")
+        if not isinstance(tags, Mapping):
+            # Every write checks tags; a scope without them (or a type whose shape leaves
+            # them free) simply has none.
+            tags = {}
         return Resource(
             rid,
             {
