@@ -49,6 +49,10 @@ def build_server(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        # uvicorn's 5 s default closes a client's pooled connection between two polls that
+        # honour a 10 s Retry-After, and the client's next request on it dies on the race
+        # (RemoteDisconnected). ARM's front end keeps idle connections for minutes.
+        timeout_keep_alive=240,
         ssl_certfile=str(certs.cert) if certs else None,
         ssl_keyfile=str(certs.key) if certs else None,
     )
