@@ -192,3 +192,29 @@ def test_odd_text_ends_in_exit_0_or_2_never_a_traceback(parts: list[str]) -> Non
             assert stderr.getvalue().startswith("ERROR: ")
         elif output == "json":
             assert "kind" in json.loads(stdout.getvalue())
+
+
+def test_a_kubernetes_error_is_refused_as_not_arm() -> None:
+    result = run(
+        'Operation cannot be fulfilled on deployments.apps "web": the object has been modified; '
+        "please apply your changes to the latest version and try again"
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "ERROR: no ARM error found in the input: this is a Kubernetes API error, not an Azure "
+        "Resource Manager one"
+    )
+
+
+def test_an_activity_log_export_lists_its_errors_and_explains_the_most_severe() -> None:
+    incident = Path(__file__).parents[1] / "diagnose" / "data" / "incident.json"
+    result = run("-", stdin=incident.read_bytes())
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("4 distinct errors in 11 error bodies; the most severe")
+    assert lines[1].startswith("  1 × locked: 409 ScopeLocked — The scope")
+    assert lines[4].startswith("  7 × operation_in_progress: 409 AnotherOperationInProgress")
+    assert any(line.startswith("Kind") and "locked" in line for line in lines)
+    data = json.loads(run("-", "-o", "json", stdin=incident.read_bytes()).stdout)
+    assert data["kind"] == "locked"
+    assert len(data["errors"]) == 4

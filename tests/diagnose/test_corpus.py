@@ -1,7 +1,10 @@
 """Every real error text in ``corpus/errors.jsonl`` is explained as the kind a person would give it.
 
 Run as a script (``python tests/diagnose/test_corpus.py``) to print the accuracy per kind as
-JSON; docs/explain.md records that table.
+JSON, for the whole corpus and for the held-out entries alone; docs/explain.md records both.
+
+Entries marked ``held_out`` were added after the classifier was tuned on the others, and were
+classified before any change was made for them; docs/explain.md gives that first result too.
 """
 
 from __future__ import annotations
@@ -66,6 +69,7 @@ def test_corpus_is_well_formed_and_covers_every_kind() -> None:
     assert len(ENTRIES) >= 60
     for entry in ENTRIES:
         assert {"id", "source", "text", "expected_kind"} <= entry.keys()
+        assert entry.keys() <= {"id", "source", "text", "expected_kind", "notes", "held_out"}
         assert entry["expected_kind"] in {k.value for k in ConflictKind}
         assert entry["text"].strip()
     per_kind = Counter(e["expected_kind"] for e in ENTRIES)
@@ -87,6 +91,20 @@ def test_accuracy_is_complete_for_every_kind() -> None:
     assert table["all"]["misses"] == []
 
 
+def test_held_out_entries_come_from_the_sdks_the_corpus_lacked() -> None:
+    held_out = [e for e in ENTRIES if e.get("held_out")]
+    python = [
+        e for e in held_out if "azure.core.exceptions" in e["text"] or "Error: (" in e["text"]
+    ]
+    js = [e for e in held_out if "RestError" in e["text"]]
+    assert len(python) >= 3
+    assert len(js) >= 3
+
+
 if __name__ == "__main__":
-    json.dump(accuracy_by_kind(ENTRIES), sys.stdout, indent=2)
+    report = {
+        "corpus": accuracy_by_kind(ENTRIES),
+        "held_out": accuracy_by_kind([e for e in ENTRIES if e.get("held_out")]),
+    }
+    json.dump(report, sys.stdout, indent=2)
     sys.stdout.write("\n")

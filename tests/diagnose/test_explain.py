@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -188,3 +189,93 @@ def test_json_shape_is_stable() -> None:
 def test_no_error_raises(text: str) -> None:
     with pytest.raises(NoArmError):
         explain_text(text)
+
+
+INCIDENT = Path(__file__).parent / "data" / "incident.json"
+
+
+def test_an_activity_log_export_is_several_errors_each_explained() -> None:
+    e = explain_text(INCIDENT.read_text())
+    # The lock is the one a person must act on: it comes first, and the top-level kind is it.
+    assert e.kind is ConflictKind.LOCKED
+    assert e.facts.format == "activity_log"
+    listed = [(x.explanation.kind.value, x.explanation.facts.code, x.count) for x in e.errors]
+    assert listed == [
+        ("locked", "ScopeLocked", 1),
+        ("stale_version", "PreconditionFailed", 2),
+        ("operation_in_progress", "OperationNotAllowed", 1),
+        # Seven refusals of one retry storm are one error said seven times.
+        ("operation_in_progress", "AnotherOperationInProgress", 7),
+    ]
+    data = e.to_json()
+    assert data["kind"] == "locked"
+    assert [x["kind"] for x in data["errors"]] == [k for k, _, _ in listed]
+    # Each one is explained with its own facts, not the paste's.
+    stale = data["errors"][1]
+    assert stale["status"] == 412
+    assert any("nsg-app" in r for r in stale["resourceIds"])
+    assert stale["recovery"][0].startswith("Re-read")
+    in_progress = data["errors"][3]
+    assert in_progress["operationUrl"] is not None
+    assert in_progress["resourceIds"]
+    assert all("virtualnetworks" in r.lower() for r in in_progress["resourceIds"])
+
+
+def test_one_error_said_many_times_is_one_error_counted() -> None:
+    body = json.dumps({"error": {"code": "AnotherOperationInProgress", "message": "busy"}})
+    e = explain_text("\n".join([body] * 5))
+    assert e.kind is ConflictKind.OPERATION_IN_PROGRESS
+    (only,) = e.to_json()["errors"]
+    assert (only["kind"], only["count"]) == ("operation_in_progress", 5)
+    single = explain_text(body).to_json()["errors"]
+    assert [(x["kind"], x["count"]) for x in single] == [("operation_in_progress", 1)]
+
+
+@pytest.mark.parametrize(
+    ("text", "source"),
+    [
+        (
+            'Error from server (Conflict): error when applying patch:\nName: "web", Namespace: '
+            '"default"\nfor: "deploy.yaml": Operation cannot be fulfilled on deployments.apps '
+            '"web": the object has been modified; please apply your changes to the latest version '
+            "and try again",
+            "a Kubernetes API",
+        ),
+        (
+            "ERROR: (gcloud.compute.instances.create) Could not fetch resource:\n - The resource "
+            "'projects/acme/zones/us-central1-a/instances/vm-1' already exists",
+            "a Google Cloud",
+        ),
+        (
+            "An error occurred (ConditionalCheckFailedException) when calling the PutItem "
+            "operation: The conditional request failed",
+            "an AWS",
+        ),
+    ],
+)
+def test_errors_of_other_apis_are_not_read_as_arm(text: str, source: str) -> None:
+    with pytest.raises(NoArmError, match="not an Azure Resource Manager one") as info:
+        explain_text(text)
+    assert info.value.source == source
+
+
+def test_an_arm_error_that_mentions_kubectl_is_still_arm() -> None:
+    e = explain_text(
+        "ERROR: (OperationNotAllowed) Operation is not allowed: Another operation (Updating) is "
+        "in progress, please wait for it to finish before starting a new operation. See "
+        "https://aka.ms/aks-pending-operation for more details\nkubectl get nodes shows 3 Ready"
+    )
+    assert e.kind is ConflictKind.OPERATION_IN_PROGRESS
+
+
+def test_a_parent_with_nested_resources_is_deleted_after_them() -> None:
+    e = explain_text(
+        'Status=409 Code="CannotDeleteResource" Message="Cannot delete resource while nested '
+        "resources exist. Some existing nested resource IDs include: 'Microsoft.Network/"
+        "privateDnsZones/z.example/virtualNetworkLinks/link-1'. Please delete all nested "
+        'resources before deleting this resource."'
+    )
+    assert e.kind is ConflictKind.STATE_PREREQUISITE
+    assert e.classification.prerequisite == "delete_nested"
+    assert "nested resources" in e.meaning
+    assert any("wait until each returns 404" in step for step in e.recovery)

@@ -317,3 +317,36 @@ def test_a_log_of_many_message_lines_is_read_once() -> None:
     p = parsed(text)
     assert p.code == "InvalidParameter"
     assert p.message == "bad value continued here"
+
+
+@pytest.mark.parametrize(
+    ("text", "fmt"),
+    [
+        # The word alone is not the format: this is az's output, pasted after a sentence.
+        (
+            "After terraform apply I ran az vm resize and got:\n(OperationNotAllowed) Operation "
+            "'resize' is not allowed on VM 'v' since the VM is running.\nCode: OperationNotAllowed",
+            "az",
+        ),
+        # Terraform by its diagnostics: the resource address and the .tf location.
+        (
+            'Error: waiting for creation: Code="AnotherOperationInProgress" Message="busy"\n\n'
+            '  with azurerm_subnet.app,\n  on network.tf line 12, in resource "azurerm_subnet" "app":',
+            "terraform",
+        ),
+        (
+            "performing CreateOrUpdate: unexpected status 409 (409 Conflict) with error: "
+            "AnotherOperationInProgress: busy",
+            "terraform",
+        ),
+        # A Go program's azcore block is Go, whoever ran it.
+        ("RESPONSE 409: 409 Conflict\nERROR CODE: AnotherOperationInProgress\n", "go"),
+        (
+            "  azure-native:network:Subnet (app):\n    error: autorest/azure: Service returned an "
+            'error. Status=<nil> Code="AnotherOperationInProgress" Message="busy"',
+            "pulumi",
+        ),
+    ],
+)
+def test_the_format_is_read_from_the_structure(text: str, fmt: str) -> None:
+    assert parsed(text).format == fmt

@@ -358,6 +358,77 @@ def test_prerequisite_names_the_transition(message: str, prerequisite: str) -> N
     assert c.prerequisite == prerequisite
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "message", "kind", "prerequisite"),
+    [
+        # ARM's own words for a write that met another one on the same resource.
+        (
+            409,
+            "Conflict",
+            "The request failed due to conflict with a concurrent request. To resolve it, please "
+            "refer to https://aka.ms/activitylog to get more details on the conflicting requests.",
+            K.OPERATION_IN_PROGRESS,
+            None,
+        ),
+        (
+            409,
+            "Conflict",
+            "The request for the resource 'cfg' conflicted with an ongoing operation.",
+            K.OPERATION_IN_PROGRESS,
+            None,
+        ),
+        # AKS: OperationNotAllowed is another operation here, not a rule.
+        (
+            409,
+            "OperationNotAllowed",
+            "Operation is not allowed because there's an in progress update managed cluster "
+            "operation (operation ID: e375d315) on the managed cluster started on UTC "
+            "2026-05-22T07:19:23Z. Please wait for it to finish before starting a new operation.",
+            K.OPERATION_IN_PROGRESS,
+            None,
+        ),
+        # A parent is deleted only after its children: a state, with the transition named.
+        (
+            409,
+            "CannotDeleteResource",
+            "Cannot delete resource while nested resources exist. Some existing nested resource "
+            "IDs include: 'Microsoft.Network/privateDnsZones/z/virtualNetworkLinks/l'.",
+            K.STATE_PREREQUISITE,
+            "delete_nested",
+        ),
+        (
+            None,
+            "CannotDeleteResource",
+            "Can not delete resource before nested resources are deleted.",
+            K.STATE_PREREQUISITE,
+            "delete_nested",
+        ),
+        # App Service says Unauthorized for a plan or instance limit.
+        (
+            None,
+            "Unauthorized",
+            "This subscription has reached the limit of 1 Free Linux app service plan(s) it "
+            "can create in this region.",
+            K.NOT_ALLOWED,
+            None,
+        ),
+        (
+            None,
+            "Unauthorized",
+            "This region has quota of 0 instances for your subscription.",
+            K.NOT_ALLOWED,
+            None,
+        ),
+    ],
+)
+def test_wordings_found_in_public_reports(
+    status: int | None, code: str, message: str, kind: ConflictKind, prerequisite: str | None
+) -> None:
+    c = classify(status, code, message)
+    assert c.kind is kind
+    assert c.prerequisite == prerequisite
+
+
 def test_state_code_without_a_phrase_means_detach() -> None:
     c = classify(400, "InUseSubnetCannotBeDeleted", "Subnet s cannot be deleted.")
     assert c.prerequisite == "detach"

@@ -222,6 +222,12 @@ _QUOTA_STRONG_TEXT = (
     "disallowed by policy",
     "azureskunotavailable",
     "is currently not available in location",
+    # App Service answers plan and instance limits with the code Unauthorized: "This
+    # subscription has reached the limit of 1 Free Linux app service plan(s)", "This region
+    # has quota of 0 instances for your subscription" (vscode-azureappservice#1914,
+    # Azure/logicapps#590).
+    "has reached the limit of",
+    "has quota of",
 )
 _NOT_FOUND_TEXT = ("could not be found", "was not found", "armresourcenotfoundfix")
 _STATE_RE = re.compile(r"is not allowed on (?:vm|virtual machine) '[^']*' since the vm is")
@@ -261,12 +267,23 @@ _IN_PROGRESS_TEXT = (
     "superseded by operation",
     "conflicting changes were detected",
     "multiple requests trying to update",
+    # "The request failed due to conflict with a concurrent request. To resolve it, please
+    # refer to https://aka.ms/activitylog …" (ARM, microsoft/onefuzz#2124).
+    "conflict with a concurrent request",
+    # "The request for the resource '…' conflicted with an ongoing operation." (App
+    # Configuration, terraform-provider-azurerm#26224).
+    "conflicted with an ongoing operation",
+    # AKS: "Operation is not allowed because there's an in progress update managed cluster
+    # operation (operation ID: …) … Please wait for it to finish before starting a new
+    # operation." (Azure/azure-cli-extensions#9855).
+    "wait for it to finish before starting a new operation",
 )
 # "Another operation (nodepool1 - Updating) is in progress", "Another agentpool operation …",
 # "Another operation is pending for requested object": AKS, DNS and App Service variants.
 _IN_PROGRESS_RE = re.compile(
     r"another (?:[\w-]+ )?operation (?:\([^)]{0,80}\) )?is (?:already )?(?:in progress|pending|running)"
     r"|because another operation is in progress"
+    r"|there'?s an in[ -]progress [\w ]{0,60}operation"
     r"|is not in succeeded state\. resource is in (?:updating|creating|deleting) state",
 )
 _PREREQUISITES: tuple[tuple[str, str], ...] = (
@@ -285,6 +302,11 @@ _PREREQUISITES: tuple[tuple[str, str], ...] = (
     ("requires the vm to be running", "start"),
     ("when the vm is not running", "start"),
     ("marked for deletion", "wait_for_delete"),
+    # CannotDeleteResource: "Cannot delete resource while nested resources exist" / "Can not
+    # delete resource before nested resources are deleted" (terraform-provider-azapi#894,
+    # Azure/ResourceModules#435).
+    ("while nested resources exist", "delete_nested"),
+    ("before nested resources are deleted", "delete_nested"),
     ("in use by", "detach"),
     ("is in use", "detach"),
     ("cannot be deleted because it is in use", "detach"),
@@ -309,6 +331,7 @@ _STATE_CODES = frozenset(
         "diskinuse",
         "attachdiskwhilebeingdetached",
         "conflictingoperationonvm",
+        "cannotdeleteresource",
     }
 )
 
@@ -426,7 +449,7 @@ def classify_error(
     ):
         if prerequisite is not None or state_code or state_text:
             if state_code and prerequisite is None:
-                prerequisite = "detach"
+                prerequisite = "delete_nested" if "cannotdeleteresource" in lowered else "detach"
             return result(
                 ConflictKind.STATE_PREREQUISITE,
                 "The resource is not in the state this operation requires.",

@@ -40,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     text = _read_input(args.text)
     try:
         result = explain_text(text)
-    except NoArmError:
+    except NoArmError as exc:
+        if exc.source is not None:
+            raise CliError(
+                f"no ARM error found in the input: this is {exc.source} error, not an Azure "
+                "Resource Manager one; armguard explains ARM errors only"
+            ) from None
         raise CliError(
             "no ARM error found in the input: expected an error code, an HTTP failure status or "
             "an ARM error message (paste the whole error as printed)"
@@ -77,8 +82,27 @@ def _read_input(arg: str | None) -> str:
     return text
 
 
+def _print_errors(console: Console, result: Explanation) -> None:
+    """A paste with several distinct errors says so first, and lists them."""
+    total = sum(e.count for e in result.errors)
+    console.print(
+        f"[bold]{len(result.errors)} distinct errors[/bold] in {total} error bodies; the most "
+        "severe is explained below (--output json explains each one under 'errors'):"
+    )
+    for entry in result.errors:
+        one = entry.explanation
+        status = f"{one.facts.status} " if one.facts.status is not None else ""
+        console.print(
+            f"  {entry.count} × {escape(one.kind.value)}: {status}{escape(one.facts.code or '-')}"
+            f" — {escape(_short(one.facts.message, 120))}"
+        )
+    console.print()
+
+
 def _print_table(result: Explanation) -> None:
     console = Console(soft_wrap=True, highlight=False)
+    if len(result.errors) > 1:
+        _print_errors(console, result)
     data = result.to_json()
     facts = Table(show_header=False, box=None, pad_edge=False)
     facts.add_column(style="bold", no_wrap=True)

@@ -16,13 +16,45 @@ from typing import Any
 from armguard.arm.classify import Classification, ConflictKind, classify_error
 from armguard.arm.errors import ErrorDetail
 from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
-from armguard.diagnose.parse import ParsedError, parse_error_text
+from armguard.diagnose.parse import ParsedError, body_facts, foreign_source, parse_error_text
 
-__all__ = ["Explanation", "NextCommand", "NoArmError", "explain", "explain_text"]
+__all__ = [
+    "SEVERITY",
+    "ExplainedError",
+    "Explanation",
+    "NextCommand",
+    "NoArmError",
+    "explain",
+    "explain_text",
+]
 
 
 class NoArmError(ValueError):
-    """The text carries no ARM error: no code, no failure status, no ARM phrase."""
+    """The text carries no ARM error: no code, no failure status, no ARM phrase.
+
+    ``source`` names the other API the text is an error of, when it shows one (a Kubernetes
+    API error, a Google Cloud or AWS error), so the refusal can say what the text is.
+    """
+
+    def __init__(self, message: str, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+SEVERITY: tuple[ConflictKind, ...] = (
+    ConflictKind.LOCKED,
+    ConflictKind.NOT_ALLOWED,
+    ConflictKind.INVALID,
+    ConflictKind.NOT_FOUND,
+    ConflictKind.STATE_PREREQUISITE,
+    ConflictKind.STALE_VERSION,
+    ConflictKind.OPERATION_IN_PROGRESS,
+    ConflictKind.THROTTLED,
+    ConflictKind.TRANSIENT,
+    ConflictKind.UNKNOWN,
+)
+"""Of several errors in one paste, the one explained first: a kind that needs a person or a
+changed request (waiting fixes nothing) before a kind that waiting fixes; unknown last."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +73,31 @@ class Explanation:
     recovery: tuple[str, ...]
     wrong_fix: tuple[str, ...]
     next_commands: tuple[NextCommand, ...]
+    errors: tuple[ExplainedError, ...] = ()
+    """When the text holds several distinct errors (an Activity Log export), each of them,
+    most severe first; this explanation is of the first. Empty for a single error."""
 
     @property
     def kind(self) -> ConflictKind:
         return self.classification.kind
+
+    def brief(self, count: int = 1) -> dict[str, Any]:
+        """This error alone, as one entry of ``errors`` in the JSON output."""
+        facts = self.facts
+        return {
+            "kind": self.kind.value,
+            "retryable": self.kind.retryable,
+            "count": count,
+            "status": facts.status,
+            "code": facts.code,
+            "message": facts.message,
+            "codes": list(self.classification.codes),
+            "resourceIds": [str(r) for r in facts.resource_ids],
+            "operationUrl": self.operation_url,
+            "meaning": self.meaning,
+            "recovery": list(self.recovery),
+            "wrongFix": list(self.wrong_fix),
+        }
 
     @property
     def retry_after(self) -> float | None:
@@ -96,14 +149,54 @@ class Explanation:
                 {"tool": c.tool, "command": c.command, "purpose": c.purpose}
                 for c in self.next_commands
             ],
+            "errors": [e.explanation.brief(e.count) for e in self.errors]
+            if self.errors
+            else [self.brief()],
         }
+
+
+@dataclass(frozen=True)
+class ExplainedError:
+    """One of several distinct errors in a paste, and how many of its bodies say it."""
+
+    explanation: Explanation
+    count: int
 
 
 def explain_text(text: str) -> Explanation:
     facts = parse_error_text(text)
     if facts is None:
+        source = foreign_source(text)
+        if source is not None:
+            raise NoArmError(
+                f"no ARM error found in the input: this is {source} error, not an Azure "
+                "Resource Manager one",
+                source,
+            )
         raise NoArmError("no ARM error found in the input")
-    return explain(facts)
+    return explain_all(facts)
+
+
+def explain_all(facts: ParsedError) -> Explanation:
+    """Explain the paste; when it holds several distinct error bodies, explain each, group
+    repeats of one error (same kind and code), and put the most severe first."""
+    if len(facts.bodies) < 2:
+        return explain(facts)
+    groups: dict[tuple[ConflictKind, str], list[Explanation]] = {}
+    for index in range(len(facts.bodies)):
+        one = explain(body_facts(facts, index))
+        groups.setdefault((one.kind, one.facts.code.lower()), []).append(one)
+    if len(groups) < 2:
+        # One error said many times (a retry storm's 409s): explained once, counted.
+        whole = explain(facts)
+        return dataclasses.replace(whole, errors=(ExplainedError(whole, len(facts.bodies)),))
+    ranked = sorted(groups.values(), key=lambda g: SEVERITY.index(g[0].kind))
+    errors = tuple(ExplainedError(g[0], len(g)) for g in ranked)
+    first = ranked[0][0]
+    # The paste's own facts (its format, its IDs) stay; the explanation is of the first error.
+    return dataclasses.replace(
+        first, facts=dataclasses.replace(first.facts, format=facts.format), errors=errors
+    )
 
 
 def explain(facts: ParsedError) -> Explanation:
@@ -339,6 +432,15 @@ _PREREQUISITE_STEPS: dict[str, tuple[str, list[str]]] = {
         [
             "Wait until the delete finishes (the resource returns 404).",
             "Recreate the resource if it is still wanted, then apply the change.",
+        ],
+    ),
+    "delete_nested": (
+        "has nested resources, and ARM deletes a parent only after its children",
+        [
+            "List its nested resources: the message names some of them.",
+            "Delete them first, and wait until each returns 404 (a delete that was just "
+            "accepted can still count as existing for a short while).",
+            "Then delete this resource again.",
         ],
     ),
     "detach": (

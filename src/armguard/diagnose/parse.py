@@ -23,7 +23,14 @@ from armguard.arm.classify import KNOWN_CODES, ConflictKind, classify
 from armguard.arm.errors import ErrorDetail
 from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
 
-__all__ = ["MAX_INPUT_BYTES", "ParsedError", "parse_error_text"]
+__all__ = [
+    "MAX_INPUT_BYTES",
+    "ErrorBody",
+    "ParsedError",
+    "body_facts",
+    "foreign_source",
+    "parse_error_text",
+]
 
 MAX_INPUT_BYTES = 4 * 1024 * 1024
 """Errors are kilobytes; a larger paste is a log file, and the parser is not built for those."""
@@ -55,6 +62,16 @@ _WINDOW = 500_000
 
 
 @dataclass(frozen=True)
+class ErrorBody:
+    """One JSON error body in a paste, with what its enclosing object said about it (an
+    Activity Log event's status and resource)."""
+
+    error: ErrorDetail
+    status: int | None = None
+    resource: str | None = None
+
+
+@dataclass(frozen=True)
 class ParsedError:
     """What a pasted error says, independent of the tool that printed it."""
 
@@ -76,6 +93,9 @@ class ParsedError:
     """The normalised input, kept for phrase checks the error tree cannot answer."""
     residue: str = ""
     """The text of a body that looked like JSON but did not decode; its phrases still count."""
+    bodies: tuple[ErrorBody, ...] = ()
+    """Every distinct JSON error body, in order (an Activity Log export holds one per failed
+    event); the root error folds them all."""
 
     @property
     def code(self) -> str:
@@ -176,6 +196,20 @@ class _Found:
     errors: list[ErrorDetail] = field(default_factory=list)
     status: int | None = None
     event: bool = False
+    bodies: list[ErrorBody] = field(default_factory=list)
+    """Distinct error bodies, with the status and resource of the object each was found in."""
+    origin: int = 0
+    """Which top-level value (or element of a top-level array: one event) is being read."""
+    seen: set[tuple[int, str, str]] = field(default_factory=set)
+
+    def add(self, error: ErrorDetail, status: int | None, resource: str | None) -> None:
+        self.errors.append(error)
+        # One event says its error twice (statusMessage and responseBody): one body. The same
+        # error in two events is two bodies (a retry storm).
+        key = (self.origin, error.code.lower(), " ".join(error.message.split())[:300])
+        if key not in self.seen:
+            self.seen.add(key)
+            self.bodies.append(ErrorBody(error, status, resource))
 
 
 _KEY_ALIASES = {
@@ -211,45 +245,65 @@ def _canonical_keys(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _collect_json(value: Any, found: _Found, depth: int = 0) -> None:
-    """Find ARM error objects anywhere in a decoded JSON value."""
+def _collect_json(
+    value: Any,
+    found: _Found,
+    depth: int = 0,
+    status: int | None = None,
+    resource: str | None = None,
+) -> None:
+    """Find ARM error objects anywhere in a decoded JSON value.
+
+    ``status`` and ``resource`` are what the enclosing object (an Activity Log event) says:
+    its ``statusCode`` and ``resourceId``, kept with each error found inside it.
+    """
     if depth > 12:
         return
     if isinstance(value, str):
         inner = _loads_maybe(value)
         if inner is not None:
-            _collect_json(_canonical_keys(inner), found, depth + 1)
+            _collect_json(_canonical_keys(inner), found, depth + 1, status, resource)
         return
     if isinstance(value, list):
         for item in value:
-            _collect_json(item, found, depth + 1)
+            if depth <= 1:
+                found.origin += 1  # an element of a top-level array or page: one event
+            _collect_json(item, found, depth + 1, status, resource)
         return
     if not isinstance(value, Mapping):
         return
     if depth == 0:
+        found.origin += 1
         value = _canonical_keys(value)
+    for key in ("resourceId", "resourceUri", "id"):
+        if isinstance(value.get(key), str) and value[key].lower().startswith("/subscriptions/"):
+            resource = value[key]
+            break
     for key in ("statusCode", "status", "httpStatusCode"):
-        status = _reason_status(value.get(key))
-        if status is not None and status >= 400 and found.status is None:
-            found.status = status
+        local = _reason_status(value.get(key))
+        if local is not None and local >= 400:
+            status = local
+            if found.status is None:
+                found.status = local
     inner = value.get("error")
     if isinstance(inner, Mapping) and (inner.get("code") or inner.get("message")):
-        found.errors.append(_expand(ErrorDetail.from_json(inner)))
+        found.add(_expand(ErrorDetail.from_json(inner)), status, resource)
         return
     code = value.get("code")
     if isinstance(code, str) and code and ("message" in value or "details" in value):
-        found.errors.append(_expand(ErrorDetail.from_json(value)))
+        found.add(_expand(ErrorDetail.from_json(value)), status, resource)
         return
     props = value.get("properties")
     if isinstance(props, Mapping) and "statusMessage" in props:
         # An Activity Log event: its failure body is a JSON string, its status a reason phrase.
         found.event = True
-        status = _reason_status(props.get("statusCode"))
-        if status is not None and status >= 400:
-            found.status = status
+        local = _reason_status(props.get("statusCode"))
+        if local is not None and local >= 400:
+            found.status = local
+            status = local
     for item in value.values():
         if isinstance(item, Mapping | list) or (isinstance(item, str) and item[:1] in "{["):
-            _collect_json(item, found, depth + 1)
+            _collect_json(item, found, depth + 1, status, resource)
 
 
 def _expand(detail: ErrorDetail, depth: int = 0) -> ErrorDetail:
@@ -539,11 +593,18 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
-def _detect_format(text: str, found: _Found) -> str:
-    checks = (
+_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (label, re.compile(pattern, re.MULTILINE))
+    for label, pattern in (
+        # Terraform by the shape of its diagnostics, not by the word: a resource address, a
+        # .tf location, the box, go-azure-sdk's status line, azurerm 2/3's "Error: creating X:
+        # pkg.Client#Method:" line.
         (
             "terraform",
-            r"Original Error:|azurerm_|terraform|unexpected status [1-5]\d\d|\bRESPONSE [1-5]\d\d:",
+            r"\bwith (?:azurerm|azapi|azuread|azurestack)_\w+\.|\bon [\w./\\-]+\.tf line \d+"
+            r"|^[ \t]*[│╷][ \t]*Error:"
+            r"|unexpected status [1-5]\d\d \([1-5]\d\d [A-Za-z ]+\) with (?:error|response)"
+            r"|^[ \t]*Error: \w+ing\b[^\n]*\b\w+Client#\w+:",
         ),
         (
             "python",
@@ -555,17 +616,66 @@ def _detect_format(text: str, found: _Found) -> str:
             r"Status Code:\s*[A-Za-z]|ErrorMessage:|Microsoft\.Azure\.Commands|\bNew-Az|\bSet-Az",
         ),
         ("js", r"RestError"),
-        ("go", r"autorest/azure|azcore|ERROR CODE:"),
+        ("pulumi", r"\bazure-native:\w+:\w+\b"),
+        ("go", r"autorest/azure|azcore|ERROR CODE:|\bRESPONSE [1-5]\d\d:|Original Error:"),
         ("az", r"^\s*(?:ERROR:\s*)?\(\w+\)|^\s*Code:\s*\w+\s*$"),
     )
-    for label, pattern in checks:
-        if re.search(pattern, text, re.MULTILINE):
+)
+
+
+def _detect_format(raw: str, text: str, found: _Found) -> str:
+    """Which tool printed the error, by the structure it prints (the raw text keeps
+    Terraform's box; the normalised text has the rest)."""
+    for label, pattern in _FORMATS:
+        if pattern.search(raw if label == "terraform" else text):
             return label
     if found.event:
         return "activity_log"
     if found.errors:
         return "json"
     return "text"
+
+
+# Errors of other clouds and APIs that share ARM's words ("Conflict", "the object has been
+# modified"): said to be what they are, not classified as ARM's.
+_FOREIGN: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "a Kubernetes API",
+        re.compile(
+            r"Operation cannot be fulfilled on [\w.-]+ \\?\"|Error from server \(\w+\)"
+            r"|the object has been modified; please apply your changes to the latest version"
+            r"|\bkubectl\b|\b[\w.-]+\.k8s\.io\b"
+        ),
+    ),
+    ("a Google Cloud", re.compile(r"\(gcloud\.[\w.-]+\)|\bgoogleapis\.com\b|\bgcloud\b")),
+    (
+        "an AWS",
+        re.compile(
+            r"An error occurred \(\w+\) when calling the \w+ operation|\barn:aws:"
+            r"|\bamazonaws\.com\b|\bbotocore\b"
+        ),
+    ),
+)
+_ARM_EVIDENCE_RE = re.compile(
+    r"/subscriptions/|management\.azure\.com|\bazure|\baz (?:vm|aks|group|network|deployment|"
+    r"resource|storage)\b|\bMicrosoft\.[A-Z][A-Za-z]+/|aka\.ms/|\bx-ms-",
+    re.IGNORECASE,
+)
+
+
+def _foreign_source(text: str, root: ErrorDetail | None = None) -> str | None:
+    """The other API an error comes from, when it shows one and nothing of ARM's."""
+    if _ARM_EVIDENCE_RE.search(text):
+        return None
+    if root is not None and any(n.code.lower() in KNOWN_CODES for n in root.walk()):
+        return None
+    return next((name for name, rx in _FOREIGN if rx.search(text)), None)
+
+
+def foreign_source(text: str) -> str | None:
+    """``a Kubernetes API``, ``a Google Cloud`` or ``an AWS`` when ``text`` is that kind of
+    error with no sign of Azure Resource Manager in it, else None."""
+    return _foreign_source(text)
 
 
 # --- entry point --------------------------------------------------------------------------
@@ -615,12 +725,20 @@ def parse_error_text(raw: str) -> ParsedError | None:
         if _JSONISH_CODE_RE.search(text) and not found.errors:
             residue = _trim(text)
 
+    if _foreign_source(raw, root) is not None:
+        return None
     headers = {m.group(1): m.group(2) for m in _HEADER_RE.finditer(text)}
+    status = found.status or _status_from_text(text) or _PHRASES.get(root.code.lower())
+    facts = _facts(root, text, status, headers, _detect_format(raw, text, found))
+    return dataclasses.replace(facts, residue=residue, bodies=tuple(found.bodies))
+
+
+def _facts(
+    root: ErrorDetail, text: str, status: int | None, headers: Mapping[str, str], fmt: str
+) -> ParsedError:
     decoded = " ".join(f"{n.code} {n.message}" for n in root.walk())
     everything = text + "\n" + decoded
     sent, live = _etags(decoded + "\n" + text)
-    # az prints no status, but a code that is a reason phrase (Conflict, PreconditionFailed) is one.
-    status = found.status or _status_from_text(text) or _PHRASES.get(root.code.lower())
     op_url = None
     for name, value in headers.items():
         if name.lower() == "azure-asyncoperation":
@@ -633,7 +751,7 @@ def parse_error_text(raw: str) -> ParsedError | None:
     return ParsedError(
         error=root,
         status=status,
-        format=_detect_format(text, found),
+        format=fmt,
         resource_ids=_resource_ids(everything),
         operation_url=op_url,
         etag_submitted=sent,
@@ -643,9 +761,22 @@ def parse_error_text(raw: str) -> ParsedError | None:
         retry_after=_retry_after(headers),
         deployment_name=deployment,
         vm_size=size.group(1) if size else None,
-        headers=headers,
+        headers=dict(headers),
         text=text,
-        residue=residue,
+    )
+
+
+def body_facts(whole: ParsedError, index: int) -> ParsedError:
+    """The facts of one of the error bodies in a paste that holds several (an Activity Log
+    export): that body's own resource, operation, ETags and status, not the whole paste's."""
+    body = whole.bodies[index]
+    error = body.error
+    own = " ".join(f"{n.code} {n.message}" for n in error.walk())
+    if body.resource:
+        own += f"\n{body.resource}"
+    status = body.status or _PHRASES.get(error.code.lower()) or whole.status
+    return dataclasses.replace(
+        _facts(error, own, status, {}, whole.format), bodies=(whole.bodies[index],)
     )
 
 
