@@ -9,6 +9,8 @@ events rode with claims and completions, kept for comparing with those numbers. 
 * ``cold``: every job on its own resource (no coalescing; one lease per job)
 * ``hot``: every job on one resource (coalesced up to 64 jobs per lease)
 * ``hot_barrier``: every job on one resource, all barriers (one lease per job, strict order)
+* ``cold_submit_many``: ``cold`` with all jobs queued by one ``submit_many`` call (its
+  ``submit_ms`` is that call's time per job)
 
 PostgreSQL: ``ARMGUARD_BENCH_POSTGRES_URL`` (or ``ARMGUARD_TEST_POSTGRES_URL``) if set, else a
 throw-away local PostgreSQL 15 with shipped durability settings (fsync on, synchronous_commit
@@ -54,7 +56,7 @@ RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/bench/p
 
 
 def _spec(scenario: str, i: int) -> JobSpec:
-    name = f"vm{i}" if scenario == "cold" else "hot-vm"
+    name = f"vm{i}" if scenario.startswith("cold") else "hot-vm"
     rid = f"{RG}/Microsoft.Compute/virtualMachines/{name}"
     return JobSpec(
         resource_id=rid,
@@ -97,7 +99,11 @@ def run_scenario(
         events_s += time.perf_counter() - t
 
     start = time.perf_counter()
-    for spec in specs:
+    if scenario == "cold_submit_many":  # one call queues them all (``apply`` could)
+        t = time.perf_counter()
+        store.submit_many(specs)
+        submit_ms = [(time.perf_counter() - t) * 1000 / n] * n
+    for spec in specs if scenario != "cold_submit_many" else ():
         t = time.perf_counter()
         job = store.submit(spec)
         if submitted_events:
@@ -257,7 +263,7 @@ def bench_backend(
     """Each scenario ``repeat`` times on a fresh database; the fastest run is reported (the one
     least disturbed by other processes), with every run's ms/job alongside."""
     results: dict[str, Any] = {}
-    for scenario in ("cold", "hot", "hot_barrier"):
+    for scenario in ("cold", "hot", "hot_barrier", "cold_submit_many"):
         runs = []
         for _ in range(repeat):
             store = opener()

@@ -701,3 +701,44 @@ def test_linger_is_validated(store: SqlStore) -> None:
     for bad in ({"linger": -1.0}, {"linger": 1.0, "linger_max": 0.5}, {"linger": float("nan")}):
         with pytest.raises(ValueError, match="linger"):
             store.claim("w", 30, **bad)  # type: ignore[arg-type]
+
+
+def test_submit_many_queues_in_order_as_submit_would(store: SqlStore) -> None:
+    earlier = store.submit(spec(VM, idem="deploy-1"))
+    specs = [
+        spec(NIC),
+        spec(VM, idem="deploy-1", intent={"other": True}),  # used before: that job, unchanged
+        spec(VNET, idem="deploy-2"),
+        spec(SUBNET, VNET, idem="deploy-2"),  # used just before in this batch
+        spec(NSG, barrier=True),
+    ]
+    jobs = store.submit_many(specs)
+    assert jobs[1] == earlier
+    assert jobs[3] == jobs[2]
+    fresh = [jobs[0], jobs[2], jobs[4]]
+    assert [j.spec for j in fresh] == [specs[0], specs[2], specs[4]]
+    assert [j.state for j in fresh] == [JobState.QUEUED] * 3
+    assert earlier.seq < fresh[0].seq < fresh[1].seq < fresh[2].seq
+    assert all(store.get(j.id) == j for j in jobs)
+    assert store.queue_depth() == 4
+    assert [j.id for j in store.jobs(JobState.QUEUED)] == [earlier.id, *(j.id for j in fresh)]
+    assert store.submit_many([]) == []
+
+
+def test_submit_many_checks_every_spec_before_writing(store: SqlStore) -> None:
+    bad = JobSpec(resource_id=VM, intent={}, writer="w", lock_keys=())
+    with pytest.raises(ValueError, match="at least one lock key"):
+        store.submit_many([spec(VM), bad])
+    with pytest.raises(TypeError):
+        store.submit_many(spec(VM))  # type: ignore[arg-type]
+    assert store.jobs() == []
+
+
+def test_submit_many_carries_more_jobs_than_one_statement_does(store: SqlStore) -> None:
+    specs = [spec(f"{VM}{i}") for i in range(1203)]
+    jobs = store.submit_many(specs)
+    assert [j.spec.resource_id for j in jobs] == [s.resource_id for s in specs]
+    assert [j.seq for j in jobs] == sorted({j.seq for j in jobs})
+    assert store.queue_depth() == 1203
+    lease = claim(store)
+    assert [j.id for j in lease.jobs] == [jobs[0].id]

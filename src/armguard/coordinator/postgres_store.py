@@ -76,7 +76,7 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg import pq
@@ -451,6 +451,21 @@ class PostgresStore(SqlStore):
     _fence_expr = "nextval('armguard_fence')"
     _now_sql = _NOW_SQL
     _rows_per_insert = None  # arrays: one INSERT carries any number of rows
+
+    def _lock_from(self, lock: WriteLock, notify: Change | None) -> Statement | None:
+        # OFFSET 0 keeps the subquery a plan node of its own: its row (the lock taken) exists
+        # before the INSERT computes the first row's identity from it. Only for locks whose holders
+        # may read a snapshot from before the lock: a shared one (submits).
+        if lock != "shared":
+            return None
+        head, params = [_LOCK_SQL[lock]], [cast(Any, self._lock_key)]
+        if notify is not None:
+            head.append("pg_notify(%s, %s)")
+            params += [self._notify_channel, notify]
+        return (
+            f"(SELECT {', '.join(head)} OFFSET 0) AS armguard_lock".replace("%s", "?"),
+            params,
+        )
 
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])

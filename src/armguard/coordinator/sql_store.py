@@ -84,6 +84,7 @@ _CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
 # pages so neither case pays for the other.
 _FIRST_PAGE = 8
 _LAST_PAGE = 512
+_SUBMIT_ROWS = 1000  # jobs per submit_many transaction
 
 
 class StoreError(RuntimeError):
@@ -221,6 +222,13 @@ class SqlStore(ABC):
             )
         return out
 
+    def _lock_from(self, lock: WriteLock, notify: Change | None) -> Statement | None:
+        """A FROM item that takes ``lock`` (and announces ``notify``) inside the statement
+        reading from it, before that statement writes anything: for a transaction that is that
+        one statement and decides nothing on what it reads (its snapshot may be older than the
+        lock). None where the backend takes its locks otherwise."""
+        return None
+
     def _now(self) -> float | None:
         return self._clock.now() if self._clock is not None else None
 
@@ -246,46 +254,98 @@ class SqlStore(ABC):
     # -- jobs ------------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> Job:
-        spec_json, keys = _encode_spec(spec)
+        return self.submit_many([spec])[0]
+
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """Queue several jobs in submission order, in one transaction per
+        ``_SUBMIT_ROWS`` (every spec is checked before anything is written); the jobs in the
+        order given. A used idempotency key (also one used earlier in ``specs``) returns the
+        job that has it, unchanged."""
+        if isinstance(specs, JobSpec) or not isinstance(specs, Iterable):
+            raise TypeError("specs must be a sequence of JobSpec")
+        encoded = [_encode_spec(spec) for spec in specs]
+        jobs: list[Job] = []
+        for at in range(0, len(encoded), _SUBMIT_ROWS):
+            jobs += self._submit_rows(encoded[at : at + _SUBMIT_ROWS])
+        return jobs
+
+    def _submit_rows(self, encoded: Sequence[tuple[str, list[str], JobSpec]]) -> list[Job]:
         now = self._now()
-        job_id = str(uuid.uuid4())
-        # One statement: a used idempotency key makes it insert nothing (a concurrent submit
-        # with the same key waits on the unique index, then inserts nothing), and only then is
-        # the existing job read. The lock is shared: submits may run side by side, but never
-        # beside a claim, so no claim sees job 11 while job 10 is still being inserted.
-        insert = (
-            "INSERT INTO jobs (id, resource_key, spec, keys, barrier, idem_key, state,"
-            " attempts, result, created_at, updated_at)"
-            f" VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, '{{}}', {self._now_sql}, {self._now_sql})"
-            " ON CONFLICT (idem_key) DO NOTHING RETURNING seq, created_at",
+        rows = [
             (
-                job_id,
+                str(uuid.uuid4()),
                 spec.resource_id.lower(),
                 spec_json,
                 json.dumps(keys),
                 int(spec.barrier),
                 spec.idempotency_key,
-                now,
-                now,
-            ),
-        )
-        inserted = self._once([insert], lock="shared", notify="submitted")
-        if not inserted:
+            )
+            for spec_json, keys, spec in encoded
+        ]
+        # One statement: a used idempotency key makes it insert nothing (a concurrent submit
+        # with the same key waits on the unique index, then inserts nothing), and only then is
+        # the existing job read. The lock is shared: submits may run side by side, but never
+        # beside a claim, so no claim sees job 11 while job 10 is still being inserted. The
+        # statement decides nothing on what it reads, so it may take the lock itself.
+        source = self._lock_from("shared", "submitted")
+        lock_sql, lock_params = source if source is not None else ("", ())
+        columns = "id, resource_key, spec, keys, barrier, idem_key"
+        head = f"INSERT INTO jobs ({columns}, state, attempts, result, created_at, updated_at)"
+        tail = " ON CONFLICT (idem_key) DO NOTHING RETURNING id, seq, created_at"
+        now_sql = self._now_sql
+        if len(rows) == 1:  # the common case: plain parameters
+            insert: Statement = (
+                f"{head} SELECT ?, ?, ?, ?, ?, ?, 'queued', 0, '{{}}', {now_sql}, {now_sql}"
+                + (f" FROM {lock_sql}" if source else "")
+                + f" WHERE TRUE{tail}",
+                (*rows[0], now, now, *lock_params),
+            )
+        else:
+            cte, cte_params = self._rows_cte(
+                "v",
+                (*columns.split(", "), "ord"),
+                ("text", "text", "text", "text", "integer", "text", "integer"),
+                [(*row, i) for i, row in enumerate(rows)],
+            )
+            insert = (
+                f"WITH {cte} {head} SELECT {columns}, 'queued', 0, '{{}}', {now_sql}, {now_sql}"
+                + " FROM v"
+                + (f", {lock_sql}" if source else "")
+                + f" WHERE TRUE ORDER BY v.ord{tail}",
+                (*cte_params, now, now, *lock_params),
+            )
+        if source is None:
+            inserted = self._once([insert], lock="shared", notify="submitted")
+        else:
+            inserted = self._once([insert], lock="none")
+        made = {job_id: (int(seq), float(created)) for job_id, seq, created in inserted or ()}
+        if made:
+            self._changed("submitted")
+        existing: dict[str, Job] = {}
+        # Only a used idempotency key keeps a row out (ON CONFLICT (idem_key) DO NOTHING).
+        taken = [str(row[5]) for row in rows if row[0] not in made]
+        if taken:
+            in_keys, key_params = self._in("idem_key", sorted(set(taken)), "text")
             with self._read() as tx:
-                found = tx.rows(
-                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE idem_key = ?", (spec.idempotency_key,)
+                found = tx.rows(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {in_keys}", key_params)
+            existing = {job.spec.idempotency_key or "": job for job in map(_job, found)}
+        jobs: list[Job] = []
+        for row, (spec_json, _, _) in zip(rows, encoded, strict=True):
+            if row[0] not in made:
+                jobs.append(existing[str(row[5])])
+                continue
+            seq, created = made[row[0]]
+            jobs.append(
+                Job(
+                    id=row[0],
+                    seq=seq,
+                    spec=_decode_spec(spec_json),
+                    state=JobState.QUEUED,
+                    created_at=created,
+                    updated_at=created,
                 )
-            return _job(found[0])
-        self._changed("submitted")
-        seq, created = inserted[0]
-        return Job(
-            id=job_id,
-            seq=int(seq),
-            spec=_decode_spec(spec_json),
-            state=JobState.QUEUED,
-            created_at=float(created),
-            updated_at=float(created),
-        )
+            )
+        return jobs
 
     def get(self, job_id: str) -> Job | None:
         if not isinstance(job_id, str):
@@ -888,8 +948,9 @@ def _coalesce(
 # -- encoding ----------------------------------------------------------------------------------
 
 
-def _encode_spec(spec: JobSpec) -> tuple[str, list[str]]:
-    """Validate a spec and return its JSON and its normalised (case-folded, unique) keys."""
+def _encode_spec(spec: JobSpec) -> tuple[str, list[str], JobSpec]:
+    """Validate a spec and return its JSON, its normalised (case-folded, unique) keys and the
+    spec."""
     if not isinstance(spec, JobSpec):
         raise TypeError(f"expected a JobSpec, not {type(spec).__name__}")
     _require_text(spec.resource_id, "resource_id")
@@ -926,7 +987,7 @@ def _encode_spec(spec: JobSpec) -> tuple[str, list[str]]:
         "idempotency_key": spec.idempotency_key,
         "barrier": spec.barrier,
     }
-    return _dumps(data, "intent"), keys
+    return _dumps(data, "intent"), keys, spec
 
 
 def _decode_spec(text: str) -> JobSpec:

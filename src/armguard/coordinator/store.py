@@ -44,6 +44,12 @@ class Store(Protocol):
         """Queue a job. With an idempotency key already used, return that job unchanged."""
         ...
 
+    def submit_many(self, specs: Sequence[JobSpec]) -> list[Job]:
+        """Queue jobs in the order given, as ``submit`` would one by one, in as few round
+        trips and commits as the backend can (one per thousand jobs). Every spec is checked
+        before anything is written."""
+        ...
+
     def claim(
         self,
         owner: str,
