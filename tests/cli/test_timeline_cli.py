@@ -375,3 +375,47 @@ def test_events_dated_year_1_and_year_9999_draw_a_report(
     # The axis spans the calendar: dated ticks, from year 1 to the last day of 9999.
     assert ">0001-01-01 00:00<" in text
     assert ">9999-12-31 23:59<" in text or ">9999-12-" in text
+
+
+def test_piped_tables_keep_the_end_of_long_ids_so_rows_differ(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rg = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/platform-networking-production-westeurope-rg"
+    vnet = f"{rg}/providers/Microsoft.Network/virtualNetworks/hub-vnet-westeurope-production-0001"
+    names = [
+        f"subnet-application-{tier}-tier-00{n}"
+        for tier, n in (("front", 1), ("front", 2), ("back", 1))
+    ]
+    log = tmp_path / "long.json"
+    log.write_text(
+        json.dumps(
+            [
+                {
+                    "eventTimestamp": "2026-04-27T10:00:00Z",
+                    "resourceId": f"{vnet}/subnets/{name}",
+                    "operationName": "Microsoft.Network/virtualNetworks/subnets/write",
+                    "caller": "pipeline",
+                    "operationId": name,
+                    "status": "Started",
+                }
+                for name in names
+            ]
+        )
+    )
+    assert main(["timeline", str(log)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "pipeline" in line]
+    cells = [line.strip("│ ").split("│")[0].strip() for line in rows]
+    assert sorted(cells) == sorted(f"…/{name}" for name in names)
+
+
+def test_cut_ids_that_would_look_the_same_keep_more() -> None:
+    from armguard.diagnose.timeline import fit_resource_ids
+
+    rg = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/prod"
+    ids = [
+        f"{rg}/providers/Microsoft.Network/virtualNetworks/{v}/subnets/default" for v in ("a", "b")
+    ]
+    shown = fit_resource_ids(ids, 16)
+    assert len(set(shown.values())) == 2
+    assert all(text.endswith("/subnets/default") for text in shown.values())
+    assert fit_resource_ids([NSG], 200) == {NSG: "prod-rg/networkSecurityGroups/nsg-app"}

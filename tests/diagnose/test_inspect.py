@@ -274,6 +274,62 @@ def test_missing_resources_and_groups(
     assert [b.kind for b in gone.blockers] == ["stale_version"]
 
 
+def test_a_missing_resource_gets_one_consistent_verdict(
+    arm: EmulatorHandle, client: Callable[[str], ArmClient]
+) -> None:
+    inspector = client("inspector")
+    _group(client("pipeline@contoso.com"))
+    # The VNet is missing too: a PUT of the subnet is refused, and nothing says it would work.
+    orphan = _inspect(arm, inspector, SUBNET)
+    assert [(b.kind, b.resource_id) for b in orphan.blockers] == [("not_found", VNET)]
+    assert not any("a PUT would create it" in n for n in orphan.notes)
+    assert any(f"neither does {VNET}: a PUT is refused" in n for n in orphan.notes)
+    assert orphan.verdict().startswith("A write would be refused now (not_found)")
+    # Deleting what is not there has nothing to do, whatever is missing above it.
+    gone = _inspect(arm, inspector, SUBNET, intent=Intent("delete"))
+    assert gone.clear
+    assert gone.verdict() == "A delete has nothing to do now: the resource does not exist."
+    # A resize needs a VM.
+    absent_vm = _inspect(arm, inspector, VM, intent=Intent("resize", "Standard_D4s_v5"))
+    assert [b.kind for b in absent_vm.blockers] == ["not_found"]
+    assert "nothing to resize" in absent_vm.blockers[0].reason
+    creatable = _inspect(arm, inspector, VM)
+    assert creatable.verdict().startswith("A write would go through now and create the resource")
+
+
+def test_a_nic_on_a_subnet_holds_it_while_written_and_blocks_its_delete(
+    arm: EmulatorHandle, client: Callable[[str], ArmClient]
+) -> None:
+    pipeline, inspector = client("pipeline@contoso.com"), client("inspector")
+    _vnet(arm, pipeline, "subnet-app")
+    nic = f"{RG}/providers/Microsoft.Network/networkInterfaces/nic-1"
+    body = {
+        "location": "eastus",
+        "properties": {
+            "ipConfigurations": [{"name": "ip1", "properties": {"subnet": {"id": SUBNET}}}]
+        },
+    }
+    _ok(pipeline.request("PUT", nic, api_version=NETWORK, body=body).status)
+    busy = _inspect(arm, inspector, SUBNET)
+    dependents = [r for r in busy.related if r.relation == "dependent"]
+    assert [(r.resource_id.lower(), r.running) for r in dependents] == [(nic.lower(), True)]
+    (blocker,) = [b for b in busy.blockers if b.resource_id.lower() == nic.lower()]
+    assert blocker.kind == "operation_in_progress"
+    assert "which references it, is" in blocker.reason
+    # ARM really refuses a write to the subnet meanwhile: the verdict is not a guess.
+    refused = pipeline.request(
+        "PUT", SUBNET, api_version=NETWORK, body={"properties": {"addressPrefix": "10.0.1.0/24"}}
+    )
+    assert refused.status == 409
+    arm.advance(SETTLE)
+    assert _inspect(arm, inspector, SUBNET).clear
+    delete = _inspect(arm, inspector, SUBNET, intent=Intent("delete"))
+    (in_use,) = delete.blockers
+    assert in_use.kind == "state_prerequisite"
+    assert nic.lower() in in_use.reason.lower()
+    assert pipeline.request("DELETE", SUBNET, api_version=NETWORK).status == 400
+
+
 def test_bad_intents_and_unreachable_endpoints() -> None:
     with pytest.raises(ValueError, match="use write, delete or resize:SIZE"):
         parse_intent("scale")

@@ -27,7 +27,7 @@ from armguard.cli.output import (
 )
 from armguard.clock import Clock, SystemClock, isoformat
 from armguard.diagnose.inspect import InspectError, Inspection, inspect_resource, parse_intent
-from armguard.diagnose.timeline import short_resource_id
+from armguard.diagnose.timeline import fit_resource_ids, short_resource_id
 
 __all__ = ["register", "run"]
 
@@ -146,13 +146,15 @@ def _print(result: Inspection) -> None:
     )
     _table([{"Field": k, "Value": v} for k, v in facts], ["Field", "Value"], "State")
     if result.recent_writes:
+        # Piped output is 160 characters wide: the tail of an ID is what tells rows apart.
+        names = fit_resource_ids([o.resource_id for o in result.recent_writes], 48)
         _table(
             [
                 {
                     "Time": isoformat(o.start)[11:19],
                     "Caller": o.caller,
                     "Operation": o.operation.rsplit("/", 2)[-2] + "/" + o.verb,
-                    "Resource": short_resource_id(o.resource_id),
+                    "Resource": names[o.resource_id],
                     "Outcome": o.outcome
                     + (f" {o.http_status} {o.code or ''}".rstrip() if o.http_status else ""),
                 }

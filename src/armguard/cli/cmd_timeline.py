@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ from armguard.diagnose.timeline import (
     Conflict,
     Timeline,
     TimelineOptions,
+    fit_resource_ids,
     load_timeline,
     parse_time_bound,
-    short_resource_id,
 )
 
 __all__ = ["register", "run"]
@@ -147,6 +148,17 @@ def _load(files: list[str], options: TimelineOptions) -> Timeline:
         return load_timeline(files, options, advance)
 
 
+def _id_width(share: int) -> int:
+    """Characters a resource column can show: a share of the table's width (160 when piped,
+    as print_table lays it out; the terminal's width otherwise)."""
+    total = shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else 160
+    return max(24, total // share)
+
+
+def _names(resource_ids: list[str], share: int) -> dict[str, str]:
+    return fit_resource_ids(resource_ids, _id_width(share))
+
+
 def _hms(ts: float) -> str:
     return isoformat(ts)[11:19]
 
@@ -165,6 +177,7 @@ def _conflict_rows(timeline: Timeline) -> list[dict[str, Any]]:
         cause_id = c.cause.id if c.cause else None
         key = (op.caller, op.resource_id.lower(), op.http_status, op.code, op.kind, cause_id)
         groups.setdefault(key, []).append(c)
+    names = _names([c.cause.resource_id for c in timeline.conflicts if c.cause], 5)
     rows = []
     for items in groups.values():
         first, last = items[0], items[-1]
@@ -185,7 +198,7 @@ def _conflict_rows(timeline: Timeline) -> list[dict[str, Any]]:
                 "Kind": op.kind,
                 "Caused by": (
                     f"{cause.id} {cause.caller} {cause.verb} "
-                    f"{short_resource_id(cause.resource_id)} ({first.relation})"
+                    f"{names[cause.resource_id]} ({first.relation})"
                     if cause
                     else "not in the log"
                 ),
@@ -196,10 +209,12 @@ def _conflict_rows(timeline: Timeline) -> list[dict[str, Any]]:
 
 def _print_tables(timeline: Timeline) -> None:
     rows = []
-    for row in timeline.summary():
+    summary = timeline.summary()
+    names = _names([row["resource_id"] for row in summary], 4)
+    for row in summary:
         rows.append(
             {
-                "Resource": short_resource_id(row["resource_id"]),
+                "Resource": names[row["resource_id"]],
                 "Writers": ", ".join(row["writers"]),
                 "Writes": row["writes"],
                 "Conflicts": ", ".join(f"{k} {v}" for k, v in row["conflicts"].items()) or "0",
@@ -233,11 +248,12 @@ def _print_tables(timeline: Timeline) -> None:
             title="Conflicts and their causes",
         )
     if timeline.storms:
+        storm_names = _names([s.resource_id for s in timeline.storms], 3)
         _table(
             [
                 {
                     "Caller": s.caller,
-                    "Resource": short_resource_id(s.resource_id),
+                    "Resource": storm_names[s.resource_id],
                     "Retries": s.retries,
                     "Per minute": s.rate_per_minute,
                     "From": _hms(s.start),
@@ -249,12 +265,13 @@ def _print_tables(timeline: Timeline) -> None:
             title="Retry storms",
         )
     if timeline.stale_replays:
+        replay_names = _names([r.operation.resource_id for r in timeline.stale_replays], 4)
         _table(
             [
                 {
                     "Time": _hms(r.operation.start),
                     "Caller": r.operation.caller,
-                    "Resource": short_resource_id(r.operation.resource_id),
+                    "Resource": replay_names[r.operation.resource_id],
                     "ETag sent again": r.etag,
                     "Rejected in": r.rejected.id,
                 }

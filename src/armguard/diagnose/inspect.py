@@ -63,6 +63,18 @@ _CHILD_TYPES: dict[str, tuple[str, ...]] = {
     "microsoft.compute/virtualmachines": ("extensions",),
     "microsoft.compute/virtualmachinescalesets": ("extensions",),
 }
+# Read-only back-references ARM puts in a referenced resource's body: who uses it. A running
+# write of a referencing resource holds the referenced one (arm-protocol: 409 for referenced
+# resources too), and a resource in use cannot be deleted.
+_BACK_REFERENCES: dict[str, tuple[str, ...]] = {
+    "microsoft.network/virtualnetworks/subnets": ("ipConfigurations",),
+    "microsoft.network/networksecuritygroups": ("subnets", "networkInterfaces"),
+    "microsoft.network/routetables": ("subnets",),
+    "microsoft.network/publicipaddresses": ("ipConfiguration",),
+}
+_SUBNET = "microsoft.network/virtualnetworks/subnets"
+_NIC_API = "2024-05-01"
+_MAX_DEPENDENTS = 20
 _TRANSITIONAL_POWER = frozenset({"starting", "stopping", "deallocating"})
 _SEVERITY = {
     ConflictKind.LOCKED: 0,
@@ -142,7 +154,8 @@ class LockInfo:
 class RelatedState:
     resource_id: str
     relation: str
-    """``resource``, ``parent``, ``child`` or ``sibling``."""
+    """``resource``, ``parent``, ``child``, ``sibling`` or ``dependent`` (a resource that
+    references this one: a NIC on a subnet, a subnet using an NSG)."""
     provisioning_state: str | None
 
     @property
@@ -210,6 +223,12 @@ class Inspection:
 
     def verdict(self) -> str:
         what = self.intent.describe()
+        if self.clear and not self.exists and self.intent.kind == "delete":
+            return "A delete has nothing to do now: the resource does not exist."
+        if self.clear and not self.exists:
+            return (
+                f"A {what} would go through now and create the resource: nothing holds or locks it."
+            )
         if self.clear:
             return f"A {what} would go through now: nothing holds, locks or outdates it."
         first = self.blockers[0]
@@ -340,6 +359,88 @@ def _children(
     return found
 
 
+def _owner(reference: str) -> ResourceId | None:
+    """The resource a back-reference names: a NIC for its ipConfiguration, else itself."""
+    try:
+        rid = parse_resource_id(reference)
+    except InvalidResourceId:
+        return None
+    if rid.type.lower().endswith("/ipconfigurations") and rid.parent is not None:
+        return rid.parent
+    return rid
+
+
+def _dependents(reader: _Reader, rid: ResourceId, body: Any, out: Inspection) -> None:
+    """Resources that reference ``rid``: from the back-references in its body (ARM lists a
+    subnet's ipConfigurations, an NSG's subnets and NICs), and, for a subnet, from the NICs
+    of its resource group. References from other groups that the body does not list, and
+    from types without back-references, are not found (docs/diagnostics.md)."""
+    found: dict[str, tuple[str, str | None, bool]] = {}  # key -> (id, state, state known)
+    props = body.get("properties") if isinstance(body, Mapping) else None
+    for name in _BACK_REFERENCES.get(rid.type.lower(), ()):
+        refs = props.get(name) if isinstance(props, Mapping) else None
+        for ref in refs if isinstance(refs, list) else [refs]:
+            if isinstance(ref, Mapping) and isinstance(ref.get("id"), str):
+                owner = _owner(ref["id"])
+                if owner is not None and owner.key != rid.key:
+                    found.setdefault(owner.key, (str(owner), None, False))
+    if rid.type.lower() == _SUBNET and rid.resource_group_id is not None:
+        listing = reader.get(
+            f"{rid.resource_group_id}/providers/Microsoft.Network/networkInterfaces", _NIC_API
+        )
+        items = listing.body.get("value") if isinstance(listing.body, Mapping) else None
+        if not listing.ok:
+            out.notes.append(f"The group's NICs could not be listed: {_describe(listing)}.")
+        for nic in items if isinstance(items, list) else []:
+            nic_props = nic.get("properties") if isinstance(nic, Mapping) else None
+            confs = nic_props.get("ipConfigurations") if isinstance(nic_props, Mapping) else None
+            for conf in confs if isinstance(confs, list) else []:
+                conf_props = conf.get("properties") if isinstance(conf, Mapping) else None
+                subnet = conf_props.get("subnet") if isinstance(conf_props, Mapping) else None
+                if isinstance(subnet, Mapping) and str(subnet.get("id", "")).lower() == rid.key:
+                    nic_id = str(nic["id"])
+                    found[nic_id.lower()] = (nic_id, _state(nic), True)
+    for n, (dep_id, listed_state, known) in enumerate(found.values()):
+        if n >= _MAX_DEPENDENTS:
+            out.notes.append(
+                f"{len(found)} resources reference it; the states of the first "
+                f"{_MAX_DEPENDENTS} were read."
+            )
+            break
+        state = listed_state
+        if not known:
+            try:
+                dep = parse_resource_id(dep_id)
+            except InvalidResourceId:
+                continue
+            got = reader.get(dep_id, reader.api_version(dep))
+            if got.status == 404:
+                continue  # a back-reference a delete has not cleared yet
+            state = _state(got.body) if got.ok else None
+        out.related.append(RelatedState(dep_id, "dependent", state))
+
+
+def _in_use_blockers(out: Inspection) -> None:
+    users = [r.resource_id for r in out.related if r.relation == "dependent"]
+    if not users or out.intent.kind != "delete":
+        return
+    more = f" and {len(users) - 1} more" if len(users) > 1 else ""
+    out.blockers.append(
+        Blocker(
+            kind=ConflictKind.STATE_PREREQUISITE,
+            reason=(
+                f"It is in use by {users[0]}{more}: ARM refuses to delete a resource that others "
+                "reference (InUseSubnetCannotBeDeleted and the like)."
+            ),
+            action=(
+                "Detach it first: remove the reference from each of them and wait until each "
+                "update reaches Succeeded; then delete."
+            ),
+            resource_id=out.resource_id,
+        )
+    )
+
+
 def _activity(
     reader: _Reader, rid: ResourceId, now: float, history: float, out: Inspection
 ) -> list[Operation]:
@@ -450,6 +551,9 @@ def _progress_blockers(out: Inspection) -> None:
             "parent": f"Its parent {state.resource_id} is {state.provisioning_state}",
             "child": f"Its child {state.resource_id} is {state.provisioning_state}",
             "sibling": f"Its sibling {state.resource_id} is {state.provisioning_state}",
+            "dependent": (
+                f"{state.resource_id}, which references it, is {state.provisioning_state}"
+            ),
         }[state.relation]
         out.blockers.append(
             Blocker(
@@ -543,6 +647,32 @@ def _etag_blockers(out: Inspection) -> None:
         out.notes.append("The ETag given matches the live one.")
 
 
+def _absent(out: Inspection) -> None:
+    """What the intent means for a resource that does not exist, said once and consistently
+    with the blockers: a PUT creates it only where its parent and group exist."""
+    missing = [b for b in out.blockers if b.kind is ConflictKind.NOT_FOUND]
+    if out.intent.kind == "delete":
+        # Nothing to delete; that its parent is gone too only confirms it.
+        out.blockers = [b for b in out.blockers if b.kind is not ConflictKind.NOT_FOUND]
+        out.notes.append("The resource does not exist: a delete has nothing to do.")
+    elif out.intent.kind == "resize":
+        out.blockers.append(
+            Blocker(
+                kind=ConflictKind.NOT_FOUND,
+                reason="The VM does not exist: there is nothing to resize.",
+                action="Check the ID; to have a VM of that size, create it with that size.",
+                resource_id=out.resource_id,
+            )
+        )
+    elif missing:
+        out.notes.append(
+            f"The resource does not exist, and neither does {missing[0].resource_id}: a PUT "
+            "is refused (404) until that is created."
+        )
+    else:
+        out.notes.append("The resource does not exist: a PUT would create it.")
+
+
 # --- entry point ----------------------------------------------------------------------------------------
 
 
@@ -616,6 +746,7 @@ def inspect_resource(
             out.notes.append(f"The parent {parent} could not be read: {_describe(got)}.")
     if out.exists:
         out.related.extend(_children(reader, rid, "child", None))
+        _dependents(reader, rid, response.body, out)
     elif not rid.is_child and rid.resource_group_id is not None:
         group = rid.resource_group_id
         if reader.get(str(group), version(group)).status == 404:
@@ -632,15 +763,13 @@ def inspect_resource(
     out.recent_writes = sorted(
         (o for o in ops if o.verb in ("write", "delete", "action")), key=lambda o: -o.start
     )[:_RECENT_LIMIT]
-    if not out.exists:
-        out.notes.append(
-            "The resource does not exist: a PUT would create it"
-            + ("; a delete has nothing to do." if chosen.kind == "delete" else ".")
-        )
     _lock_blockers(out)
     _progress_blockers(out)
+    _in_use_blockers(out)
     if chosen.kind == "resize" and out.exists:
         _resize_blockers(out)
+    if not out.exists:
+        _absent(out)
     _etag_blockers(out)
     writers = {o.caller for o in out.recent_writes}
     if len(writers) > 1:

@@ -63,6 +63,7 @@ __all__ = [
     "TimelineOptions",
     "TokenlessWriter",
     "analyse",
+    "fit_resource_ids",
     "load_timeline",
     "parse_time_bound",
     "short_resource_id",
@@ -485,6 +486,42 @@ def short_resource_id(resource_id: str) -> str:
     for level in rid.levels:
         parts.extend(f"{t}/{n}" for t, n in level.pairs)
     return "/".join(parts)
+
+
+def fit_resource_ids(resource_ids: Iterable[str], width: int) -> dict[str, str]:
+    """Each resource ID's short form, cut to ``width`` characters from the left.
+
+    A table too narrow for an ID truncates it on the right, where IDs differ (three subnets of
+    one VNet become three identical cells); the tail is what tells them apart, so that is what
+    is kept, from a ``/`` when one is near. Cut IDs that would still look the same keep more
+    characters until they differ.
+    """
+    shorts = {rid: short_resource_id(rid) for rid in resource_ids}
+
+    def cut(text: str, keep: int) -> str:
+        if len(text) <= keep:
+            return text
+        tail = text[-(keep - 1) :]
+        slash = tail.find("/")
+        if 0 <= slash < keep // 3:
+            tail = tail[slash:]
+        return "…" + tail
+
+    keep = {rid: max(width, 8) for rid in shorts}
+    while True:
+        shown = {rid: cut(text, keep[rid]) for rid, text in shorts.items()}
+        seen: dict[str, list[str]] = defaultdict(list)
+        for rid, text in shown.items():
+            seen[text.lower()].append(rid)
+        clashes = [rids for rids in seen.values() if len(rids) > 1]
+        grew = False
+        for rids in clashes:
+            for rid in rids:
+                if keep[rid] < len(shorts[rid]):
+                    keep[rid] = min(len(shorts[rid]), keep[rid] + 8)
+                    grew = True
+        if not grew:
+            return shown
 
 
 # --- time bounds -------------------------------------------------------------------------------
