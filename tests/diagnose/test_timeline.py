@@ -594,6 +594,12 @@ def test_twenty_thousand_events_at_one_moment_are_one_overlap(tmp_path: Path) ->
     assert len(overlap.callers) == 37  # the bot and 36 writers (every tenth write is the bot's)
     assert overlap.relation == "parent/child"
     assert overlap.windows == ((overlap.start, overlap.start),)
+    from armguard.diagnose.report import render_report
+
+    page = render_report(t, generated_at=0.0)
+    # The overlap's table cell lists the first 60 operations and counts the rest.
+    assert "… and 9940 more" in page
+    assert page.count('class="overlap"') == 1  # one window, one band
     assert len(t.conflicts) == 1_000
     for conflict in t.conflicts:
         # A writer on the refused subnet itself is preferred to one on the VNet.

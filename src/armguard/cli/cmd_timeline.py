@@ -177,7 +177,7 @@ def _conflict_rows(timeline: Timeline) -> list[dict[str, Any]]:
         cause_id = c.cause.id if c.cause else None
         key = (op.caller, op.resource_id.lower(), op.http_status, op.code, op.kind, cause_id)
         groups.setdefault(key, []).append(c)
-    names = _names([c.cause.resource_id for c in timeline.conflicts if c.cause], 5)
+    names = _names([c.cause.resource_id for c in timeline.conflicts if c.cause], 3)
     rows = []
     for items in groups.values():
         first, last = items[0], items[-1]
