@@ -77,4 +77,5 @@ class ManualClock:
 def isoformat(ts: float) -> str:
     """ARM's timestamp shape: ``2026-04-27T10:16:42.1234567Z`` (7 fractional digits)."""
     dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
+    # Not strftime's %Y: glibc does not pad years below 1000 to four digits.
+    return f"{dt.year:04d}-" + dt.strftime("%m-%dT%H:%M:%S.") + f"{dt.microsecond:06d}0Z"
