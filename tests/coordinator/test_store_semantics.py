@@ -658,6 +658,30 @@ def test_linger_waits_for_a_burst_to_settle_then_claims_it_whole(
     assert [j.id for j in lease.jobs] == [first.id, second.id]
 
 
+def test_a_tight_burst_is_claimed_once_it_goes_quiet_not_a_whole_linger_later(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    burst = []
+    for _ in range(10):  # ten writers 2 ms apart: the burst's mean gap is 2 ms
+        burst.append(store.submit(spec(VNET)))
+        clock.advance(0.002)
+    # Quiet is 4 mean gaps, but at least linger / 10 = 50 ms: not yet…
+    clock.advance(0.03)
+    assert store.claim("w", 30, linger=0.5, linger_max=5) is None
+    clock.advance(0.02)  # …now 50 ms since the last arrival, far short of the 0.5 s linger
+    lease = store.claim("w", 30, linger=0.5, linger_max=5)
+    assert lease is not None
+    assert [j.id for j in lease.jobs] == [j.id for j in burst]
+
+
+def test_a_lone_job_waits_the_whole_linger(store: SqlStore, clock: ManualClock) -> None:
+    store.submit(spec(VNET))
+    clock.advance(0.49)
+    assert store.claim("w", 30, linger=0.5, linger_max=5) is None
+    clock.advance(0.01)
+    assert store.claim("w", 30, linger=0.5, linger_max=5) is not None
+
+
 def test_linger_max_bounds_the_wait_under_a_steady_stream(
     store: SqlStore, clock: ManualClock
 ) -> None:

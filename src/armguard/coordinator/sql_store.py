@@ -85,6 +85,8 @@ _CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
 _FIRST_PAGE = 8
 _LAST_PAGE = 512
 _SUBMIT_ROWS = 1000  # jobs per submit_many transaction
+# A burst has ended once it has been silent for this many of its own mean gaps (see _settled).
+_QUIET_GAPS = 4.0
 
 
 class StoreError(RuntimeError):
@@ -698,7 +700,7 @@ class SqlStore(ABC):
             else ""
         )
         burst = (
-            " UNION ALL SELECT 'l', NULL, resource_key, NULL, NULL, NULL, NULL,"
+            " UNION ALL SELECT 'l', NULL, resource_key, NULL, COUNT(*), NULL, NULL,"
             " MIN(created_at), MAX(created_at) FROM jobs WHERE state = 'queued'"
             " AND resource_key IN (SELECT resource_key FROM page) GROUP BY resource_key"
             if bursts
@@ -743,7 +745,7 @@ class SqlStore(ABC):
             elif tag == "x":
                 expired.append(row[1])
             elif tag == "l":
-                live.bursts[row[1]] = (float(row[6]), float(row[7]))
+                live.bursts[row[1]] = (float(row[6]), float(row[7]), int(row[3]))
             elif tag == "f":
                 live.fence = int(row[0])
             else:  # "n"
@@ -810,7 +812,7 @@ class _LiveState:
         self.fence: int | None = None
         self.page: list[_Candidate] | None = []
         self.followers: list[tuple[Any, ...]] | None = []
-        self.bursts: dict[str, tuple[float, float]] = {}
+        self.bursts: dict[str, tuple[float, float, int]] = {}
 
 
 def _queued_page(after: int, size: int) -> tuple[str, tuple[int, int]]:
@@ -862,25 +864,37 @@ def _settled(
     *,
     linger: float,
     linger_max: float,
-    bursts: Mapping[str, tuple[float, float]],
+    bursts: Mapping[str, tuple[float, float, int]],
 ) -> bool:
-    """Debounce: a resource's queued jobs are claimed once no job has joined them for
-    ``linger`` seconds — a burst of writers becomes one ARM write — or once the oldest has
-    waited ``linger_max``, so a steady stream cannot hold them back for ever. The head is the
-    oldest queued job on its resource (an older one would share its key and block it).
-    ``bursts`` holds (oldest, newest) for the resources of the first page, read with the live
-    state; others are read here."""
+    """Debounce: a resource's queued jobs are claimed once the burst they arrived in has gone
+    quiet — a burst of writers becomes one ARM write — or once the oldest has waited
+    ``linger_max``, so a steady stream cannot hold them back for ever. The head is the oldest
+    queued job on its resource (an older one would share its key and block it).
+
+    *Quiet* adapts to the burst: ``_QUIET_GAPS`` times its mean gap between arrivals, between
+    ``linger / 10`` and ``linger``. Forty tag writers landing within 50 ms are claimed a few
+    milliseconds after the last instead of a whole ``linger`` later, which is what the wait
+    would otherwise cost on a write that takes ARM less than the linger; a lone job, or jobs
+    arriving slowly, wait the full ``linger`` for company.
+
+    ``bursts`` holds (oldest, newest, count) for the resources of the first page, read with the
+    live state; others are read here."""
     found = bursts.get(head.resource_key)
     if found is None:
-        oldest, newest = tx.rows(
-            "SELECT MIN(created_at), MAX(created_at) FROM jobs WHERE state = 'queued'"
+        oldest, newest, count = tx.rows(
+            "SELECT MIN(created_at), MAX(created_at), COUNT(*) FROM jobs WHERE state = 'queued'"
             " AND resource_key = ?",
             (head.resource_key,),
         )[0]
         if oldest is None:
             return True
-        found = (float(oldest), float(newest))
-    return now - found[1] >= linger or now - found[0] >= linger_max
+        found = (float(oldest), float(newest), int(count))
+    oldest, newest, count = found
+    quiet = linger
+    if count >= 2:
+        gap = (newest - oldest) / (count - 1)
+        quiet = min(linger, max(linger / 10, _QUIET_GAPS * gap))
+    return now - newest >= quiet or now - oldest >= linger_max
 
 
 def _coalesce(
