@@ -377,6 +377,7 @@ def test_tags_on_a_type_without_etags_use_the_tags_api(env: Env) -> None:
 def test_a_worker_whose_lease_expired_cannot_complete_or_write(env: Env) -> None:
     make_vnet(env)
     job = env.submit(VNET, TagsIntent({"a": "1"}), who="alice")
+    claimed_at = env.clock.now()
     lease = env.store.claim("slow-worker", ttl=30)
     assert lease is not None
     env.clock.advance(31)  # the slow worker paused past its TTL…
@@ -384,7 +385,7 @@ def test_a_worker_whose_lease_expired_cannot_complete_or_write(env: Env) -> None
     assert other is not None
     report = BatchWriter(
         env.store, env.client("alice"), env.clock, ttl=30, budget=RetryBudget()
-    ).run(lease)
+    ).run(lease, claimed_at=claimed_at)
     assert report.lease_lost
     assert report.results == []
     assert env.writes_by("alice") == []  # it stopped before touching ARM

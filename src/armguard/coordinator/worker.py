@@ -143,10 +143,11 @@ class Worker:
         """Claim and run one batch on the calling thread; None if nothing was claimable."""
         store = self._open_store()
         try:
+            claimed_at = self.clock.now()
             lease = self._claim(store, self.owner)
             if lease is None:
                 return None
-            return self._run_batch(store, lease)
+            return self._run_batch(store, lease, claimed_at)
         finally:
             store.close()
 
@@ -193,12 +194,15 @@ class Worker:
         per ``idle_poll`` without a change, for expired leases). A loop that claims something
         wakes the next, so a burst of work fans out without every loop polling the store.
 
-        With a linger, a submit cannot make anything claimable before its resource settles, so
-        instead of waking a loop (for a claim that must come back empty) the watcher looks
-        again once the latest submit is ``linger`` old."""
+        With a linger, a submit cannot make anything claimable before its burst goes quiet
+        (at the earliest ``linger / 10`` after it, at the latest ``linger``), so instead of
+        waking a loop at once (for a claim that must come back empty) the watcher wakes one
+        every ``linger / 10`` until the latest submit is ``linger`` old."""
         store = self._open_store()
         linger = self.settings.linger
+        step = linger / 10 * 1.05
         nudge_at: float | None = None  # worker clock
+        nudge_until = 0.0
         last = time.monotonic()
         try:
             while not (self._stop.is_set() or self._stop_watching.is_set()):
@@ -217,12 +221,13 @@ class Worker:
                         store = self._open_store()
                     change = "freed"
                 if change == "submitted" and linger > 0:
-                    nudge_at = self.clock.monotonic() + linger * 1.05
+                    nudge_at = self.clock.monotonic() + step
+                    nudge_until = self.clock.monotonic() + linger * 1.05
                 elif change is not None or time.monotonic() - last >= self.settings.idle_poll:
                     self._notify()
                     last = time.monotonic()
                 if nudge_at is not None and self.clock.monotonic() >= nudge_at:
-                    nudge_at = None
+                    nudge_at = nudge_at + step if nudge_at < nudge_until else None
                     self._notify()
                     last = time.monotonic()
         finally:
@@ -258,12 +263,13 @@ class Worker:
         """One claim, and its batch if any; True when the loop is done."""
         with self._wake:
             seen = self._generation
+        claimed_at = self.clock.now()  # before the claim: a lease is never older than this
         lease = self._claim(store, owner)
         if self.metrics is not None:
             self.metrics.queue_depth.set(store.queue_depth())
         if lease is not None:
             self._notify()  # there may be more: let the next idle loop look
-            self._run_batch(store, lease)
+            self._run_batch(store, lease, claimed_at)
             return False
         if until_idle and self._idle(store):
             return True
@@ -282,11 +288,15 @@ class Worker:
     def _idle(self, store: Store) -> bool:
         return store.queue_depth() == 0 and not store.jobs(JobState.RUNNING, limit=1)
 
-    def _run_batch(self, store: Store, lease: Lease) -> BatchReport:
+    def _run_batch(
+        self, store: Store, lease: Lease, claimed_at: float | None = None
+    ) -> BatchReport:
         if self.metrics is not None:
-            now = self.clock.now()
+            # Both stamps on the store's clock (the server's, for PostgreSQL): the claim's time
+            # is its lease's expiry less the TTL it was granted.
+            claimed_at = lease.expires_at - self.settings.lease_ttl
             for job in lease.jobs:
-                self.metrics.lease_wait.observe(max(0.0, now - job.created_at))
+                self.metrics.lease_wait.observe(max(0.0, claimed_at - job.created_at))
         writer = BatchWriter(
             store,
             self._client_for(lease.jobs[0].writer),
@@ -298,7 +308,7 @@ class Worker:
             settings=self.settings.writer,
             should_stop=self._stop.is_set,
         )
-        report = writer.run(lease)
+        report = writer.run(lease, claimed_at=claimed_at)
         with self._lock:
             self.stats.batches += 1
             self.stats.jobs += len(report.results)

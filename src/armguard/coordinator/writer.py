@@ -234,9 +234,12 @@ class BatchWriter:
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, lease: Lease) -> BatchReport:
+    def run(self, lease: Lease, *, claimed_at: float | None = None) -> BatchReport:
+        """``claimed_at``: when this worker got the lease, on its own clock (default: now). The
+        lease is heartbeated once a third of its TTL has passed since then, so a worker that
+        stalled between claim and run finds out before its first ARM call."""
         self._lease = lease
-        self._last_beat = self.clock.now()
+        self._last_beat = self.clock.now() if claimed_at is None else claimed_at
         jobs = list(lease.jobs)  # their ``claimed`` events were written by the claim
         try:
             items = self._load(jobs)
@@ -1106,8 +1109,10 @@ class BatchWriter:
     def _keep_alive(self) -> None:
         lease = self._lease
         assert lease is not None
+        # On this worker's clock only: the lease's expires_at may be the database server's
+        # time (PostgreSQL), which this clock need not agree with.
         now = self.clock.now()
-        if now - self._last_beat >= self.ttl / 3 or now >= lease.expires_at:
+        if now - self._last_beat >= self.ttl / 3:
             self._lease = self.store.heartbeat(lease, self.ttl)
             self._last_beat = now
 
