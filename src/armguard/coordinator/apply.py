@@ -33,7 +33,7 @@ from armguard.coordinator.model import Job, Outcome
 from armguard.coordinator.plan import Plan, PlannedJob, UnguardedWrite
 from armguard.coordinator.resource_types import api_version_for, type_info
 from armguard.coordinator.store import Store
-from armguard.coordinator.submit import submit
+from armguard.coordinator.submit import build_spec
 from armguard.events import EventType, JobEvent
 
 __all__ = [
@@ -126,11 +126,10 @@ def build_world(client_for: Callable[[str], Requester], plan: Plan, pacer: Pacer
 
 
 def queue_plan(store: Store, plan: Plan) -> dict[int, Job]:
-    """Submit every job of the plan in order; the plan index maps to its job."""
-    jobs: dict[int, Job] = {}
-    for planned in plan.jobs:
-        jobs[planned.index] = submit(
-            store,
+    """Submit every job of the plan in order, one transaction per thousand jobs, every spec
+    checked before any is written; the plan index maps to its job."""
+    specs = [
+        build_spec(
             str(planned.resource),
             planned.intent,
             planned.writer,
@@ -138,7 +137,10 @@ def queue_plan(store: Store, plan: Plan) -> dict[int, Job]:
             on_stale=planned.on_stale,
             idempotency_key=planned.idempotency_key,
         )
-    return jobs
+        for planned in plan.jobs
+    ]
+    queued = store.submit_many(specs)
+    return {planned.index: job for planned, job in zip(plan.jobs, queued, strict=True)}
 
 
 def final_states(
