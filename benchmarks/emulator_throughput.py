@@ -1309,8 +1309,14 @@ def target_check(armguard: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped with it.
+    signal.signal(signal.SIGTERM, _terminate)
     with tempfile.TemporaryDirectory(prefix="armguard-bench-") as workdir:
         args.workdir = Path(workdir)
         doc = asyncio.run(main_async(args))
