@@ -176,6 +176,7 @@ def _job_rows(plan: Plan, jobs: dict[int, Job]) -> list[dict[str, Any]]:
                 "intent": planned.intent.kind,
                 "outcome": job.outcome.value if job.outcome else job.state.value,
                 "attempts": job.attempts,
+                "takeovers": job.attempts,
                 "kind": job.kind,
                 "reason": job.reason,
             }
@@ -276,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table(
             rows,
-            ["writer", "resource", "intent", "outcome", "attempts", "kind", "reason"],
+            ["writer", "resource", "intent", "outcome", "takeovers", "kind", "reason"],
             title=f"plan: {plan.name}",
         )
         out = Console()

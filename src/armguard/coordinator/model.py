@@ -72,6 +72,7 @@ class Job:
     spec: JobSpec
     state: JobState
     attempts: int = 0
+    """Leases that expired while holding it (takeovers): 0 for a job one worker ran through."""
     outcome: Outcome | None = None
     kind: str | None = None
     """The ConflictKind of a failed or blocked job."""
