@@ -294,9 +294,9 @@ class Worker:
         if self.metrics is not None:
             # Both stamps on the store's clock (the server's, for PostgreSQL): the claim's time
             # is its lease's expiry less the TTL it was granted.
-            claimed_at = lease.expires_at - self.settings.lease_ttl
+            granted_at = lease.expires_at - self.settings.lease_ttl
             for job in lease.jobs:
-                self.metrics.lease_wait.observe(max(0.0, claimed_at - job.created_at))
+                self.metrics.lease_wait.observe(max(0.0, granted_at - job.created_at))
         writer = BatchWriter(
             store,
             self._client_for(lease.jobs[0].writer),
