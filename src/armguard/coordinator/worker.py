@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from armguard.clock import Clock
 from armguard.coordinator.backoff import Backoff, RetryBudget
-from armguard.coordinator.gates import Requester
+from armguard.coordinator.gates import Pacer, Requester, Stopped
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import JobState, Lease
 from armguard.coordinator.sql_store import StoreError
@@ -337,10 +337,11 @@ class _Outage:
     def __init__(self, clock: Clock, limit: float, stop: threading.Event) -> None:
         self._clock = clock
         self._limit = limit
-        self._stop = stop
         self._since: float | None = None
         self._attempt = 0
         self._backoff = Backoff(base=0.5, cap=15.0)
+        # Slices short enough that a stop during an outage is not held up by the wait.
+        self._pacer = Pacer(clock, lambda: None, stop.is_set, slice=0.25)
 
     def over(self) -> None:
         self._since = None
@@ -354,8 +355,5 @@ class _Outage:
             raise error  # down for longer than the worker may wait
         delay = self._backoff.delay(self._attempt)
         self._attempt += 1
-        # In slices, so a stop during an outage is not held up by the wait.
-        while delay > 0 and not self._stop.is_set():
-            step = min(delay, 0.25)
-            self._clock.sleep(step)
-            delay -= step
+        with suppress(Stopped):  # the loop sees the stop itself
+            self._pacer.pause(delay)
