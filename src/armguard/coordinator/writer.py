@@ -740,9 +740,10 @@ class BatchWriter:
     def _follow_named(
         self, rid: ResourceId, api: str, jobs: Sequence[Job], c: Classification
     ) -> bool:
-        """Poll the operation ARM named to its end; False if its status cannot be read (not
-        ours to read, or on a host armguard sends no token to), so the caller watches the
-        resource instead. Throttling and transient failures propagate as GateFailed."""
+        """Poll the operation ARM named to its end (or until it is gone); False if its status
+        cannot be read (not ours to read, or on a host armguard sends no token to), so the
+        caller watches the resource instead. Throttling and transient failures propagate as
+        GateFailed."""
         assert c.operation_url is not None
         self._emit(
             EventType.WAITING,
@@ -757,9 +758,9 @@ class BatchWriter:
             wait_for_operation(self._counted(), c.operation_url, self._pacer)
         except GateFailed as failed:
             kind = failed.response.classification().kind
-            if kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT, ConflictKind.NOT_FOUND):
+            if kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
                 raise
-            return False
+            return kind is ConflictKind.NOT_FOUND
         return True
 
     def _wait_unnamed(
