@@ -53,7 +53,17 @@ def _write_resource(ctx: RunContext, intents: list[WorkIntent]) -> str | None:
     """Write one resource's folded intents; None on success, else what went wrong."""
     first = intents[0]
     if first.kind == "size":
-        return _resize(ctx, first.resource_id, first.api_version, intents[-1].value, first.writer)
+        # A running VM: deallocate, resize, start again, each waited for.
+        return (
+            _power(ctx, first, "deallocate", "deallocated")
+            or _write_body(ctx, intents)
+            or _power(ctx, first, "start", "running")
+        )
+    return _write_body(ctx, intents)
+
+
+def _write_body(ctx: RunContext, intents: list[WorkIntent]) -> str | None:
+    first = intents[0]
     live = read(ctx, first)
     if not live.ok:
         return f"GET {live.status}"
@@ -77,36 +87,19 @@ def _write_resource(ctx: RunContext, intents: list[WorkIntent]) -> str | None:
     return None if outcome.ok else f"operation {outcome.code}"
 
 
-def _resize(ctx: RunContext, rid: str, api: str, size: str, writer: str) -> str | None:
-    client = ctx.clients(writer)
-    for action, state in (("deallocate", "deallocated"), (None, None), ("start", "running")):
-        if action is None:
-            live = client.request("GET", rid, api_version=api)
-            if not live.ok:
-                return f"GET {live.status}"
-            body = dict(live.body)
-            props = dict(body.get("properties") or {})
-            props["hardwareProfile"] = {**(props.get("hardwareProfile") or {}), "vmSize": size}
-            body["properties"] = props
-            response = client.request(
-                "PUT",
-                rid,
-                api_version=api,
-                body={k: v for k, v in body.items() if k not in ("id", "name", "type", "etag")},
-                headers={"If-Match": live.etag} if live.etag else None,
-            )
-        else:
-            response = client.request("POST", f"{rid}/{action}", api_version=api)
-        ctx.tally.write(response.status)
-        if not response.ok:
-            return f"{action or 'resize'} {response.status}"
-        url = response.header("azure-asyncoperation") or response.header("location")
-        if url:
-            done = wait_for_operation(client, url, ctx.pacer(), first=response)
-            if not done.succeeded:
-                return f"{action or 'resize'} ended {done.status}"
-        if state is not None:
-            wait_for_power_state(client, rid, api, state, ctx.pacer())
+def _power(ctx: RunContext, intent: WorkIntent, action: str, state: str) -> str | None:
+    client = ctx.clients(intent.writer)
+    rid, api = intent.resource_id, intent.api_version
+    response = client.request("POST", f"{rid}/{action}", api_version=api)
+    ctx.tally.write(response.status)
+    if not response.ok:
+        return f"{action} {response.status}"
+    url = response.header("azure-asyncoperation") or response.header("location")
+    if url:
+        done = wait_for_operation(client, url, ctx.pacer(), first=response)
+        if not done.succeeded:
+            return f"{action} ended {done.status}"
+    wait_for_power_state(client, rid, api, state, ctx.pacer())
     return None
 
 
