@@ -13,7 +13,8 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from armguard.arm.errors import ArmError, ErrorDetail
 from armguard.arm.ids import InvalidResourceId, ResourceId
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
 
 __all__ = ["LAST_INSTANT", "StateError", "dump_state", "load_state"]
+
+_E = TypeVar("_E", bound=Enum)
 
 FORMAT = "armguard-emulator-state/1"
 DEPLOYMENT_TYPE = "microsoft.resources/deployments"
@@ -188,6 +191,15 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+def _member(enum: type[_E], raw: Mapping[str, Any], key: str, where: str) -> _E:
+    try:
+        return enum(raw.get(key))
+    except ValueError:
+        raise StateError(
+            f"{where}.{key} must be one of {', '.join(str(m.value) for m in enum)}"
+        ) from None
+
+
 def _text(raw: Mapping[str, Any], key: str, where: str, *, optional: bool = False) -> str:
     value = raw.get(key)
     if value is None and optional:
@@ -284,18 +296,8 @@ def _operation(raw: Any, where: str) -> Operation:
     op_id = _text(raw, "id", where)
     if not op_id:
         raise StateError(f"{where}.id must not be empty")
-    try:
-        kind = OpKind(raw.get("kind"))
-    except ValueError:
-        raise StateError(
-            f"{where}.kind must be one of {', '.join(k.value for k in OpKind)}"
-        ) from None
-    try:
-        status = OpStatus(raw.get("status"))
-    except ValueError:
-        raise StateError(
-            f"{where}.status must be one of {', '.join(s.value for s in OpStatus)}"
-        ) from None
+    kind = _member(OpKind, raw, "kind", where)
+    status = _member(OpStatus, raw, "status", where)
     method = _text(raw, "method", where)
     if method not in _METHODS:
         raise StateError(f"{where}.method must be one of {', '.join(_METHODS)}")
