@@ -40,6 +40,7 @@ __all__ = [
     "Pool",
     "Steps",
     "find_causes",
+    "find_root",
     "overlap_groups",
 ]
 
@@ -84,6 +85,17 @@ class OverlapGroup:
     """Some pair was on a parent and its child (else every pair was on one node)."""
 
 
+def find_root(links: list[int], i: int) -> int:
+    """Union-find with path compression: the root of ``i`` in ``links`` (a root links to
+    itself); every link on the way is pointed straight at it."""
+    root = i
+    while links[root] != root:
+        root = links[root]
+    while links[i] != root:
+        links[i], i = root, links[i]
+    return root
+
+
 class _Components:
     """Union-find over intervals, with each group's live pair count and its windows."""
 
@@ -97,12 +109,7 @@ class _Components:
         self.steps = steps
 
     def find(self, i: int) -> int:
-        root = i
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[i] != root:
-            self.parent[i], i = root, self.parent[i]
-        return root
+        return find_root(self.parent, i)
 
     def union(self, a: int, b: int) -> int:
         self.steps.n += 1
@@ -221,12 +228,7 @@ def overlap_groups(items: Sequence[Interval], steps: Steps | None = None) -> lis
     handles: list[list[int]] = [[] for _ in items]
 
     def find_group(g: int) -> int:
-        root = g
-        while group_parent[root] != root:
-            root = group_parent[root]
-        while group_parent[g] != root:
-            group_parent[g], g = root, group_parent[g]
-        return root
+        return find_root(group_parent, g)
 
     def index_group(b: _Below, g: int, grp: _Group) -> None:
         if len(grp.callers) > 1:

@@ -48,6 +48,7 @@ from armguard.diagnose.sweep import (
     Pool,
     Steps,
     find_causes,
+    find_root,
     overlap_groups,
 )
 from armguard.events import EventType
@@ -843,19 +844,10 @@ class _Unmatched:
         self._right = list(range(n + 1))
         self._left = list(range(n + 1))
 
-    @staticmethod
-    def _find(links: list[int], i: int) -> int:
-        root = i
-        while links[root] != root:
-            root = links[root]
-        while links[i] != root:
-            links[i], i = root, links[i]
-        return root
-
     def take_nearest(self, at: float, within: float) -> Operation | None:
         cut = bisect.bisect_left(self.starts, at)
-        right = self._find(self._right, cut)
-        left = self._find(self._left, cut) - 1  # the slot before the cut
+        right = find_root(self._right, cut)
+        left = find_root(self._left, cut) - 1  # the slot before the cut
         best: int | None = None
         for i in (left, right):
             if not 0 <= i < len(self.ops) or abs(self.starts[i] - at) > within:
