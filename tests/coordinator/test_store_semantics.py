@@ -9,6 +9,7 @@ import pytest
 
 from armguard.clock import ManualClock, isoformat
 from armguard.coordinator.model import (
+    Completion,
     JobResult,
     JobSpec,
     JobState,
@@ -766,3 +767,45 @@ def test_submit_many_carries_more_jobs_than_one_statement_does(store: SqlStore) 
     assert store.queue_depth() == 1203
     lease = claim(store)
     assert [j.id for j in lease.jobs] == [jobs[0].id]
+
+
+def test_a_claim_can_carry_the_last_batchs_completion(store: SqlStore, clock: ManualClock) -> None:
+    first = store.submit(spec(VM))
+    lease = claim(store)
+    second = store.submit(spec(VM))  # same key: claimable only once the first is done
+    done = JobEvent(
+        ts=isoformat(clock.now()),
+        job_id=first.id,
+        resource_id=VM,
+        writer="writer-a",
+        event=EventType.APPLIED.value,
+        fence=lease.fence,
+    )
+    nxt = store.claim("w1", 30, completing=Completion(lease, applied(lease, etag='W/"2"'), [done]))
+    assert nxt is not None, "the completion freed the VM for the claim it rode in"
+    assert [j.id for j in nxt.jobs] == [second.id]
+    assert nxt.fence > lease.fence
+    finished = store.get(first.id)
+    assert finished is not None
+    assert (finished.state, finished.outcome) == (JobState.DONE, Outcome.APPLIED)
+    assert finished.result == {"etag": 'W/"2"'}
+    assert [e.event for e in store.events(first.id)] == ["claimed", "applied"]
+    with pytest.raises(LeaseLost, match="ended"):
+        store.heartbeat(lease, 30)
+
+
+def test_a_refused_completion_claims_nothing(store: SqlStore, clock: ManualClock) -> None:
+    vm = store.submit(spec(VM))
+    lease = claim(store, ttl=5)
+    nic = store.submit(spec(NIC))
+    clock.advance(6)  # expired: the completion must be refused, and the claim with it
+    before = store.jobs()
+    with pytest.raises(LeaseLost, match="expired"):
+        store.claim("w1", 30, completing=Completion(lease, applied(lease)))
+    assert store.jobs() == before, "neither the outcome nor the claim was recorded"
+    taken = claim(store, "w2")  # the next plain claim reaps the lease and takes the VM over
+    assert [(j.id, j.attempts) for j in taken.jobs] == [(vm.id, 1)]
+    before = store.jobs()
+    with pytest.raises(ValueError, match="not running under lease"):
+        store.claim("w2", 30, completing=Completion(taken, [JobResult(nic.id, Outcome.APPLIED)]))
+    assert store.jobs() == before

@@ -19,7 +19,15 @@ from hypothesis.stateful import (
 )
 
 from armguard.clock import ManualClock
-from armguard.coordinator.model import JobResult, JobSpec, JobState, Lease, LeaseLost, Outcome
+from armguard.coordinator.model import (
+    Completion,
+    JobResult,
+    JobSpec,
+    JobState,
+    Lease,
+    LeaseLost,
+    Outcome,
+)
 
 if TYPE_CHECKING:
     from conftest import StoreDb
@@ -197,10 +205,15 @@ class StoreMachine(RuleBasedStateMachine):
         max_batch=st.sampled_from([1, 2, 64]),
     )
     def claim(self, owner: str, ttl: float, max_batch: int) -> None:
+        self._claim(owner, ttl, max_batch)
+
+    def _claim(
+        self, owner: str, ttl: float, max_batch: int, completing: Completion | None = None
+    ) -> None:
         now = self.clock.now()
         self.model.reap(now)
         expected = self.model.predict(max_batch)
-        lease = self.store.claim(owner, ttl, max_batch)
+        lease = self.store.claim(owner, ttl, max_batch, completing=completing)
         if not expected:
             assert lease is None
             return
@@ -235,22 +248,52 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.issued)
     @rule(data=st.data(), outcome=st.sampled_from(list(Outcome)))
     def complete(self, data: st.DataObject, outcome: Outcome) -> None:
-        lease = data.draw(st.sampled_from(self.issued))
-        ml = self.model.leases[lease.id]
-        now = self.clock.now()
-        if not self.model.valid(lease.id, now):
+        lease, results = self._results(data, outcome)
+        if results is None:
             # a holder that paused past its TTL (or finished, or released) tries to finish
-            results = [JobResult(j.id, outcome) for j in lease.jobs]
-            self._expect_lost(lambda: self.store.complete(lease, results))
+            stale = [JobResult(j.id, outcome) for j in lease.jobs]
+            self._expect_lost(lambda: self.store.complete(lease, stale))
             return
-        chosen = data.draw(st.lists(st.sampled_from(sorted(ml.jobs)), unique=True))
-        self.store.complete(
-            lease, [JobResult(j, outcome, result={"by": lease.fence}) for j in chosen]
+        self.store.complete(lease, results)
+        self._completed(lease, results)
+
+    @precondition(lambda self: self.issued)
+    @rule(
+        data=st.data(),
+        outcome=st.sampled_from(list(Outcome)),
+        owner=st.sampled_from(["w1", "w2"]),
+        max_batch=st.sampled_from([1, 64]),
+    )
+    def complete_then_claim(
+        self, data: st.DataObject, outcome: Outcome, owner: str, max_batch: int
+    ) -> None:
+        """A worker's next claim carrying its last batch's outcomes: the claim sees them."""
+        lease, results = self._results(data, outcome)
+        if results is None:
+            stale = Completion(lease, [JobResult(j.id, outcome) for j in lease.jobs])
+            self._expect_lost(lambda: self.store.claim(owner, 30.0, completing=stale))
+            return
+        self._completed(lease, results)
+        self._claim(owner, 30.0, max_batch, Completion(lease, results))
+
+    def _results(
+        self, data: st.DataObject, outcome: Outcome
+    ) -> tuple[Lease, list[JobResult] | None]:
+        """An issued lease and, if it is still valid, results for some of its running jobs."""
+        lease = data.draw(st.sampled_from(self.issued))
+        if not self.model.valid(lease.id, self.clock.now()):
+            return lease, None
+        chosen = data.draw(
+            st.lists(st.sampled_from(sorted(self.model.leases[lease.id].jobs)), unique=True)
         )
-        for job_id in chosen:
-            job = self.model.jobs[job_id]
-            job.state, job.outcome = JobState.DONE, outcome
-            ml.jobs.discard(job_id)
+        return lease, [JobResult(j, outcome, result={"by": lease.fence}) for j in chosen]
+
+    def _completed(self, lease: Lease, results: list[JobResult]) -> None:
+        ml = self.model.leases[lease.id]
+        for r in results:
+            job = self.model.jobs[r.job_id]
+            job.state, job.outcome = JobState.DONE, r.outcome
+            ml.jobs.discard(r.job_id)
         if not ml.jobs:
             self.model.end(ml, requeue=False, count_attempt=False)
 

@@ -8,12 +8,15 @@ TTL cannot complete work another worker has taken over.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from armguard.events import JobEvent
+
 __all__ = [
+    "Completion",
     "Job",
     "JobResult",
     "JobSpec",
@@ -109,6 +112,16 @@ class JobResult:
     kind: str | None = None
     reason: str | None = None
     result: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """Outcomes a worker owes the store for a lease it ran: what ``Store.complete`` takes, held
+    so the worker's next claim can carry it (one transaction and one commit instead of two)."""
+
+    lease: Lease
+    results: Sequence[JobResult]
+    events: Sequence[JobEvent] = ()
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,7 @@ from psycopg import pq
 from armguard.clock import Clock, SystemClock
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
+    GuardRefused,
     SqlStore,
     Statement,
     StoreError,
@@ -232,7 +233,7 @@ class _PgTx:
     A statement whose result is not needed (``run``) is only queued and travels with the next
     one whose rows are, so a transaction costs a round trip per *decision*."""
 
-    __slots__ = ("_conn", "_cur", "_hold", "_pipe", "committed")
+    __slots__ = ("_conn", "_cur", "_guarded", "_hold", "_pipe", "committed")
 
     def __init__(
         self,
@@ -246,29 +247,49 @@ class _PgTx:
         self._cur = cur
         self._pipe = pipe
         self._hold = hold
+        self._guarded = False
         self.committed = False
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cur.execute(_pg(sql), params)
-        if self._pipe is None or not self._hold:
-            if self._pipe is not None:
-                self._pipe.sync()
-            return self._cur.fetchall() if _has_rows(self._cur) else []
-        return self._cur.fetchall()  # a flush request: the transaction stays open
+        with self._refusals():
+            self._cur.execute(_pg(sql), params)
+            if self._pipe is None or not self._hold:
+                if self._pipe is not None:
+                    self._pipe.sync()
+                return self._cur.fetchall() if _has_rows(self._cur) else []
+            return self._cur.fetchall()  # a flush request: the transaction stays open
+
+    def guarded(self, statements: Sequence[Statement], guard: Statement) -> None:
+        # One statement whose guard raises AG001 when false; queued like ``run``, so a refusal
+        # surfaces at the next round trip (the pipeline skips everything after it).
+        sql, params = _together(statements, guard)[0]
+        self._guarded = True
+        self.run(sql, params)
+
+    @contextmanager
+    def _refusals(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            if self._guarded and getattr(exc, "sqlstate", None) == _REFUSED:
+                raise GuardRefused from exc
+            raise
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cur.execute(_pg(sql), params)
-        if self._pipe is not None and not self._hold:
-            self._pipe.sync()
+        with self._refusals():  # an earlier statement's error may surface at any later one
+            self._cur.execute(_pg(sql), params)
+            if self._pipe is not None and not self._hold:
+                self._pipe.sync()
 
     def finish(
         self, statements: Sequence[Statement], *, together: bool = False
     ) -> list[tuple[Any, ...]]:
         """The statements and the commit (a Sync) in one round trip; the last one's rows."""
-        for sql, params in _together(statements) if together and statements else statements:
-            self._cur.execute(_pg(sql), params)
-        if self._pipe is not None:
-            self._pipe.sync()
+        with self._refusals():
+            for sql, params in _together(statements) if together and statements else statements:
+                self._cur.execute(_pg(sql), params)
+            if self._pipe is not None:
+                self._pipe.sync()
         self.committed = True
         return self._cur.fetchall() if _has_rows(self._cur) else []
 
@@ -469,6 +490,9 @@ class PostgresStore(SqlStore):
 
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])
+
+    def _notify_statement(self, change: Change) -> Statement | None:
+        return ("SELECT pg_notify(?, ?)", (self._notify_channel, change))  # sent at commit
 
     def _in(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
         if len(values) == 1:  # the common case, and a second stable text: no array to build

@@ -48,6 +48,7 @@ from typing import Any, Literal, Protocol
 
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.model import (
+    Completion,
     Job,
     JobResult,
     JobSpec,
@@ -63,6 +64,7 @@ from armguard.events import EventType, JobEvent
 
 __all__ = [
     "SCHEMA_VERSION",
+    "GuardRefused",
     "SqlStore",
     "Statement",
     "StoreError",
@@ -93,6 +95,10 @@ class StoreError(RuntimeError):
     """The store itself cannot serve: unreachable, unwritable, or a schema from the future."""
 
 
+class GuardRefused(Exception):
+    """A guard of :meth:`Tx.guarded` was false: the transaction must end unwritten."""
+
+
 class Tx(Protocol):
     """One statement runner inside a transaction; SQL uses ``?`` placeholders."""
 
@@ -104,6 +110,13 @@ class Tx(Protocol):
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         """A statement whose result is not needed: over a network it travels with the next
         round trip."""
+        ...
+
+    def guarded(self, statements: Sequence[Statement], guard: Statement) -> None:
+        """Run ``statements`` (which do not read one another's writes) only if ``guard`` (an
+        SQL boolean expression and its parameters) holds; otherwise raise
+        :class:`GuardRefused` — over a network with the next round trip, like :meth:`run` —
+        and the caller lets the transaction roll back."""
         ...
 
     def finish(
@@ -229,6 +242,11 @@ class SqlStore(ABC):
         reading from it, before that statement writes anything: for a transaction that is that
         one statement and decides nothing on what it reads (its snapshot may be older than the
         lock). None where the backend takes its locks otherwise."""
+        return None
+
+    def _notify_statement(self, change: Change) -> Statement | None:
+        """A statement announcing ``change`` to other processes when the transaction that runs
+        it commits, where the backend has a channel for it (None: :meth:`_changed` is all)."""
         return None
 
     def _now(self) -> float | None:
@@ -383,13 +401,58 @@ class SqlStore(ABC):
         *,
         linger: float = 0.0,
         linger_max: float = 0.0,
+        completing: Completion | None = None,
     ) -> Lease | None:
         _require_text(owner, "owner")
         _require_ttl(ttl)
         _require_positive_int(max_batch, "max_batch")
         _require_linger(linger, linger_max)
         lines = _event_lines(events)
+        if completing is None:
+            return self._claim(
+                owner,
+                ttl,
+                max_batch,
+                lines=lines,
+                linger=linger,
+                linger_max=linger_max,
+                finishing=None,
+            )
+        finishing = self._completion(completing)
+        try:
+            lease = self._claim(
+                owner,
+                ttl,
+                max_batch,
+                lines=lines,
+                linger=linger,
+                linger_max=linger_max,
+                finishing=finishing,
+            )
+        except GuardRefused:
+            raise self._refused(completing.lease, finishing.ids) from None
+        if finishing.ids:
+            self._changed("freed")
+        return lease
+
+    def _claim(
+        self,
+        owner: str,
+        ttl: float,
+        max_batch: int,
+        *,
+        lines: list[tuple[str, str]],
+        linger: float,
+        linger_max: float,
+        finishing: _Finishing | None,
+    ) -> Lease | None:
         with self._write() as tx:
+            if finishing is not None:
+                # Before the live-state read, which then sees the completed jobs' keys free.
+                tx.guarded(finishing.statements, finishing.guard)
+                notify = self._notify_statement("freed") if finishing.ids else None
+                if notify is not None:
+                    tx.run(*notify)
             live = self._live_state(tx, max_batch - 1, linger > 0)
             now = live.now
             settled = None
@@ -497,8 +560,24 @@ class SqlStore(ABC):
     def complete(
         self, lease: Lease, results: Sequence[JobResult], events: Sequence[JobEvent] = ()
     ) -> None:
-        encoded = _encode_results(results)
-        lines = _event_lines(events)
+        finishing = self._completion(Completion(lease, results, events))
+        done = self._once(
+            finishing.statements,
+            lock="exclusive",
+            guard=finishing.guard,
+            notify="freed" if finishing.ids else None,
+            together=True,
+        )
+        if done is None:
+            raise self._refused(lease, finishing.ids)
+        if finishing.ids:
+            self._changed("freed")
+
+    def _completion(self, completion: Completion) -> _Finishing:
+        """A completion's guard and writes, which read none of one another's writes."""
+        lease = completion.lease
+        encoded = _encode_results(completion.results)
+        lines = _event_lines(completion.events)
         now = self._now()
         guard_sql, guard_params = self._lease_valid(lease, now)
         statements: list[Statement] = self._insert_events(lines)
@@ -543,17 +622,7 @@ class SqlStore(ABC):
                     (lease.id, lease.id, *id_params),
                 )
             )
-        done = self._once(
-            statements,
-            lock="exclusive",
-            guard=(guard_sql, guard_params),
-            notify="freed" if encoded else None,
-            together=True,
-        )
-        if done is None:
-            raise self._refused(lease, ids)
-        if encoded:
-            self._changed("freed")
+        return _Finishing(statements, (guard_sql, guard_params), ids)
 
     def release(self, lease: Lease, events: Sequence[JobEvent] = ()) -> None:
         lines = _event_lines(events)
@@ -798,6 +867,17 @@ class _Candidate:
         for key in keys:
             out |= scopes.get(key, set())
         return out
+
+
+class _Finishing:
+    """A completion as statements: its writes, its guard, and the job ids it settles."""
+
+    __slots__ = ("guard", "ids", "statements")
+
+    def __init__(self, statements: list[Statement], guard: Statement, ids: list[str]) -> None:
+        self.statements = statements
+        self.guard = guard
+        self.ids = ids
 
 
 class _LiveState:

@@ -36,6 +36,7 @@ from typing import Any
 from armguard.clock import Clock, SystemClock
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
+    GuardRefused,
     SqlStore,
     Statement,
     StoreError,
@@ -168,6 +169,13 @@ class _SqliteTx:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._conn.execute(sql, params)
+
+    def guarded(self, statements: Sequence[Statement], guard: Statement) -> None:
+        # In-process statements cost no round trip: the guard is simply checked first.
+        if not self.rows(f"SELECT {guard[0]}", guard[1])[0][0]:
+            raise GuardRefused
+        for sql, params in statements:
+            self._conn.execute(sql, params)
 
     def finish(
         self, statements: Sequence[Statement], *, together: bool = False

@@ -31,7 +31,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
-from armguard.coordinator.model import Job, JobResult, JobSpec, JobState, LearnedScope, Lease
+from armguard.coordinator.model import (
+    Completion,
+    Job,
+    JobResult,
+    JobSpec,
+    JobState,
+    LearnedScope,
+    Lease,
+)
 from armguard.events import JobEvent
 
 __all__ = ["Change", "Store"]
@@ -59,11 +67,17 @@ class Store(Protocol):
         *,
         linger: float = 0.0,
         linger_max: float = 0.0,
+        completing: Completion | None = None,
     ) -> Lease | None:
         """Lease the oldest claimable batch, or None if nothing is claimable now. ``events``
         are appended either way, before the ``claimed`` events of the batch. With ``linger``
         (store-clock seconds), a resource's jobs wait until none has joined them for that long,
-        or until the oldest has waited ``linger_max``; until then they block their keys."""
+        or until the oldest has waited ``linger_max``; until then they block their keys.
+
+        ``completing``: first record that completion exactly as ``complete`` would, in the same
+        transaction, so the claim sees its keys free — a worker finishing one batch and taking
+        the next pays one commit, not two. If the completion is refused, it raises as
+        ``complete`` does and neither records nor claims anything."""
         ...
 
     def heartbeat(self, lease: Lease, ttl: float) -> Lease:
