@@ -257,3 +257,25 @@ def test_a_status_url_on_another_host_gets_no_token_and_the_resource_is_watched(
     events = env.store.events(job.id)
     assert all("sig=" not in (e.operation_url or "") for e in events)
     assert any(e.event == "waiting" and e.detail.get("on") == "provisioningState" for e in events)
+
+
+def test_outcomes_refused_with_the_next_claim_are_taken_over_not_lost(env: Env) -> None:
+    make_vnet(env)
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+    # The worker stalls past its TTL during the read-back after its write: the batch reaches
+    # its outcome, and the claim carrying that outcome finds the lease expired.
+    client = Interleaved(alice(env), after_accepted_put(VNET), lambda: env.clock.advance(61.0))
+    worker = run_with(env, client, lease_ttl=60.0)
+    done = env.job(job)
+    assert done.outcome is Outcome.ALREADY_SATISFIED, done.reason
+    assert done.attempts == 1
+    events = env.store.events(job.id)
+    names = [e.event for e in events]
+    lost = names.index("lease_lost")
+    assert "verified" in names[:lost], "the outcome was reached before the lease was lost"
+    assert "expired" in (events[lost].message or "")
+    assert names[lost + 1] == "claimed"
+    assert events[lost + 1].fence > events[lost].fence  # type: ignore[operator]
+    assert env.writes_by("alice") == ["Microsoft.Network/virtualNetworks/write"], "one write"
+    assert (worker.stats.leases_lost, worker.stats.batches) == (1, 2)
+    assert worker.stats.outcomes == {"already_satisfied": 1}

@@ -23,7 +23,7 @@ from armguard.clock import Clock
 from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import Pacer, Requester, Stopped
 from armguard.coordinator.metrics import CoordinatorMetrics
-from armguard.coordinator.model import JobState, Lease
+from armguard.coordinator.model import JobState, Lease, LeaseLost
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.store import Change, Store
 from armguard.coordinator.writer import BatchReport, BatchWriter, WriterSettings
@@ -236,13 +236,14 @@ class Worker:
     def _loop(self, n: int, until_idle: bool) -> None:
         owner = f"{self.owner}/{n}"
         outage = _Outage(self.clock, self.settings.store_outage, self._stop)
+        owing = _Owing()
         store: Store | None = None
         try:
             while not self._stop.is_set():
                 try:
                     if store is None:
                         store = self._open_store()
-                    if self._step(store, owner, until_idle):
+                    if self._step(store, owner, until_idle, owing):
                         return
                     outage.over()
                 except StoreError as exc:
@@ -257,19 +258,23 @@ class Worker:
                         self.stats.store_reconnects += 1
         finally:
             if store is not None:
+                # A stopping loop claims nothing more: what its last batch owes goes alone.
+                with suppress(StoreError):
+                    self._pay(store, owing)
                 store.close()
 
-    def _step(self, store: Store, owner: str, until_idle: bool) -> bool:
-        """One claim, and its batch if any; True when the loop is done."""
+    def _step(self, store: Store, owner: str, until_idle: bool, owing: _Owing) -> bool:
+        """One claim (carrying what the last batch owes), and its batch if any; True when the
+        loop is done."""
         with self._wake:
             seen = self._generation
         claimed_at = self.clock.now()  # before the claim: a lease is never older than this
-        lease = self._claim(store, owner)
+        lease = self._claim(store, owner, owing)
         if self.metrics is not None:
             self.metrics.queue_depth.set(store.queue_depth())
         if lease is not None:
             self._notify()  # there may be more: let the next idle loop look
-            self._run_batch(store, lease, claimed_at)
+            self._run_batch(store, lease, claimed_at, owing)
             return False
         if until_idle and self._idle(store):
             return True
@@ -279,18 +284,55 @@ class Worker:
                 self._wake.wait(self.settings.idle_poll * 4)
         return False
 
-    def _claim(self, store: Store, owner: str) -> Lease | None:
+    def _claim(self, store: Store, owner: str, owing: _Owing | None = None) -> Lease | None:
         cfg = self.settings
+        writer = owing.take() if owing is not None else None
+        completing = writer.owed() if writer is not None else None
+        if writer is not None and completing is not None:
+            try:
+                lease = store.claim(
+                    owner,
+                    cfg.lease_ttl,
+                    cfg.max_batch,
+                    linger=cfg.linger,
+                    linger_max=cfg.linger_max,
+                    completing=completing,
+                )
+            except LeaseLost as lost:
+                # Neither the outcomes nor a claim were recorded: settle, then claim alone.
+                self._settle(writer.refused(lost))
+            else:
+                self._settle(writer.settled())
+                return lease
         return store.claim(
             owner, cfg.lease_ttl, cfg.max_batch, linger=cfg.linger, linger_max=cfg.linger_max
         )
+
+    def _pay(self, store: Store, owing: _Owing) -> None:
+        """Complete what the last batch owes on its own (a loop that is ending)."""
+        writer = owing.take()
+        completing = writer.owed() if writer is not None else None
+        if writer is None or completing is None:
+            return
+        try:
+            store.complete(completing.lease, completing.results, completing.events)
+        except LeaseLost as lost:
+            self._settle(writer.refused(lost))
+        else:
+            self._settle(writer.settled())
 
     def _idle(self, store: Store) -> bool:
         return store.queue_depth() == 0 and not store.jobs(JobState.RUNNING, limit=1)
 
     def _run_batch(
-        self, store: Store, lease: Lease, claimed_at: float | None = None
+        self,
+        store: Store,
+        lease: Lease,
+        claimed_at: float | None = None,
+        owing: _Owing | None = None,
     ) -> BatchReport:
+        """Run the batch; with ``owing``, a batch that ran to its outcomes leaves them there
+        for the loop's next claim to carry, and is counted once the store has them."""
         if self.metrics is not None:
             # Both stamps on the store's clock (the server's, for PostgreSQL): the claim's time
             # is its lease's expiry less the TTL it was granted.
@@ -308,7 +350,15 @@ class Worker:
             settings=self.settings.writer,
             should_stop=self._stop.is_set,
         )
-        report = writer.run(lease, claimed_at=claimed_at)
+        report = writer.run(lease, claimed_at=claimed_at, defer_completion=owing is not None)
+        if owing is not None and writer.owed() is not None:
+            owing.writer = writer
+            return report
+        self._settle(report)
+        return report
+
+    def _settle(self, report: BatchReport) -> None:
+        """Count a batch whose outcomes the store has (or whose lease ended without them)."""
         with self._lock:
             self.stats.batches += 1
             self.stats.jobs += len(report.results)
@@ -320,7 +370,6 @@ class Worker:
         if self.on_batch is not None:
             self.on_batch(report)
         self._notify()
-        return report
 
     def _notify(self, *, everyone: bool = False) -> None:
         with self._wake:
@@ -329,6 +378,21 @@ class Worker:
                 self._wake.notify_all()
             else:
                 self._wake.notify()
+
+
+class _Owing:
+    """A loop's last batch, while the store does not have its outcomes yet."""
+
+    __slots__ = ("writer",)
+
+    def __init__(self) -> None:
+        self.writer: BatchWriter | None = None
+
+    def take(self) -> BatchWriter | None:
+        # Taken before the store call: if that fails, the outcomes are lost with its
+        # transaction, the lease expires, and a takeover re-reads and completes the jobs.
+        writer, self.writer = self.writer, None
+        return writer
 
 
 class _Outage:

@@ -27,7 +27,9 @@ each ARM call or wait that follows new events adds one. What is durable when:
 
 * ``claimed`` commits with the claim itself (the store writes it), and the outcomes' closing
   events (``verified``, ``applied``, ``failed``, ``released``…) commit with the outcomes in
-  ``complete`` / ``release`` — a job is never done without its history, nor the reverse.
+  ``complete`` / ``release`` — a job is never done without its history, nor the reverse. A
+  worker defers the completion (``run(defer_completion=True)``) so that its next claim carries
+  it: outcomes and events then commit in that claim's transaction, a moment later.
 * Before every ARM call and every wait (a backoff, polling an operation or a state) the buffer
   is flushed first, so a worker that dies — while ARM works or while it sleeps — leaves its
   timeline complete up to its last ARM call. What only a crash can lose is the bookkeeping of
@@ -76,7 +78,15 @@ from armguard.coordinator.intents import (
     strip_read_only,
 )
 from armguard.coordinator.metrics import CoordinatorMetrics
-from armguard.coordinator.model import Job, JobResult, Lease, LeaseLost, Outcome, StalePolicy
+from armguard.coordinator.model import (
+    Completion,
+    Job,
+    JobResult,
+    Lease,
+    LeaseLost,
+    Outcome,
+    StalePolicy,
+)
 from armguard.coordinator.resource_types import (
     TAGS_API_VERSION,
     ApiVersionRequired,
@@ -218,6 +228,8 @@ class BatchWriter:
         self._own_etags: set[str] = set()
         self._committed = False
         self._pending: list[JobEvent] = []
+        self._owed: Completion | None = None
+        self._owed_jobs: Sequence[Job] = ()
         self._pacer = Pacer(
             clock,
             self._before_arm,
@@ -234,10 +246,17 @@ class BatchWriter:
 
     # -- entry point ----------------------------------------------------------------------
 
-    def run(self, lease: Lease, *, claimed_at: float | None = None) -> BatchReport:
+    def run(
+        self, lease: Lease, *, claimed_at: float | None = None, defer_completion: bool = False
+    ) -> BatchReport:
         """``claimed_at``: when this worker got the lease, on its own clock (default: now). The
         lease is heartbeated once a third of its TTL has passed since then, so a worker that
-        stalled between claim and run finds out before its first ARM call."""
+        stalled between claim and run finds out before its first ARM call.
+
+        ``defer_completion``: a batch that ran to its outcomes does not complete them itself
+        but leaves them in :meth:`owed`, for the worker's next claim to carry (one commit
+        instead of two); the worker then calls :meth:`settled` or :meth:`refused`. A lost or
+        released lease is settled here either way."""
         self._lease = lease
         self._last_beat = self.clock.now() if claimed_at is None else claimed_at
         jobs = list(lease.jobs)  # their ``claimed`` events were written by the claim
@@ -258,7 +277,32 @@ class BatchWriter:
             with suppress(Exception):
                 self._flush()
             raise
+        if defer_completion:
+            self._owed = Completion(lease, self._outcomes(jobs), list(self._pending))
+            self._owed_jobs = jobs
+            return self.report
         return self._complete(jobs)
+
+    def owed(self) -> Completion | None:
+        """The completion a deferred run still owes the store, until it is settled."""
+        return self._owed
+
+    def settled(self) -> BatchReport:
+        """The store recorded :meth:`owed` (a claim carried it)."""
+        owed = self._owed
+        if owed is None:
+            raise RuntimeError("this batch owes the store no completion")
+        self._owed = None
+        self._pending = []
+        return self._recorded(list(owed.results))
+
+    def refused(self, lost: LeaseLost) -> BatchReport:
+        """The store refused :meth:`owed`: the lease was lost before it arrived."""
+        if self._owed is None:
+            raise RuntimeError("this batch owes the store no completion")
+        self._owed = None
+        self._lease_lost(self._owed_jobs, lost)
+        return self.report
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -1143,16 +1187,22 @@ class BatchWriter:
                 detail=dict(detail or {}),
             )
 
+    def _outcomes(self, jobs: Sequence[Job]) -> list[JobResult]:
+        return [self._results[j.id] for j in jobs if j.id in self._results]
+
     def _complete(self, jobs: Sequence[Job]) -> BatchReport:
         lease = self._lease
         assert lease is not None
-        results = [self._results[j.id] for j in jobs if j.id in self._results]
+        results = self._outcomes(jobs)
         try:
             self.store.complete(lease, results, self._pending)
         except LeaseLost as lost:
             self._lease_lost(jobs, lost)
             return self.report
         self._pending = []
+        return self._recorded(results)
+
+    def _recorded(self, results: list[JobResult]) -> BatchReport:
         self.report.results = results
         if self.metrics is not None:
             for r in results:
@@ -1167,7 +1217,7 @@ class BatchWriter:
     def _release(self, jobs: Sequence[Job]) -> None:
         lease = self._lease
         assert lease is not None
-        finished = [self._results[j.id] for j in jobs if j.id in self._results]
+        finished = self._outcomes(jobs)
         released = self._events(EventType.RELEASED, [j for j in jobs if j.id not in self._results])
         try:
             if finished:
