@@ -36,7 +36,9 @@ with data-modifying CTEs (``together`` in :meth:`.SqlStore._once`). So a submit 
 trip of two statements (the shared lock with the NOTIFY; the INSERT), a claim two round trips
 of three statements (the lock; the live-state read; all its writes), and heartbeat, complete
 and release one round trip each: the lock with the NOTIFY, then the guard and the writes as one
-statement. The lock is always a statement of its own: a statement's snapshot is taken when it
+statement. A claim that carries a completion (a worker's next claim) sends that completion's
+guard and writes as one more statement, and its NOTIFY, in its first round trip, between the
+lock and the live-state read — which therefore sees the completed jobs' keys free. The lock is always a statement of its own: a statement's snapshot is taken when it
 starts, so a statement that waited for the lock inside itself would decide on the state from
 before the previous holder's commit. The guard is ``armguard_fenced(<condition>)``, a function
 in the store's schema that raises SQLSTATE ``AG001`` when the condition is false: the statement

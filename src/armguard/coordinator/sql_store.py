@@ -21,7 +21,9 @@ with a linger the age of each resource's burst), then writes and commits in a se
 trip. Heartbeat, complete and release decide nothing in Python: each is one round trip whose
 *guard* (the lease row exists with this fence and is unexpired — and, for a completion, every
 result names a job running under it) is checked inside the transaction before its writes, and
-a false guard writes nothing (see :meth:`SqlStore._once`). Only then, on the rare refused path,
+a false guard writes nothing (see :meth:`SqlStore._once`). A claim may carry a completion
+(``completing``): its guarded writes then run first in the claim's transaction (:meth:`Tx.guarded`),
+and a false guard rolls the whole claim back. Only then, on the rare refused path,
 is the store read again to say why. Events ride in the transaction of the state change they
 belong to (a claim writes its ``claimed`` events itself), so they cost no commit of their own.
 

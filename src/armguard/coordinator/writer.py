@@ -22,7 +22,8 @@ Every step is a :class:`JobEvent`. The lease is heartbeated during waits; once i
 batch stops touching ARM at once.
 
 Events are buffered and written with the store calls the batch makes anyway: a batch that
-only reads costs the store two commits (claim and complete) however many steps it records, and
+only reads costs the store two commits (claim and complete; one, when the worker's next claim
+carries the completion) however many steps it records, and
 each ARM call or wait that follows new events adds one. What is durable when:
 
 * ``claimed`` commits with the claim itself (the store writes it), and the outcomes' closing
