@@ -279,3 +279,28 @@ def test_outcomes_refused_with_the_next_claim_are_taken_over_not_lost(env: Env) 
     assert env.writes_by("alice") == ["Microsoft.Network/virtualNetworks/write"], "one write"
     assert (worker.stats.leases_lost, worker.stats.batches) == (1, 2)
     assert worker.stats.outcomes == {"already_satisfied": 1}
+
+
+def test_a_read_back_that_fails_is_one_unverified_verdict_not_two(env: Env) -> None:
+    make_vnet(env)
+    job = env.submit(VNET, TagsIntent({"a": "1"}))
+
+    def refuse_reads() -> None:
+        env.arm.core.faults.add_rule(
+            {
+                "match": {"method": "GET", "idPattern": VNET},
+                "effect": {"status": 403, "code": "AuthorizationFailed"},
+                "schedule": {"firstN": 1},
+            }
+        )
+
+    # ARM accepts the write; the read-back after it is refused.
+    run_with(env, Interleaved(alice(env), after_accepted_put(VNET), refuse_reads))
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    assert done.result["verified"] is None
+    verdicts = [e.detail for e in env.store.events(job.id) if e.event == "verified"]
+    assert len(verdicts) == 1, verdicts
+    assert verdicts[0]["verified"] is None
+    assert "AuthorizationFailed" in verdicts[0]["why"]
+    assert env.get(VNET)["tags"] == {"a": "1"}

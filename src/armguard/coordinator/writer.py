@@ -1033,17 +1033,17 @@ class BatchWriter:
         """Read back after the write. Jobs the live state shows (or that cannot be checked) end
         ``applied``; the ones it contradicts are returned for another round, or fail on the
         last try. ``applied`` therefore never covers an effect the live state is seen to lack."""
-        jobs = [i.job for i in items]
         needs_view = info.needs_instance_view and any(
             isinstance(i.intent, ActionIntent) for i in items
         )
+        unread: str | None = None  # why the read-back failed, if it did
         try:
             live = self._read(rid, api, items, needs_view)
         except _Finish as fin:
             # ARM reported the write's operation Succeeded; only the read-back is missing.
             live = None
             checks: dict[str, bool | None] = {i.job.id: None for i in items}
-            self._emit(EventType.VERIFIED, jobs, detail={"verified": None, "why": fin.reason})
+            unread = fin.reason
         else:
             checks = self._check(items, live)
         missing = [i for i in items if checks[i.job.id] is False]
@@ -1081,13 +1081,17 @@ class BatchWriter:
                         result={"verified": False, "etag": _etag_of(live)},
                     )
         if done:
+            # One verdict per job: True when the live state shows every effect, None when some
+            # could not be checked (no read-back, or an intent that cannot tell).
+            shown = all(checks[i.job.id] is True for i in done)
             self._emit(
                 EventType.VERIFIED,
                 [i.job for i in done],
                 etag_live=_etag_of(live),
                 detail={
-                    "verified": all(checks[i.job.id] is True for i in done),
+                    "verified": True if shown else None,
                     "writes": self.report.writes,
+                    **({"why": unread} if unread is not None else {}),
                 },
             )
             self._emit(EventType.APPLIED, [i.job for i in done], etag_live=_etag_of(live))
