@@ -188,6 +188,13 @@ class _TimedTx:
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._tx.run(sql, params)  # queued: its time shows in the next round trip
 
+    def guarded(
+        self, statements: Sequence[tuple[str, Sequence[Any]]], guard: tuple[str, Sequence[Any]]
+    ) -> None:
+        t = time.perf_counter()  # queued on PostgreSQL; in process on SQLite
+        self._tx.guarded(statements, guard)
+        self._times[f"{self._where} guarded[{_names(statements)}]"].append(time.perf_counter() - t)
+
     def finish(
         self, statements: Sequence[tuple[str, Sequence[Any]]], *, together: bool = False
     ) -> list[tuple[Any, ...]]:
