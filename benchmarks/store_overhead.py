@@ -28,11 +28,14 @@ time, see ``postgres_store``). SQLite: a WAL file with ``synchronous=NORMAL`` (s
 ``sqlite_store``). Prints JSON.
 
     python benchmarks/store_overhead.py [--jobs 1000] [--repeat 3] [--backends sqlite,postgres]
-        [--submitted-events] [--pg-no-sync] [--statement-timings]
+        [--submitted-events] [--pg-no-sync] [--statement-timings] [--server-statements]
 
 ``--statement-timings`` adds, per backend, the p50 and per-job time of each store round trip
 (one ``Tx.rows`` call, or a ``Tx.finish`` with its COMMIT) in one extra cold run, and for
 PostgreSQL the floor on this machine: an empty round trip and a one-row INSERT's commit.
+``--server-statements`` adds one cold PostgreSQL run with ``pg_stat_statements`` (a local
+server is restarted with it preloaded; an external one must have it): the server's executor
+time per statement and job.
 """
 
 from __future__ import annotations
@@ -282,6 +285,35 @@ def postgres_floor(url: str, n: int = 500) -> dict[str, float]:
             conn.execute(f"DROP TABLE {table}")
 
 
+def server_statements(store: PostgresStore, url: str, n: int) -> dict[str, Any]:
+    """One cold run with ``pg_stat_statements`` on: the server's executor time per statement,
+    per job (planning is not counted: every statement is prepared once)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        conn.execute("SELECT pg_stat_statements_reset()")
+    run = run_scenario(store, "cold", n)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT calls, total_exec_time, query FROM pg_stat_statements"
+            " WHERE calls >= %s ORDER BY total_exec_time DESC",
+            (n,),
+        ).fetchall()
+    return {
+        "cold_ms_per_job": run["ms_per_job"],
+        "server_exec_ms_per_job": round(sum(float(r[1]) for r in rows) / n, 4),
+        "statements": [
+            {
+                "calls": int(calls),
+                "exec_ms_per_job": round(float(total) / n, 4),
+                "statement": " ".join(str(query).split())[:100],
+            }
+            for calls, total, query in rows
+        ],
+    }
+
+
 def bench_backend(
     opener: Callable[[], SqlStore],
     cleanup: Callable[[SqlStore], None],
@@ -306,7 +338,7 @@ def bench_backend(
     return results
 
 
-def _postgres_url(durable: bool) -> tuple[str, Callable[[], None], str]:
+def _postgres_url(durable: bool, preload: str | None = None) -> tuple[str, Callable[[], None], str]:
     url = os.environ.get("ARMGUARD_BENCH_POSTGRES_URL") or os.environ.get(
         "ARMGUARD_TEST_POSTGRES_URL"
     )
@@ -317,6 +349,8 @@ def _postgres_url(durable: bool) -> tuple[str, Callable[[], None], str]:
 
     server = PgServer(durable=durable)
     url = server.start()
+    if preload:
+        server.preload(preload)
     if durable:
         return url, server.stop, "local PostgreSQL 15, fsync=on, synchronous_commit=on"
     return url, server.stop, "local PostgreSQL 15, fsync=off, synchronous_commit=off (NOT safe)"
@@ -343,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
         "--statement-timings",
         action="store_true",
         help="add one instrumented cold run per backend: time per store round trip",
+    )
+    parser.add_argument(
+        "--server-statements",
+        action="store_true",
+        help="add one cold PostgreSQL run with pg_stat_statements: the server's executor time"
+        " per statement (a local server is restarted with the library preloaded)",
     )
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.repeat < 1:
@@ -387,7 +427,10 @@ def main(argv: list[str] | None = None) -> int:
             f"SQLite {sqlite3.sqlite_version}, WAL, synchronous=NORMAL, file in {work}"
         )
     if "postgres" in backends:
-        url, stop, where = _postgres_url(durable=not args.pg_no_sync)
+        url, stop, where = _postgres_url(
+            durable=not args.pg_no_sync,
+            preload="pg_stat_statements" if args.server_statements else None,
+        )
         try:
 
             def open_pg() -> SqlStore:
@@ -412,6 +455,13 @@ def main(argv: list[str] | None = None) -> int:
                     drop_pg(store)
                 timings["floor"] = postgres_floor(url)
                 report.setdefault("statement_timings", {})["postgres"] = timings
+            if args.server_statements:
+                store = open_pg()
+                try:
+                    assert isinstance(store, PostgresStore)
+                    report["server_statements"] = server_statements(store, url, args.jobs)
+                finally:
+                    drop_pg(store)
         finally:
             stop()
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]

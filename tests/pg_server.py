@@ -127,6 +127,19 @@ class PgServer:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
 
+    def preload(self, library: str) -> None:
+        """Restart the cluster with ``library`` in ``shared_preload_libraries`` (benchmarks:
+        ``pg_stat_statements``); same port and options."""
+        if self._dir is None or self.url is None:
+            raise PgUnavailable("the cluster is not running")
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET shared_preload_libraries = '{library}'")
+        data, log = str(self._dir / "data"), str(self._dir / "server.log")
+        # With a log file, as at start: otherwise the server keeps our output pipe open.
+        self._run(str(PG_BIN / "pg_ctl"), "-D", data, "-l", log, "-w", "-t", "60", "restart")
+
     def stop(self) -> None:
         if self._dir is None:
             return
