@@ -2,7 +2,9 @@
 
 Threads are enough: a batch spends its life waiting on ARM. Each loop opens its own store
 handle (SQLite and psycopg connections belong to one thread) and uses one ARM client per writer
-identity, so the Activity Log shows who asked for each write.
+identity, so the Activity Log shows who asked for each write. A loop's next claim carries the
+outcomes of its last batch (``Store.claim(completing=...)``: one store transaction and commit
+where there were two); a loop that is ending completes its last batch on its own.
 
 Shutdown: :meth:`Worker.stop` (the CLI wires SIGTERM to it) lets each loop finish its current
 batch; a batch that is waiting on ARM releases its lease instead, returning unfinished jobs to
