@@ -93,6 +93,24 @@ def _event(job_id: str, rid: str, kind: EventType, fence: int | None = None) -> 
     )
 
 
+def _server_cpu_probe(store: SqlStore) -> Callable[[], float | None]:
+    """Seconds of CPU the store's PostgreSQL backend has used, read from ``/proc`` when the
+    server runs on this machine (None otherwise, and for SQLite, which runs in process)."""
+    if not isinstance(store, PostgresStore):
+        return lambda: None
+    stat = Path(f"/proc/{store._conn.info.backend_pid}/stat")
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float | None:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None  # another machine's server, or no /proc
+        return (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+
+    return read
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -114,6 +132,8 @@ def run_scenario(
         store.append_events(events)
         events_s += time.perf_counter() - t
 
+    server = _server_cpu_probe(store)
+    cpu_start, server_start = time.process_time(), server()
     start = time.perf_counter()
     if scenario == "cold_submit_many":  # one call queues them all (``apply`` could)
         t = time.perf_counter()
@@ -146,6 +166,7 @@ def run_scenario(
         leases += 1
         done += len(lease.jobs)
     total = time.perf_counter() - start
+    client_cpu, server_end = time.process_time() - cpu_start, server()
     if done != n:
         raise SystemExit(f"{scenario}: drained {done} of {n} jobs")
     complete_p50 = statistics.median(complete_ms) if complete_ms else 0.0
@@ -162,6 +183,14 @@ def run_scenario(
         "leases": leases,
         "completions": "carried by the next claim" if carry else "a transaction each",
         "ms_per_job": round(total * 1000 / n, 4),
+        # CPU, this process and (a local PostgreSQL) its server backend: on a 2-core box that
+        # both share, a store that is CPU-bound shows here rather than in the round trips.
+        "client_cpu_ms_per_job": round(client_cpu * 1000 / n, 4),
+        "server_cpu_ms_per_job": (
+            round((server_end - server_start) * 1000 / n, 4)
+            if server_start is not None and server_end is not None
+            else None
+        ),
         "of_which_event_appends_ms_per_job": round(events_s * 1000 / n, 4),
         # the same work priced at median latencies: robust to other load on a shared machine
         "ms_per_job_at_p50": round(typical / n, 4),
