@@ -81,10 +81,16 @@ def test_kill_9_mid_batch_takeover_loses_nothing_and_applies_once(db: Any) -> No
             stderr=subprocess.DEVNULL,
         )
         try:
+            # Its write event is recorded just before the PUT goes out: kill it only once the
+            # emulator holds the PUT (the latency fault is applied on arrival), or the write
+            # counted below may never have been sent.
             _until(
-                lambda: any(e.event == "write" for e in store.events(first.id)),
+                lambda: (
+                    any(e.event == "write" for e in store.events(first.id))
+                    and bool(arm.core.faults.applied())
+                ),
                 30,
-                "the subprocess worker to send its write",
+                "the subprocess worker's write to reach the emulator",
             )
         finally:
             os.kill(proc.pid, signal.SIGKILL)
