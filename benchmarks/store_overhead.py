@@ -261,8 +261,8 @@ def statement_timings(store: SqlStore, n: int) -> dict[str, Any]:
         return found
 
     @contextmanager
-    def timed_write(lock: Any = "exclusive") -> Iterator[Any]:
-        with write(lock) as tx:
+    def timed_write(lock: Any = "exclusive", notify: Any = None) -> Iterator[Any]:
+        with write(lock, notify) as tx:
             yield _TimedTx(tx, f"write({lock})", times)
 
     @contextmanager

@@ -36,9 +36,10 @@ with data-modifying CTEs (``together`` in :meth:`.SqlStore._once`). So a submit 
 trip of two statements (the shared lock with the NOTIFY; the INSERT), a claim two round trips
 of three statements (the lock; the live-state read; all its writes), and heartbeat, complete
 and release one round trip each: the lock with the NOTIFY, then the guard and the writes as one
-statement. A claim that carries a completion (a worker's next claim) sends that completion's
-guard and writes as one more statement, and its NOTIFY, in its first round trip, between the
-lock and the live-state read — which therefore sees the completed jobs' keys free. The lock is always a statement of its own: a statement's snapshot is taken when it
+statement. A claim that carries a completion (a worker's next claim) takes the lock with the
+completion's NOTIFY and sends the completion's guard and writes as one more statement in its
+first round trip, before the live-state read, which therefore sees the completed jobs' keys
+free. The lock is always a statement of its own: a statement's snapshot is taken when it
 starts, so a statement that waited for the lock inside itself would decide on the state from
 before the previous holder's commit. The guard is ``armguard_fenced(<condition>)``, a function
 in the store's schema that raises SQLSTATE ``AG001`` when the condition is false: the statement
@@ -394,13 +395,16 @@ class PostgresStore(SqlStore):
             raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
 
     @contextmanager
-    def _write(self, lock: WriteLock = "exclusive") -> Iterator[_PgTx]:
+    def _write(
+        self, lock: WriteLock = "exclusive", notify: Change | None = None
+    ) -> Iterator[_PgTx]:
+        head = self._head(lock, notify)
         with self._lock, self._guard():
             cur = self._cur
             tx = _PgTx(self._conn, cur, self._pipe, hold=True)
             try:
-                if lock != "none":  # queued: travels with the first statement
-                    cur.execute(f"SELECT {_LOCK_SQL[lock]}", (self._lock_key,))
+                if head is not None:  # queued: travels with the first statement
+                    cur.execute(*head)
                 yield tx
                 if not tx.committed:
                     self._pipe.sync()  # commits (a claim that found nothing wrote nothing)
@@ -408,6 +412,19 @@ class PostgresStore(SqlStore):
                 if not tx.committed:
                     self._rollback(cur)
                 raise
+
+    def _head(self, lock: WriteLock, notify: Change | None) -> tuple[str, list[Any]] | None:
+        """A transaction's first statement: the store lock, and the NOTIFY that is delivered at
+        its commit (and dropped on rollback); None when it needs neither."""
+        head: list[str] = []
+        params: list[Any] = []
+        if lock != "none":
+            head.append(_LOCK_SQL[lock])
+            params.append(self._lock_key)
+        if notify is not None:
+            head.append("pg_notify(%s, %s)")
+            params += [self._notify_channel, notify]
+        return ("SELECT " + ", ".join(head), params) if head else None
 
     def _rollback(self, cur: psycopg.Cursor[Any]) -> None:
         # Ends the implicit transaction without committing (after an error the server has
@@ -428,20 +445,13 @@ class PostgresStore(SqlStore):
     ) -> list[tuple[Any, ...]] | None:
         if together and (statements or guard is not None):
             statements, guard = _together(statements, guard), None
-        head: list[str] = []
-        params: list[Any] = []
-        if lock != "none":
-            head.append(_LOCK_SQL[lock])
-            params.append(self._lock_key)
-        if notify is not None:
-            head.append("pg_notify(%s, %s)")  # delivered at commit, dropped on rollback
-            params += [self._notify_channel, notify]
+        head = self._head(lock, notify)
         with self._lock, self._guard():
             cur = self._cur
             failed: psycopg.Error | None = None
             try:
-                if head:
-                    cur.execute("SELECT " + ", ".join(head), params)
+                if head is not None:
+                    cur.execute(*head)
                 if guard is not None:
                     cur.execute(_pg(f"SELECT armguard_fenced({guard[0]})"), guard[1])
                 for sql, stmt_params in statements:
@@ -492,9 +502,6 @@ class PostgresStore(SqlStore):
 
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])
-
-    def _notify_statement(self, change: Change) -> Statement | None:
-        return ("SELECT pg_notify(?, ?)", (self._notify_channel, change))  # sent at commit
 
     def _in(self, column: str, values: Sequence[Any], sql_type: str) -> tuple[str, list[Any]]:
         if len(values) == 1:  # the common case, and a second stable text: no array to build

@@ -21,10 +21,10 @@ with a linger the age of each resource's burst), then writes and commits in a se
 trip. Heartbeat, complete and release decide nothing in Python: each is one round trip whose
 *guard* (the lease row exists with this fence and is unexpired — and, for a completion, every
 result names a job running under it) is checked inside the transaction before its writes, and
-a false guard writes nothing (see :meth:`SqlStore._once`). A claim may carry a completion
-(``completing``): its guarded writes then run first in the claim's transaction (:meth:`Tx.guarded`),
-and a false guard rolls the whole claim back. Only then, on the rare refused path,
-is the store read again to say why. Events ride in the transaction of the state change they
+a false guard writes nothing (see :meth:`SqlStore._once`). Only then, on the rare refused
+path, is the store read again to say why. A claim may carry a completion (``completing``): its
+guarded writes then run first in the claim's transaction (:meth:`Tx.guarded`), and a false
+guard rolls the whole claim back. Events ride in the transaction of the state change they
 belong to (a claim writes its ``claimed`` events itself), so they cost no commit of their own.
 
 Expired leases are reaped lazily at the start of every claim (takeover): their unfinished jobs
@@ -142,11 +142,13 @@ class SqlStore(ABC):
     # -- what a backend provides -----------------------------------------------------------
 
     @abstractmethod
-    def _write(self, lock: WriteLock = "exclusive") -> AbstractContextManager[Tx]:
+    def _write(
+        self, lock: WriteLock = "exclusive", notify: Change | None = None
+    ) -> AbstractContextManager[Tx]:
         """A transaction that may take several round trips (claims). ``exclusive`` ones are
         serialised against every other locked one store-wide; ``shared`` ones only against
         exclusive ones; ``none`` takes no store lock (a backend with a single writer may
-        serialise everything anyway)."""
+        serialise everything anyway). ``notify`` as for :meth:`_once`."""
 
     @abstractmethod
     def _once(
@@ -244,11 +246,6 @@ class SqlStore(ABC):
         reading from it, before that statement writes anything: for a transaction that is that
         one statement and decides nothing on what it reads (its snapshot may be older than the
         lock). None where the backend takes its locks otherwise."""
-        return None
-
-    def _notify_statement(self, change: Change) -> Statement | None:
-        """A statement announcing ``change`` to other processes when the transaction that runs
-        it commits, where the backend has a channel for it (None: :meth:`_changed` is all)."""
         return None
 
     def _now(self) -> float | None:
@@ -410,17 +407,7 @@ class SqlStore(ABC):
         _require_positive_int(max_batch, "max_batch")
         _require_linger(linger, linger_max)
         lines = _event_lines(events)
-        if completing is None:
-            return self._claim(
-                owner,
-                ttl,
-                max_batch,
-                lines=lines,
-                linger=linger,
-                linger_max=linger_max,
-                finishing=None,
-            )
-        finishing = self._completion(completing)
+        finishing = self._completion(completing) if completing is not None else None
         try:
             lease = self._claim(
                 owner,
@@ -431,9 +418,11 @@ class SqlStore(ABC):
                 linger_max=linger_max,
                 finishing=finishing,
             )
-        except GuardRefused:
+        except GuardRefused:  # only a carried completion has a guard
+            assert completing is not None
+            assert finishing is not None
             raise self._refused(completing.lease, finishing.ids) from None
-        if finishing.ids:
+        if finishing is not None and finishing.ids:
             self._changed("freed")
         return lease
 
@@ -448,13 +437,11 @@ class SqlStore(ABC):
         linger_max: float,
         finishing: _Finishing | None,
     ) -> Lease | None:
-        with self._write() as tx:
+        notify: Change | None = "freed" if finishing is not None and finishing.ids else None
+        with self._write(notify=notify) as tx:
             if finishing is not None:
                 # Before the live-state read, which then sees the completed jobs' keys free.
                 tx.guarded(finishing.statements, finishing.guard)
-                notify = self._notify_statement("freed") if finishing.ids else None
-                if notify is not None:
-                    tx.run(*notify)
             live = self._live_state(tx, max_batch - 1, linger > 0)
             now = live.now
             settled = None

@@ -256,7 +256,9 @@ class SqliteStore(SqlStore):
         return conn
 
     @contextmanager
-    def _write(self, lock: WriteLock = "exclusive") -> Iterator[_SqliteTx]:
+    def _write(
+        self, lock: WriteLock = "exclusive", notify: Change | None = None
+    ) -> Iterator[_SqliteTx]:
         # SQLite has one writer at a time whatever ``lock`` asks; IMMEDIATE takes that lock
         # before the first read, so a claim's reads cannot go stale before its writes (no
         # SQLITE_BUSY upgrade).
