@@ -25,7 +25,7 @@ from armguard.clock import Clock
 from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import Pacer, Requester, Stopped
 from armguard.coordinator.metrics import CoordinatorMetrics
-from armguard.coordinator.model import JobState, Lease, LeaseLost
+from armguard.coordinator.model import Completion, JobState, Lease
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.store import Change, Store
 from armguard.coordinator.writer import BatchReport, BatchWriter, WriterSettings
@@ -288,40 +288,32 @@ class Worker:
 
     def _claim(self, store: Store, owner: str, owing: _Owing | None = None) -> Lease | None:
         cfg = self.settings
+
+        def claim(completing: Completion | None = None) -> Lease | None:
+            return store.claim(
+                owner,
+                cfg.lease_ttl,
+                cfg.max_batch,
+                linger=cfg.linger,
+                linger_max=cfg.linger_max,
+                completing=completing,
+            )
+
         writer = owing.take() if owing is not None else None
-        completing = writer.owed() if writer is not None else None
-        if writer is not None and completing is not None:
-            try:
-                lease = store.claim(
-                    owner,
-                    cfg.lease_ttl,
-                    cfg.max_batch,
-                    linger=cfg.linger,
-                    linger_max=cfg.linger_max,
-                    completing=completing,
-                )
-            except LeaseLost as lost:
-                # Neither the outcomes nor a claim were recorded: settle, then claim alone.
-                self._settle(writer.refused(lost))
-            else:
-                self._settle(writer.settled())
+        if writer is not None:
+            report, lease = writer.pay(claim)
+            self._settle(report)
+            if not report.lease_lost:
                 return lease
-        return store.claim(
-            owner, cfg.lease_ttl, cfg.max_batch, linger=cfg.linger, linger_max=cfg.linger_max
-        )
+            # Refused: neither the outcomes nor a claim were recorded; claim alone.
+        return claim()
 
     def _pay(self, store: Store, owing: _Owing) -> None:
         """Complete what the last batch owes on its own (a loop that is ending)."""
         writer = owing.take()
-        completing = writer.owed() if writer is not None else None
-        if writer is None or completing is None:
-            return
-        try:
-            store.complete(completing.lease, completing.results, completing.events)
-        except LeaseLost as lost:
-            self._settle(writer.refused(lost))
-        else:
-            self._settle(writer.settled())
+        if writer is not None:
+            report, _ = writer.pay(lambda c: store.complete(c.lease, c.results, c.events))
+            self._settle(report)
 
     def _idle(self, store: Store) -> bool:
         return store.queue_depth() == 0 and not store.jobs(JobState.RUNNING, limit=1)

@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from armguard.arm.classify import Classification, ConflictKind, classify_error
 from armguard.arm.client import ArmResponse, ArmTransportError
@@ -106,6 +106,9 @@ JSON = dict[str, Any]
 _WRITE_VERBS = ("PUT", "PATCH", "POST", "DELETE")
 # A VM that is starting counts as running for "start it again after the resize".
 _RUNNING_STATES = frozenset({"running", "starting"})
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -256,8 +259,8 @@ class BatchWriter:
 
         ``defer_completion``: a batch that ran to its outcomes does not complete them itself
         but leaves them in :meth:`owed`, for the worker's next claim to carry (one commit
-        instead of two); the worker then calls :meth:`settled` or :meth:`refused`. A lost or
-        released lease is settled here either way."""
+        instead of two); the worker then hands them over with :meth:`pay`. A lost or released
+        lease is settled here either way."""
         self._lease = lease
         self._last_beat = self.clock.now() if claimed_at is None else claimed_at
         jobs = list(lease.jobs)  # their ``claimed`` events were written by the claim
@@ -288,22 +291,23 @@ class BatchWriter:
         """The completion a deferred run still owes the store, until it is settled."""
         return self._owed
 
-    def settled(self) -> BatchReport:
-        """The store recorded :meth:`owed` (a claim carried it)."""
+    def pay(self, record: Callable[[Completion], _T]) -> tuple[BatchReport, _T | None]:
+        """Hand :meth:`owed` to ``record`` (a claim that carries it, or ``Store.complete``).
+        Returns the batch's report and what ``record`` returned once the store has the
+        outcomes, or, when the store refused them because the lease was lost first, the report
+        of a lost lease and None. Any other error leaves the batch owing nothing: its lease
+        expires and a takeover completes its jobs."""
         owed = self._owed
         if owed is None:
             raise RuntimeError("this batch owes the store no completion")
         self._owed = None
+        try:
+            value = record(owed)
+        except LeaseLost as lost:
+            self._lease_lost(self._owed_jobs, lost)
+            return self.report, None
         self._pending = []
-        return self._recorded(list(owed.results))
-
-    def refused(self, lost: LeaseLost) -> BatchReport:
-        """The store refused :meth:`owed`: the lease was lost before it arrived."""
-        if self._owed is None:
-            raise RuntimeError("this batch owes the store no completion")
-        self._owed = None
-        self._lease_lost(self._owed_jobs, lost)
-        return self.report
+        return self._recorded(list(owed.results)), value
 
     # -- loading ----------------------------------------------------------------------------
 
