@@ -555,9 +555,13 @@ class PostgresStore(SqlStore):
                 seen.add(note.payload)
             if not seen:
                 return None
-            # Everything else already delivered belongs to the same answer: "freed" wins
+            # Everything else committed by now belongs to the same answer: "freed" wins
             # (keys may be free) however the commits were ordered, and a burst of commits
-            # wakes the caller once, not once per commit.
+            # wakes the caller once, not once per commit. A notification is forwarded
+            # to us asynchronously, so one whose commit has returned may still be in
+            # flight; the listener's backend sends every pending one before it answers
+            # a query, and psycopg keeps those for notifies().
+            self._listener.execute("SELECT 1")
             for note in self._listener.notifies(timeout=0.0):
                 seen.add(note.payload)
             return "submitted" if seen == {"submitted"} else "freed"
