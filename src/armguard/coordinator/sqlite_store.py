@@ -244,16 +244,51 @@ class SqliteStore(SqlStore):
                     isolation_level=None,
                     check_same_thread=False,
                 )
-                conn.execute("PRAGMA journal_mode = WAL")
-                conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-                conn.execute("PRAGMA synchronous = NORMAL")
-                conn.execute("PRAGMA foreign_keys = ON")  # lease_keys cascade with their lease
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+                self._use_wal(conn)
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")  # lease_keys cascade with their lease
+            except BaseException as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+                raise
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, once: the mode is stored in the file.
+
+        Switching a new file to WAL takes its exclusive lock and SQLite answers a second
+        switcher "database is locked" at once, without its busy handler: threads (a worker
+        pool) opening a new file together failed that way. This process's threads take the
+        write gate and find WAL already set by the first; another process switching at the
+        same moment is waited out, up to the busy timeout.
+        """
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        pause = 0.001
+        with self._gate:
+            while True:
+                try:
+                    mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+                    if mode != "wal":
+                        mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                        raise
+                    time.sleep(pause)  # another process holds the file's exclusive lock
+                    pause = min(pause * 2, 0.05)
+        if mode != "wal":
+            raise StoreError(
+                f"the SQLite store {self.path} cannot use WAL mode (SQLite kept {mode!r}):"
+                " put it on a local filesystem that supports shared memory"
+            )
 
     @contextmanager
     def _write(
