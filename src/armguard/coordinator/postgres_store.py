@@ -48,11 +48,13 @@ a refused completion writes nothing without a round trip of its own to decide.
 
 Statement texts do not depend on how many jobs, keys or events they carry (one row is written
 plainly, more travel as arrays: ``= ANY(?)``, ``unnest(?, …)``), so each is prepared once per
-connection (``prepare_threshold=0``). The session sets ``random_page_cost = 1.1``: the store's
-reads are index probes on a small, hot working set, and at the default (4, for spinning disks)
-a new store whose statistics autovacuum has not gathered yet read every queued job and sorted
-them to find the first eight (0.5 ms a claim at a thousand queued jobs) instead of walking the
-queue index.
+connection (``prepare_threshold=0``) — and again each time the jobs table has grown fourfold,
+since PostgreSQL keeps a generic plan made on a near-empty table until an ANALYZE (see
+``_jobs_reached``; claims and submits report the newest job's seq). The session sets
+``random_page_cost = 1.1``: the store's reads are index probes on a small, hot working set,
+and at the default (4, for spinning disks) a new store whose statistics autovacuum has not
+gathered yet read every queued job and sorted them to find the first eight (0.5 ms a claim at
+a thousand queued jobs) instead of walking the queue index.
 
 Time: without an injected clock (or with the plain system clock) "now" is the server's
 ``statement_timestamp()``, read inside the statement that decides — a claim's live-state read
@@ -201,8 +203,12 @@ def _has_rows(cur: psycopg.Cursor[Any]) -> bool:
     return res is not None and res.status == pq.ExecStatus.TUPLES_OK
 
 
-def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
+# Below this many jobs a plan made on a near-empty table costs nothing noticeable.
+_REPLAN_FROM = 256
+
+
+def _pg(sql: str, plans: str) -> str:
+    return sql.replace("?", "%s") + plans
 
 
 def _together(statements: Sequence[Statement], guard: Statement | None = None) -> list[Statement]:
@@ -236,7 +242,7 @@ class _PgTx:
     A statement whose result is not needed (``run``) is only queued and travels with the next
     one whose rows are, so a transaction costs a round trip per *decision*."""
 
-    __slots__ = ("_conn", "_cur", "_guarded", "_hold", "_pipe", "committed")
+    __slots__ = ("_conn", "_cur", "_guarded", "_hold", "_pipe", "_plans", "committed")
 
     def __init__(
         self,
@@ -245,17 +251,19 @@ class _PgTx:
         pipe: psycopg.Pipeline | None,
         *,
         hold: bool,
+        plans: str = "",
     ) -> None:
         self._conn = conn
         self._cur = cur
         self._pipe = pipe
         self._hold = hold
+        self._plans = plans
         self._guarded = False
         self.committed = False
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._refusals():
-            self._cur.execute(_pg(sql), params)
+            self._cur.execute(_pg(sql, self._plans), params)
             if self._pipe is None or not self._hold:
                 if self._pipe is not None:
                     self._pipe.sync()
@@ -280,7 +288,7 @@ class _PgTx:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._refusals():  # an earlier statement's error may surface at any later one
-            self._cur.execute(_pg(sql), params)
+            self._cur.execute(_pg(sql, self._plans), params)
             if self._pipe is not None and not self._hold:
                 self._pipe.sync()
 
@@ -290,7 +298,7 @@ class _PgTx:
         """The statements and the commit (a Sync) in one round trip; the last one's rows."""
         with self._refusals():
             for sql, params in _together(statements) if together and statements else statements:
-                self._cur.execute(_pg(sql), params)
+                self._cur.execute(_pg(sql, self._plans), params)
             if self._pipe is not None:
                 self._pipe.sync()
         self.committed = True
@@ -344,12 +352,27 @@ class PostgresStore(SqlStore):
             raise
         # Every statement is prepared on first use: their texts are few and stable.
         self._conn.prepare_threshold = 0
+        self._plans = ""  # appended to every statement's text; see _jobs_reached
+        self._plans_at: int | None = None
         # The connection stays in pipeline mode: entering and leaving it per transaction would
         # cost a Sync round trip each time.
         self._stack = ExitStack()
         self._pipe = self._stack.enter_context(self._conn.pipeline())
         # One cursor for every statement (calls take turns on the connection anyway).
         self._cur = self._conn.cursor()
+
+    def _jobs_reached(self, seq: int) -> None:
+        # A prepared statement's generic plan is made once, on the table sizes of that moment,
+        # and kept until an ANALYZE. Plans made on a new, near-empty store read every queued
+        # job and sort them, or walk the wrong index; once thousands were queued a claim took
+        # 2-3 ms instead of 0.8 until autovacuum came by. New texts make psycopg prepare
+        # afresh (the old ones age out of its cache, which deallocates them), at most once
+        # per fourfold growth, so a connection re-plans log4(jobs) times in its life.
+        if self._plans_at is None:
+            self._plans_at = seq
+        elif seq >= max(4 * self._plans_at, _REPLAN_FROM):
+            self._plans_at = seq
+            self._plans = f" /* armguard plans for {seq} jobs */"
 
     @property
     def server_time(self) -> bool:
@@ -401,7 +424,7 @@ class PostgresStore(SqlStore):
         head = self._head(lock, notify)
         with self._lock, self._guard():
             cur = self._cur
-            tx = _PgTx(self._conn, cur, self._pipe, hold=True)
+            tx = _PgTx(self._conn, cur, self._pipe, hold=True, plans=self._plans)
             try:
                 if head is not None:  # queued: travels with the first statement
                     cur.execute(*head)
@@ -453,9 +476,10 @@ class PostgresStore(SqlStore):
                 if head is not None:
                     cur.execute(*head)
                 if guard is not None:
-                    cur.execute(_pg(f"SELECT armguard_fenced({guard[0]})"), guard[1])
+                    guard_sql = f"SELECT armguard_fenced({guard[0]})"
+                    cur.execute(_pg(guard_sql, self._plans), guard[1])
                 for sql, stmt_params in statements:
-                    cur.execute(_pg(sql), stmt_params)
+                    cur.execute(_pg(sql, self._plans), stmt_params)
             except psycopg.Error as exc:
                 failed = exc  # a server error may surface at any later statement; Sync below
             except BaseException:
@@ -477,7 +501,7 @@ class PostgresStore(SqlStore):
     @contextmanager
     def _read(self) -> Iterator[_PgTx]:
         with self._lock, self._guard():
-            yield _PgTx(self._conn, self._cur, self._pipe, hold=False)
+            yield _PgTx(self._conn, self._cur, self._pipe, hold=False, plans=self._plans)
 
     # Drawn with the claim's first statement, saving a round trip; a poll that finds nothing
     # leaves a gap in the sequence, which fencing does not mind (tokens only need to grow).

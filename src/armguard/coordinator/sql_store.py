@@ -190,6 +190,10 @@ class SqlStore(ABC):
     def _changed(self, change: Change) -> None:
         """Called after such a transaction commits: wake this process's idle workers."""
 
+    def _jobs_reached(self, seq: int) -> None:  # noqa: B027 (optional hook: SQLite has none)
+        """The newest job's seq, as a submit or a claim's live-state read saw it: how large
+        the jobs table has grown, for backends whose statement plans depend on that."""
+
     @abstractmethod
     def watch_changes(self, timeout: float) -> Change | None:
         """See :meth:`Store.watch_changes`. Backends wake within milliseconds for their own
@@ -340,6 +344,7 @@ class SqlStore(ABC):
         made = {job_id: (int(seq), float(created)) for job_id, seq, created in inserted or ()}
         if made:
             self._changed("submitted")
+            self._jobs_reached(max(seq for seq, _ in made.values()))
         existing: dict[str, Job] = {}
         # Only a used idempotency key keeps a row out (ON CONFLICT (idem_key) DO NOTHING).
         taken = [str(row[5]) for row in rows if row[0] not in made]
@@ -773,7 +778,8 @@ class SqlStore(ABC):
             " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?),"
             f" page AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
             f" ORDER BY seq LIMIT {_FIRST_PAGE})"
-            " SELECT 'n', CAST(NULL AS BIGINT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),"
+            " SELECT 'n', CAST((SELECT MAX(seq) FROM jobs) AS BIGINT), CAST(NULL AS TEXT),"
+            " CAST(NULL AS TEXT),"
             " CAST(NULL AS INTEGER), CAST(NULL AS TEXT), CAST(NULL AS TEXT),"
             f" {self._now_sql}, CAST(NULL AS DOUBLE PRECISION)"
             f" UNION ALL SELECT 'x', NULL, id, NULL, NULL, NULL, NULL, NULL, NULL FROM leases"
@@ -808,6 +814,8 @@ class SqlStore(ABC):
                 live.fence = int(row[0])
             else:  # "n"
                 live.now = now_param if now_param is not None else float(row[6])
+                if row[0] is not None:
+                    self._jobs_reached(int(row[0]))
         if expired:
             in_expired, lease_ids = self._in("lease_id", expired, "text")
             tx.run(
