@@ -12,6 +12,8 @@ Scenarios:
 
 * ``cold``: every job on its own resource (no coalescing; one lease per job)
 * ``cold_separate``: ``cold`` with every completion a transaction of its own
+* ``cold_after_small``: ``cold`` on a connection that first drained 300 jobs (untimed), so its
+  statements were planned on a small table: a worker that started on a new store
 * ``hot``: every job on one resource (coalesced up to 64 jobs per lease)
 * ``hot_barrier``: every job on one resource, all barriers (one lease per job, strict order)
 * ``cold_submit_many``: ``cold`` with all jobs queued by one ``submit_many`` call (its
@@ -28,6 +30,7 @@ time, see ``postgres_store``). SQLite: a WAL file with ``synchronous=NORMAL`` (s
 ``sqlite_store``). Prints JSON.
 
     python benchmarks/store_overhead.py [--jobs 1000] [--repeat 3] [--backends sqlite,postgres]
+        [--scenarios cold,cold_after_small,...]
         [--submitted-events] [--pg-no-sync] [--statement-timings] [--server-statements]
 
 ``--statement-timings`` adds, per backend, the p50 and per-job time of each store round trip
@@ -66,7 +69,10 @@ from armguard.events import EventType, JobEvent
 TARGET_MS = {"sqlite": 1.0, "postgres": 2.0}
 # ``*_separate``: completions in a transaction of their own, as before claims carried them —
 # the reference the carried protocol is measured against, not a target.
-SCENARIOS = ("cold", "cold_separate", "hot", "hot_barrier", "cold_submit_many")
+SCENARIOS = ("cold", "cold_separate", "cold_after_small", "hot", "hot_barrier", "cold_submit_many")
+# ``cold_after_small``: first drains this many jobs, untimed, so that the connection's
+# statements are prepared and planned on a small table (a worker started on a new store).
+SMALL_FIRST = 300
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/bench/providers"
 
 
@@ -111,6 +117,14 @@ def _server_cpu_probe(store: SqlStore) -> Callable[[], float | None]:
     return read
 
 
+def _drain(store: SqlStore, jobs: Sequence[object]) -> None:
+    owed: Completion | None = None
+    while (lease := store.claim("bench-warm-up", ttl=60, completing=owed)) is not None:
+        owed = Completion(lease, [JobResult(j.id, Outcome.APPLIED) for j in lease.jobs], [])
+    if store.queue_depth():
+        raise SystemExit(f"the warm-up left {store.queue_depth()} of {len(jobs)} jobs queued")
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -132,6 +146,8 @@ def run_scenario(
         store.append_events(events)
         events_s += time.perf_counter() - t
 
+    if scenario == "cold_after_small":
+        _drain(store, [store.submit(_spec(scenario, n + i)) for i in range(SMALL_FIRST)])
     server = _server_cpu_probe(store)
     cpu_start, server_start = time.process_time(), server()
     start = time.perf_counter()
@@ -349,12 +365,14 @@ def bench_backend(
     n: int,
     repeat: int,
     submitted_events: bool,
+    *,
+    scenarios: Sequence[str] = SCENARIOS,
 ) -> dict[str, Any]:
     """Each scenario ``repeat`` times on a fresh database; the fastest run is reported (the one
     least disturbed by other processes), with every run's ms/job alongside."""
-    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in SCENARIOS}
+    runs: dict[str, list[dict[str, Any]]] = {s: [] for s in scenarios}
     for _ in range(repeat):  # scenarios interleaved, so a noisy minute hits them all alike
-        for scenario in SCENARIOS:
+        for scenario in scenarios:
             store = opener()
             try:
                 runs[scenario].append(run_scenario(store, scenario, n, submitted_events))
@@ -391,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
+        "--scenarios", default=",".join(SCENARIOS), help="comma-separated, run in this order"
+    )
+    parser.add_argument(
         "--pg-no-sync",
         action="store_true",
         help="start PostgreSQL without fsync/synchronous_commit, to separate commit latency"
@@ -422,6 +443,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"ERROR: unknown backends: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if not scenarios or set(scenarios) - set(SCENARIOS):
+        print(f"ERROR: --scenarios takes some of {', '.join(SCENARIOS)}", file=sys.stderr)
+        return 2
     clock = SystemClock()
     report: dict[str, Any] = {
         "benchmark": "store_overhead",
@@ -444,7 +469,12 @@ def main(argv: list[str] | None = None) -> int:
             return SqliteStore(work / f"{uuid.uuid4().hex}.db", clock=clock)
 
         report["results"]["sqlite"] = bench_backend(
-            open_sqlite, lambda s: s.close(), args.jobs, args.repeat, args.submitted_events
+            open_sqlite,
+            lambda s: s.close(),
+            args.jobs,
+            args.repeat,
+            args.submitted_events,
+            scenarios=scenarios,
         )
         if args.statement_timings:
             store = open_sqlite()
@@ -471,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                 store.close()
 
             report["results"]["postgres"] = bench_backend(
-                open_pg, drop_pg, args.jobs, args.repeat, args.submitted_events
+                open_pg, drop_pg, args.jobs, args.repeat, args.submitted_events, scenarios=scenarios
             )
             report["notes"]["postgres"] = (
                 f"{where}, psycopg, one connection, loopback, leases on the server's clock"
