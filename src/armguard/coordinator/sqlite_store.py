@@ -280,7 +280,9 @@ class SqliteStore(SqlStore):
                         mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
                     break
                 except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                    primary = exc.sqlite_errorcode & 0xFF  # SQLITE_BUSY_RECOVERY is BUSY
+                    busy = primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                    if not busy or time.monotonic() + pause > deadline:
                         raise
                     time.sleep(pause)  # another process holds the file's exclusive lock
                     pause = min(pause * 2, 0.05)
