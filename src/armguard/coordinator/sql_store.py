@@ -46,9 +46,9 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
-from armguard.clock import Clock, isoformat
+from armguard.clock import Clock, SystemClock, isoformat
 from armguard.coordinator.model import (
     Completion,
     Job,
@@ -62,6 +62,7 @@ from armguard.coordinator.model import (
     StalePolicy,
 )
 from armguard.coordinator.store import Change
+from armguard.coordinator.submit_group import SubmitGroup
 from armguard.events import EventType, JobEvent
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "Tx",
     "WriteLock",
     "split_statements",
+    "submit_group",
 ]
 
 WriteLock = Literal["exclusive", "shared", "none"]
@@ -88,7 +90,9 @@ _CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
 # pages so neither case pays for the other.
 _FIRST_PAGE = 8
 _LAST_PAGE = 512
-_SUBMIT_ROWS = 1000  # jobs per submit_many transaction
+_SUBMIT_ROWS = 1000  # jobs per submit_many transaction, and per group commit
+# Stores on the system clock (each may hold its own instance) stamp group commits with this one.
+_SYSTEM_CLOCK = SystemClock()
 # A burst has ended once it has been silent for this many of its own mean gaps (see _settled).
 _QUIET_GAPS = 4.0
 
@@ -185,6 +189,10 @@ class SqlStore(ABC):
 
     _rows_per_insert: int | None = 200
     """How many rows one INSERT of :meth:`_insert` carries (None: any number)."""
+
+    _submit_group: SubmitGroup[tuple[str, list[str], JobSpec], Job]
+    """Where this process's concurrent submits to the same store meet (one per file, or per
+    server and schema); a backend sets it before its first submit (see :func:`submit_group`)."""
 
     @abstractmethod
     def _changed(self, change: Change) -> None:
@@ -293,7 +301,16 @@ class SqlStore(ABC):
         return jobs
 
     def _submit_rows(self, encoded: Sequence[tuple[str, list[str], JobSpec]]) -> list[Job]:
-        now = self._now()
+        # Concurrent submits of this process to the same store commit together (see
+        # ``submit_group``); the group's clock stamps them, so only same-clock ones mix.
+        clock = self._clock
+        key = _SYSTEM_CLOCK if type(clock) is SystemClock else clock
+        return self._submit_group.run(key, encoded, self._commit_submits)
+
+    def _commit_submits(
+        self, clock: object, encoded: Sequence[tuple[str, list[str], JobSpec]]
+    ) -> list[Job]:
+        now = cast(Clock, clock).now() if clock is not None else None
         rows = [
             (
                 str(uuid.uuid4()),
@@ -1217,3 +1234,16 @@ def split_statements(ddl: str) -> Iterator[str]:
     for stmt in ddl.split(";"):
         if stmt.strip():
             yield stmt.strip()
+
+
+def submit_group(leaders: int = 1) -> SubmitGroup[tuple[str, list[str], JobSpec], Job]:
+    """A new meeting point for one store target's concurrent submits, with up to ``leaders``
+    group commits running at once."""
+    return SubmitGroup(_SUBMIT_ROWS, _shared_submit_error, leaders=leaders)
+
+
+def _shared_submit_error(exc: BaseException) -> BaseException:
+    """What a submit whose group commit failed in another thread raises."""
+    if isinstance(exc, StoreError):
+        return StoreError(str(exc))
+    return StoreError(f"the commit that held this submit failed: {exc!r}")

@@ -43,6 +43,7 @@ from armguard.coordinator.sql_store import (
     Tx,
     WriteLock,
     split_statements,
+    submit_group,
 )
 from armguard.coordinator.store import Change
 
@@ -59,12 +60,14 @@ _WATCH_TICK_S = 0.02
 class _File:
     """What every store opened on one database file in this process shares: the write gate,
     and counters of this process's commits — all of them, and the submits and the completions
-    or releases among them — that idle watchers wait on."""
+    or releases among them — that idle watchers wait on; and the group its threads' concurrent
+    submits commit in."""
 
-    __slots__ = ("changed", "commits", "freed", "gate", "submitted")
+    __slots__ = ("changed", "commits", "freed", "gate", "submits", "submitted")
 
     def __init__(self) -> None:
         self.gate = threading.Lock()
+        self.submits = submit_group()
         self.changed = threading.Condition()
         self.commits = 0
         self.submitted = 0
@@ -214,6 +217,7 @@ class SqliteStore(SqlStore):
             )
         self._file = _file_for(self.path)
         self._gate = self._file.gate
+        self._submit_group = self._file.submits
         self._seen = (self._file.submitted, self._file.freed, self._file.commits)
         self._seen_data: int | None = None
         self._local = threading.local()
