@@ -116,13 +116,18 @@ class _Submitter:
 
 
 def _queue_behind_blocked_commits(
-    db: StoreDb, clock: ManualClock, batches: list[list[JobSpec]], lead_idem: str | None = None
+    db: StoreDb,
+    clock: ManualClock,
+    batches: list[list[JobSpec]],
+    lead_idem: str | None = None,
+    closed: int | None = None,
 ) -> tuple[SqlStore, list[_Submitter], list[_Submitter], int]:
     """As many submits as the store runs group commits at once wait inside their commits
     (``lead_idem``: the first one's idempotency key) while the ``batches`` queue behind them
     in the order given. Then the first leader is let go, which hands its lead to the oldest
     waiter, who commits every waiting submit; only when those are done are the other leaders
-    let go. Returns a store handle, the leading and the queued submitters, and the group's
+    let go. ``closed``: the index of a batch whose handle is closed before it submits (it
+    must fail on its own, not join the queue). Returns a store handle, the leading and the queued submitters, and the group's
     commit count before any of them."""
     probe = db.open(clock)
     group = probe._submit_group
@@ -137,9 +142,17 @@ def _queue_behind_blocked_commits(
             leaders.append(_Submitter(handles.pop(), [spec]))
             _until(lambda n=n: group.leading == n, f"{n} submits lead")
         waiting = []
-        for n, specs in enumerate(batches, start=1):
-            waiting.append(_Submitter(handles.pop(), specs))
-            _until(lambda n=n: group.waiting() == n, f"{n} submits wait")
+        for n, specs in enumerate(batches):
+            handle = handles.pop()
+            if n == closed:
+                handle.close()
+                waiting.append(_Submitter(handle, specs))
+                waiting[-1].thread.join(timeout=5)
+                assert not waiting[-1].thread.is_alive(), "a closed handle's submit waited"
+                continue
+            waiting.append(_Submitter(handle, specs))
+            queued = n + 1 - (closed is not None and closed < n)
+            _until(lambda q=queued: group.waiting() == q, f"{queued} submits wait")
         holds.release(holds.names[:1])
         for submitter in waiting:
             submitter.thread.join(timeout=30)
@@ -271,3 +284,18 @@ def test_a_lone_submit_commits_at_once_and_many_threads_lose_nothing(
         # A writer's jobs are queued in its order, each with its own spec.
         assert [queued[i].seq for i in ids] == sorted(queued[i].seq for i in ids)
         assert [queued[i].spec.writer for i in ids] == [f"t{n}-{i}" for i in range(25)]
+
+
+def test_a_closed_handle_fails_its_own_submit_and_never_leads_a_group(
+    db: StoreDb, clock: ManualClock
+) -> None:
+    # Were the closed handle to queue, it would be the oldest waiter and commit for the group:
+    # its "closed" would then be the other waiter's error too.
+    probe, _, (gone, kept), _ = _queue_behind_blocked_commits(
+        db, clock, [[_spec("gone")], [_spec("kept")]], closed=0
+    )
+    with pytest.raises(StoreError, match="closed"):
+        gone.result()
+    (job,) = kept.result()
+    assert probe.get(job.id) == job
+    assert "gone" not in {j.spec.resource_id.rsplit("/", 1)[1] for j in probe.jobs()}

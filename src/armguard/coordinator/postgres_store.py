@@ -427,10 +427,13 @@ class PostgresStore(SqlStore):
             if not found:
                 tx.rows("INSERT INTO armguard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
 
+    def _ready(self) -> None:
+        if self._conn.closed:  # closed, or its connection was lost
+            raise StoreError(f"the store at {self._where} is closed")
+
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        if self._conn.closed:
-            raise StoreError(f"the store at {self._where} is closed")
+        self._ready()
         try:
             yield
         except psycopg.OperationalError as exc:

@@ -202,6 +202,10 @@ class SqlStore(ABC):
         """The newest job's seq, as a submit or a claim's live-state read saw it: how large
         the jobs table has grown, for backends whose statement plans depend on that."""
 
+    def _ready(self) -> None:  # noqa: B027 (optional hook)
+        """Raise the store's error if this handle cannot run a transaction now (it was closed,
+        or its connection was lost): checked before a submit joins a group."""
+
     @abstractmethod
     def watch_changes(self, timeout: float) -> Change | None:
         """See :meth:`Store.watch_changes`. Backends wake within milliseconds for their own
@@ -305,6 +309,8 @@ class SqlStore(ABC):
         # ``submit_group``); the group's clock stamps them, so only same-clock ones mix.
         clock = self._clock
         key = _SYSTEM_CLOCK if type(clock) is SystemClock else clock
+        # A handle that cannot commit must not lead a group: its failure would be everyone's.
+        self._ready()
         return self._submit_group.run(key, encoded, self._commit_submits)
 
     def _commit_submits(

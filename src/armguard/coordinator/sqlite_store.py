@@ -265,6 +265,12 @@ class SqliteStore(SqlStore):
                 self._all.append(conn)
         return conn
 
+    def _ready(self) -> None:
+        # Not ``_conn()``: opening a thread's first connection takes the write gate (the WAL
+        # check), which the commit this submit would wait behind holds.
+        if self._closed:
+            raise StoreError(f"the store at {self.path} is closed")
+
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         """Put the file in WAL mode, once: the mode is stored in the file.
 
