@@ -222,6 +222,7 @@ class SqliteStore(SqlStore):
         self._seen_data: int | None = None
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
+        self._busy: dict[int, int] = {}  # id(connection) -> calls using it now
         self._all_lock = threading.Lock()
         self._closed = False
         with self._write() as tx:
@@ -260,10 +261,38 @@ class SqliteStore(SqlStore):
                 if isinstance(exc, sqlite3.Error):
                     raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
                 raise
-            self._local.conn = conn
             with self._all_lock:
+                if self._closed:  # closed while this connection was being opened
+                    conn.close()
+                    raise StoreError(f"the store at {self.path} is closed")
                 self._all.append(conn)
+            self._local.conn = conn
         return conn
+
+    @contextmanager
+    def _use(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection for one call. A ``close`` from another thread meanwhile
+        leaves it open until the call ends: closing an SQLite connection while a statement
+        runs on it crashes the process."""
+        conn = self._conn()
+        key = id(conn)
+        with self._all_lock:
+            if self._closed:  # closed since _conn() looked
+                raise StoreError(f"the store at {self.path} is closed")
+            self._busy[key] = self._busy.get(key, 0) + 1
+        try:
+            yield conn
+        finally:
+            with self._all_lock:
+                self._busy[key] -= 1
+                last = self._busy[key] == 0
+                if last:
+                    del self._busy[key]
+                orphaned = last and self._closed and conn in self._all
+                if orphaned:
+                    self._all.remove(conn)
+            if orphaned:
+                conn.close()
 
     def _ready(self) -> None:
         # Not ``_conn()``: opening a thread's first connection takes the write gate (the WAL
@@ -309,7 +338,11 @@ class SqliteStore(SqlStore):
         # SQLite has one writer at a time whatever ``lock`` asks; IMMEDIATE takes that lock
         # before the first read, so a claim's reads cannot go stale before its writes (no
         # SQLITE_BUSY upgrade).
-        conn = self._conn()
+        with self._use() as conn, self._transaction(conn) as tx:
+            yield tx
+
+    @contextmanager
+    def _transaction(self, conn: sqlite3.Connection) -> Iterator[_SqliteTx]:
         if not self._gate.acquire(timeout=_BUSY_TIMEOUT_S):
             raise StoreError(
                 f"the SQLite store {self.path} is unavailable: another thread held its write"
@@ -363,7 +396,8 @@ class SqliteStore(SqlStore):
 
     @contextmanager
     def _read(self) -> Iterator[_SqliteTx]:
-        yield _SqliteTx(self._conn(), self.path)
+        with self._use() as conn:
+            yield _SqliteTx(conn, self.path)
 
     # Drawn once a batch is chosen: an in-process statement costs nothing, and an empty poll
     # then writes nothing.
@@ -383,8 +417,10 @@ class SqliteStore(SqlStore):
         # show as ``data_version`` moving while this process committed nothing (when both
         # moved, an outside commit may hide behind ours until the caller's next poll, which is
         # why workers still poll now and then).
-        deadline = time.monotonic() + max(0.0, timeout)
-        conn = self._conn()
+        with self._use() as conn:
+            return self._watch(conn, time.monotonic() + max(0.0, timeout))
+
+    def _watch(self, conn: sqlite3.Connection, deadline: float) -> Change | None:
         f = self._file
         while True:
             # Under the gate, the commit count and data_version agree on our own commits; the
@@ -412,8 +448,11 @@ class SqliteStore(SqlStore):
                     f.changed.wait(min(remaining, _WATCH_TICK_S))
 
     def close(self) -> None:
+        """Close every thread's connection; one in use by a call now closes when that call
+        ends (and the call may still finish). Later calls raise StoreError."""
         with self._all_lock:
             self._closed = True
-            conns, self._all = self._all, []
-        for conn in conns:
+            idle = [c for c in self._all if id(c) not in self._busy]
+            self._all = [c for c in self._all if id(c) in self._busy]
+        for conn in idle:
             conn.close()
