@@ -238,8 +238,7 @@ class SqliteStore(SqlStore):
                 )
 
     def _conn(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreError(f"the store at {self.path} is closed")
+        self._ready()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
@@ -264,7 +263,7 @@ class SqliteStore(SqlStore):
             with self._all_lock:
                 if self._closed:  # closed while this connection was being opened
                     conn.close()
-                    raise StoreError(f"the store at {self.path} is closed")
+                    self._ready()
                 self._all.append(conn)
             self._local.conn = conn
         return conn
@@ -277,8 +276,7 @@ class SqliteStore(SqlStore):
         conn = self._conn()
         key = id(conn)
         with self._all_lock:
-            if self._closed:  # closed since _conn() looked
-                raise StoreError(f"the store at {self.path} is closed")
+            self._ready()  # closed since _conn() looked?
             self._busy[key] = self._busy.get(key, 0) + 1
         try:
             yield conn
