@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import tempfile
 import threading
@@ -41,7 +39,7 @@ from armguard.coordinator.sql_store import SqlStore
 from armguard.coordinator.sqlite_store import SqliteStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from store_overhead import _postgres_url  # a sibling script, not a package
+from store_overhead import _postgres_url, load_average, machine  # a sibling script
 
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/bench/providers"
 
@@ -160,11 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = SystemClock()
     report: dict[str, Any] = {
         "benchmark": "concurrent_submits",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "per_thread": args.per_thread,
         "repeat": args.repeat,
         "results": {},
@@ -201,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             report["postgres"] = where
         finally:
             stop()
-    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["load_average_at_end"] = load_average()
     print(json.dumps(report, indent=2))
     return 0
 

@@ -117,6 +117,19 @@ def _server_cpu_probe(store: SqlStore) -> Callable[[], float | None]:
     return read
 
 
+def machine() -> dict[str, Any]:
+    """What a result records of the machine it ran on (see ``load_average``)."""
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_average_at_start": load_average(),
+    }
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -442,11 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     clock = SystemClock()
     report: dict[str, Any] = {
         "benchmark": "store_overhead",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": machine(),
         "target_ms_per_job": {b: TARGET_MS[b] for b in backends},
         "workload": "submit; claim (+claimed events) carrying the previous complete"
         " (+applied events); cold_separate: complete on its own"
@@ -515,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
                     drop_pg(store)
         finally:
             stop()
-    report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["machine"]["load_average_at_end"] = load_average()
     report["within_target"] = {
         b: all(
             r["ms_per_job"] <= TARGET_MS[b]
