@@ -14,7 +14,7 @@ from armguard.coordinator.intents import TagsIntent
 from armguard.coordinator.model import Outcome
 from armguard.coordinator.submit import submit
 from armguard.coordinator.worker import Worker, WorkerSettings
-from armguard.coordinator.writer import BatchReport
+from armguard.coordinator.write import BatchReport
 
 
 def _drop_every_other_connection(url: str) -> int:

@@ -22,18 +22,21 @@ from armguard.coordinator.intents import (
     TagsIntent,
 )
 from armguard.coordinator.model import Job, JobState, Outcome, StalePolicy
-from armguard.coordinator.writer import BatchWriter
+from armguard.coordinator.write import BatchWriter
 from armguard.events import JobEvent
 
 # -- stale baselines -----------------------------------------------------------------------
 
 
 def test_stale_baseline_is_rebased_dropped_or_failed_per_policy(env: Env) -> None:
-    old_etag = make_vnet(env)["etag"]
+    old_body = make_vnet(env)
+    old_etag = old_body["etag"]
     live = env.get(VNET)
     env.put(VNET, {**live, "tags": {"hotfix": "portal"}}, who="portal")  # moves the ETag on
     env.settle()
-    rebase = env.submit(VNET, TagsIntent({"a": "1"}), baseline_etag=old_etag)
+    rebase = env.submit(VNET, TagsIntent({"a": "1"}), baseline=old_body)
+    # Only an ETag: nobody can tell which fields moved, so the default rebase refuses.
+    blind = env.submit(VNET, TagsIntent({"d": "4"}), baseline_etag=old_etag)
     drop = env.submit(
         VNET, TagsIntent({"b": "2"}), baseline_etag=old_etag, on_stale=StalePolicy.DROP
     )
@@ -49,6 +52,9 @@ def test_stale_baseline_is_rebased_dropped_or_failed_per_policy(env: Env) -> Non
     assert failed.outcome is Outcome.FAILED
     assert failed.kind == "stale_version"
     assert old_etag in (failed.reason or "")
+    unbased = env.job(blind)
+    assert (unbased.outcome, unbased.kind) == (Outcome.FAILED, "stale_version")
+    assert "no baseline body" in (unbased.reason or "")
     tags = env.get(VNET)["tags"]
     assert tags == {"hotfix": "portal", "a": "1"}  # the portal's change survived the rebase
 
@@ -383,9 +389,9 @@ def test_a_worker_whose_lease_expired_cannot_complete_or_write(env: Env) -> None
     env.clock.advance(31)  # the slow worker paused past its TTL…
     other = env.db.open(env.clock).claim("fast-worker", ttl=30)  # …and was taken over
     assert other is not None
-    report = BatchWriter(
-        env.store, env.client("alice"), env.clock, ttl=30, budget=RetryBudget()
-    ).run(lease, claimed_at=claimed_at)
+    report = BatchWriter(env.store, env.client, env.clock, ttl=30, budget=RetryBudget()).run(
+        lease, claimed_at=claimed_at
+    )
     assert report.lease_lost
     assert report.results == []
     assert env.writes_by("alice") == []  # it stopped before touching ARM
@@ -421,7 +427,8 @@ def test_a_conflict_naming_another_resource_is_learned_as_a_scope(env: Env) -> N
 
 def test_barriers_are_never_folded_even_if_handed_a_mixed_batch() -> None:
     from armguard.coordinator.model import JobSpec
-    from armguard.coordinator.writer import _Item, _segments
+    from armguard.coordinator.write.items import Item as _Item
+    from armguard.coordinator.write.items import segments as _segments
 
     def item(n: int, intent: Intent) -> _Item:
         spec = JobSpec(VM, intent.to_json(), "w", (VM.lower(),), barrier=intent.barrier)

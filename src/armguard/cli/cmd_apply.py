@@ -46,7 +46,7 @@ from armguard.coordinator.model import Job
 from armguard.coordinator.plan import Plan, PlanError, load_plan
 from armguard.coordinator.store import Store
 from armguard.coordinator.worker import Worker, WorkerSettings
-from armguard.coordinator.writer import BatchReport
+from armguard.coordinator.write import BatchReport
 
 __all__ = ["register"]
 

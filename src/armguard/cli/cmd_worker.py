@@ -22,7 +22,7 @@ from armguard.clock import SystemClock
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.stores import redact
 from armguard.coordinator.worker import Worker, WorkerSettings
-from armguard.coordinator.writer import BatchReport
+from armguard.coordinator.write import BatchReport
 
 __all__ = ["register"]
 

@@ -40,6 +40,7 @@ __all__ = [
     "fold",
     "intent_from_json",
     "intent_kinds",
+    "leaf_paths",
     "live_power_state",
     "merge_patch",
     "register_intent",
@@ -104,6 +105,17 @@ def _leaf_paths(doc: Any, prefix: str = "") -> set[str]:
     return out
 
 
+def leaf_paths(doc: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Key paths to every leaf of ``doc`` (lists and empty objects are leaves, as a merge patch
+    replaces them whole)."""
+    if not isinstance(doc, Mapping) or not doc:
+        return [prefix] if prefix else []
+    out: list[tuple[str, ...]] = []
+    for key, value in doc.items():
+        out += leaf_paths(value, (*prefix, str(key)))
+    return out
+
+
 def body_subset(live: Any, desired: Any) -> bool:
     """True if every value in ``desired`` is present and equal in ``live`` (lists compared whole)."""
     if isinstance(desired, Mapping):
@@ -141,6 +153,11 @@ class Intent(ABC):
     @abstractmethod
     def fields(self) -> set[str]:
         """Dotted JSON paths this intent touches (``tags.env``, ``properties.hardwareProfile``)."""
+
+    def paths(self) -> list[tuple[str, ...]]:
+        """The body paths this intent sets, as key tuples (tag names may hold dots): what a
+        read-back compares with the folded body. Defaults to :meth:`fields` split on dots."""
+        return [tuple(f.split(".")) for f in sorted(self.fields()) if f and f != "*"]
 
     @abstractmethod
     def _payload(self) -> JSON: ...
@@ -266,6 +283,9 @@ class MergeIntent(BodyIntent):
     def fields(self) -> set[str]:
         return _leaf_paths(self.patch)
 
+    def paths(self) -> list[tuple[str, ...]]:
+        return leaf_paths(self.patch)
+
     def _payload(self) -> JSON:
         return {"patch": copy.deepcopy(self.patch)}
 
@@ -307,6 +327,11 @@ class PutIntent(BodyIntent):
 
     def fields(self) -> set[str]:
         return _leaf_paths(strip_read_only(self.body))
+
+    def paths(self) -> list[tuple[str, ...]]:
+        # Tags are compared whole: this PUT replaces them, so a tag it leaves out must be gone.
+        body = strip_read_only(self.body)
+        return [("tags",), *leaf_paths({k: v for k, v in body.items() if k != "tags"})]
 
     def _payload(self) -> JSON:
         return {"body": copy.deepcopy(self.body)}
@@ -365,6 +390,9 @@ class TagsIntent(BodyIntent):
     def fields(self) -> builtins.set[str]:
         return {f"tags.{k}" for k in (*self.set, *self.remove)}
 
+    def paths(self) -> list[tuple[str, ...]]:
+        return [("tags", k) for k in (*self.set, *self.remove)]
+
     def _payload(self) -> JSON:
         return {"set": dict(self.set), "remove": list(self.remove)}
 
@@ -381,6 +409,9 @@ class TagsIntent(BodyIntent):
 
 # Power actions and the power state each leaves the VM in (so a repeat is already satisfied).
 _POWER_RESULT = {"start": "running", "poweroff": "stopped", "deallocate": "deallocated"}
+# A deallocated VM is stopped too (and more): powering it off has nothing left to do, while
+# ARM refuses the POST on it. The reverse does not hold: a stopped VM still holds its host.
+_POWER_ALSO = {"stopped": frozenset({"deallocated"})}
 
 
 def live_power_state(live: Mapping[str, Any] | None) -> str | None:
@@ -420,7 +451,10 @@ class ActionIntent(Intent):
         # Only actions whose effect is a visible state can be already done; a restart or an
         # unknown action always runs.
         wanted = self.power_result
-        return wanted is not None and live_power_state(live) == wanted
+        if wanted is None:
+            return False
+        state = live_power_state(live)
+        return state == wanted or state in _POWER_ALSO.get(wanted, ())
 
     def rebase(self, live: Mapping[str, Any] | None) -> Request:
         return Request("POST", f"/{self.name}", copy.deepcopy(self.body))
@@ -504,6 +538,9 @@ class ResizeIntent(BodyIntent):
 
     def fields(self) -> set[str]:
         return {"properties.hardwareProfile.vmSize"}
+
+    def paths(self) -> list[tuple[str, ...]]:
+        return [("properties", "hardwareProfile", "vmSize")]
 
     def prerequisite(self, needed: str) -> Sequence[str] | None:
         return ("deallocate",) if needed == "deallocate" else None

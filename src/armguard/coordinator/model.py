@@ -65,6 +65,9 @@ class JobSpec:
     idempotency_key: str | None = None
     barrier: bool = False
     """Actions and deletes: never folded with neighbours; they run alone and in order."""
+    baseline: Mapping[str, Any] | None = None
+    """The body the writer read before building the intent (with its ``etag``): what a stale
+    job is rebased against, three-way. Without it a moved ETag cannot be rebased safely."""
 
 
 @dataclass(frozen=True)

@@ -1086,6 +1086,8 @@ def _encode_spec(spec: JobSpec) -> tuple[str, list[str], JobSpec]:
             raise ValueError(f"{name} must be a non-empty string or None")
     if not isinstance(spec.barrier, bool):
         raise ValueError("barrier must be a bool")
+    if spec.baseline is not None and not isinstance(spec.baseline, Mapping):
+        raise ValueError("a baseline must be the JSON object the writer read")
     try:
         on_stale = StalePolicy(spec.on_stale)
     except ValueError:
@@ -1101,6 +1103,8 @@ def _encode_spec(spec: JobSpec) -> tuple[str, list[str], JobSpec]:
         "idempotency_key": spec.idempotency_key,
         "barrier": spec.barrier,
     }
+    if spec.baseline is not None:
+        data["baseline"] = dict(spec.baseline)
     return _dumps(data, "intent"), keys, spec
 
 
@@ -1115,6 +1119,7 @@ def _decode_spec(text: str) -> JobSpec:
         on_stale=StalePolicy(data["on_stale"]),
         idempotency_key=data["idempotency_key"],
         barrier=bool(data["barrier"]),
+        baseline=data.get("baseline"),
     )
 
 

@@ -32,6 +32,7 @@ def build_spec(
     baseline_etag: str | None = None,
     on_stale: StalePolicy = StalePolicy.REBASE,
     idempotency_key: str | None = None,
+    baseline: Mapping[str, Any] | None = None,
 ) -> JobSpec:
     """A :class:`JobSpec` for ``intent`` on ``resource_id``.
 
@@ -46,6 +47,17 @@ def build_spec(
     api_version_for(rid, intent.api_version)
     if baseline_etag is not None and not baseline_etag.strip():
         raise ValueError("a baseline ETag cannot be blank")
+    if baseline is not None:
+        if not isinstance(baseline, Mapping):
+            raise ValueError("a baseline must be the resource body the writer read (an object)")
+        read_etag = baseline.get("etag")
+        if baseline_etag is None and isinstance(read_etag, str) and read_etag.strip():
+            baseline_etag = read_etag
+        if baseline_etag is None:
+            raise ValueError(
+                "a baseline body needs the ETag it was read at: it carries no 'etag', so pass "
+                "the baseline ETag too"
+            )
     if idempotency_key is not None and not idempotency_key.strip():
         raise ValueError("an idempotency key cannot be blank")
     return JobSpec(
@@ -57,6 +69,7 @@ def build_spec(
         on_stale=on_stale,
         idempotency_key=idempotency_key,
         barrier=intent.barrier,
+        baseline=dict(baseline) if baseline is not None else None,
     )
 
 
@@ -69,7 +82,11 @@ def submit(
     baseline_etag: str | None = None,
     on_stale: StalePolicy = StalePolicy.REBASE,
     idempotency_key: str | None = None,
+    baseline: Mapping[str, Any] | None = None,
 ) -> Job:
+    """Queue ``intent`` on ``resource_id`` as ``writer``. ``baseline`` is the body the writer
+    read before building the intent (its ``etag`` is the baseline ETag): with it, a job whose
+    resource moved on is rebased three-way instead of failing."""
     spec = build_spec(
         resource_id,
         intent,
@@ -77,5 +94,6 @@ def submit(
         baseline_etag=baseline_etag,
         on_stale=on_stale,
         idempotency_key=idempotency_key,
+        baseline=baseline,
     )
     return store.submit(spec)

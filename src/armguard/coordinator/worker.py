@@ -28,7 +28,7 @@ from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import Completion, JobState, Lease
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.store import Change, Store
-from armguard.coordinator.writer import BatchReport, BatchWriter, WriterSettings
+from armguard.coordinator.write import BatchReport, BatchWriter, WriterSettings
 
 __all__ = ["Worker", "WorkerSettings", "WorkerStats"]
 
@@ -335,7 +335,7 @@ class Worker:
                 self.metrics.lease_wait.observe(max(0.0, granted_at - job.created_at))
         writer = BatchWriter(
             store,
-            self._client_for(lease.jobs[0].writer),
+            self._client_for,
             self.clock,
             ttl=self.settings.lease_ttl,
             budget=self.budget,

@@ -1,0 +1,198 @@
+"""Step 2 of a round: what each job needs on the live body, in submission order. No I/O.
+
+For each job, in order:
+
+* **stale?** — its baseline ETag is not the live one (and no write of ours moved it). Its
+  policy decides: ``drop``, ``fail``, or ``rebase``. A rebase is three-way (``rebase.py``): the
+  job's own changes relative to the baseline *body* it carries are replayed on the live body;
+  a field someone else changed too is a conflict and fails the job with both values. Without
+  a baseline body nobody can tell which fields moved, so a body intent is not rebased: it fails
+  ``stale_version`` and says how to submit one that can be.
+* **satisfied?** — its effect is on the live body with the earlier jobs folded in. If no
+  earlier job of this write touches its fields it completes with no write (``applied`` if an
+  earlier write of this batch put it there); otherwise it rides that write.
+* otherwise it **folds** into the write, later jobs winning per field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from armguard.arm.classify import ConflictKind
+from armguard.coordinator.intents import BodyIntent, DeleteIntent, Intent, PutIntent
+from armguard.coordinator.model import StalePolicy
+from armguard.coordinator.write.items import Item, etag_of, norm_etag
+from armguard.coordinator.write.rebase import delta_intent, three_way
+
+__all__ = ["Verdict", "decide"]
+
+JSON = dict[str, Any]
+Action = Literal["write", "satisfied", "applied", "drop", "fail"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    item: Item
+    action: Action
+    kind: ConflictKind | None = None
+    reason: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    rebased: dict[str, Any] | None = None
+    """Set when this round rebased the job: the ``rebased`` event's detail."""
+    rides: str | None = None
+    """For a write that only an earlier job's change satisfies: that job's ID."""
+
+
+def _baseline_etag(item: Item) -> str | None:
+    spec = item.job.spec
+    if spec.baseline_etag is not None:
+        return spec.baseline_etag
+    return etag_of(spec.baseline) if spec.baseline is not None else None
+
+
+def _stale(item: Item, live: Mapping[str, Any] | None, own_etags: Collection[str]) -> bool:
+    baseline = norm_etag(_baseline_etag(item))
+    live_etag = norm_etag(etag_of(live))
+    return (
+        baseline is not None
+        and not item.baseline_honoured
+        and baseline != live_etag
+        and live_etag not in own_etags
+    )
+
+
+def _on_stale(item: Item, live: JSON | None) -> Verdict | dict[str, Any] | None:
+    """The verdict for a stale job; or, when it was rebased and goes on to be decided, the
+    ``rebased`` event's detail (None if it was already rebased on this ETag)."""
+    spec = item.job.spec
+    shown = _baseline_etag(item)
+    detail: dict[str, Any] = {"baseline": shown, "policy": str(spec.on_stale)}
+    if spec.on_stale is StalePolicy.DROP:
+        return Verdict(
+            item,
+            "drop",
+            ConflictKind.STALE_VERSION,
+            f"the live resource moved past the baseline ETag {shown}",
+            detail,
+        )
+    if spec.on_stale is StalePolicy.FAIL:
+        return Verdict(
+            item,
+            "fail",
+            ConflictKind.STALE_VERSION,
+            f"the live ETag {etag_of(live)} is not the baseline {shown}; regenerate the change "
+            "from the live state",
+            detail,
+        )
+    intent = item.intent
+    if live is None and not isinstance(intent, PutIntent | DeleteIntent):
+        # Read with an ETag, gone now: someone deleted it. Rebasing a patch on nothing would
+        # create a resource from a fragment of a body.
+        return Verdict(
+            item,
+            "fail",
+            ConflictKind.NOT_FOUND,
+            f"the resource was deleted after the baseline ETag {shown} was read; a "
+            f"{intent.kind} intent does not recreate it (submit a full put to do that)",
+        )
+    if isinstance(intent, DeleteIntent) and live is not None:
+        return Verdict(
+            item,
+            "fail",
+            ConflictKind.STALE_VERSION,
+            f"the resource changed after the baseline ETag {shown} was read (live: "
+            f"{etag_of(live)}); deleting it would discard changes this writer never saw",
+            detail,
+        )
+    if not isinstance(intent, BodyIntent) or live is None:
+        # An action has no body to overwrite; a put on a deleted resource recreates it.
+        return _rebased(item, live, detail, intent)
+    baseline = spec.baseline
+    if baseline is None:
+        return Verdict(
+            item,
+            "fail",
+            ConflictKind.STALE_VERSION,
+            f"the live ETag {etag_of(live)} moved past the baseline {shown} and the job carries "
+            "no baseline body, so armguard cannot tell which fields someone else changed; "
+            "submit it with the body it was based on (--baseline FILE or --read-baseline) to "
+            "have it rebased, or with --on-stale drop",
+            detail,
+        )
+    rebase = three_way(baseline, intent, live)
+    if rebase.conflicts:
+        conflicts = [c.to_json() for c in rebase.conflicts]
+        listed = "; ".join(
+            f"{c['path']}: yours {c['yours']!r}, theirs {c['theirs']!r}" for c in conflicts[:5]
+        )
+        return Verdict(
+            item,
+            "fail",
+            ConflictKind.STALE_VERSION,
+            f"someone else changed what this intent changes since its baseline {shown} "
+            f"({listed}); armguard does not overwrite changes the writer never saw",
+            {**detail, "conflicts": conflicts},
+        )
+    delta = delta_intent(rebase, intent.api_version)
+    if delta is None:
+        return Verdict(
+            item,
+            "satisfied",
+            reason=f"the intent changes nothing relative to its baseline {shown}",
+            detail={**detail, "unchanged_from_baseline": True},
+        )
+    return _rebased(item, live, {**detail, "changes": sorted(delta.fields())}, delta)
+
+
+def _rebased(
+    item: Item, live: JSON | None, detail: dict[str, Any], effective: Intent
+) -> dict[str, Any] | None:
+    item.effective = effective
+    live_etag = norm_etag(etag_of(live))
+    if item.rebased_on == live_etag:
+        return None
+    item.rebased_on = live_etag
+    return detail
+
+
+def decide(items: Sequence[Item], live: JSON | None, own_etags: Collection[str]) -> list[Verdict]:
+    """One verdict per job, in order; only ``write`` verdicts take part in the write."""
+    state: JSON | None = live
+    folded = False
+    touched: set[str] = set()
+    replaced = False
+    first_writer: str | None = None
+    out: list[Verdict] = []
+    for item in items:
+        rebased: dict[str, Any] | None = None
+        if _stale(item, live, own_etags):
+            verdict = _on_stale(item, live)
+            if isinstance(verdict, Verdict):
+                out.append(verdict)
+                continue
+            rebased = verdict
+        intent = item.effective
+        if intent.satisfied_by(state):
+            # Already there on the live resource, and no earlier job of this write changes
+            # those fields: nothing to write for it, whatever its neighbours write. A full PUT
+            # earlier in the write removes whatever it leaves out, so it touches everything.
+            if not folded or (
+                not replaced and intent.satisfied_by(live) and not (intent.fields() & touched)
+            ):
+                out.append(Verdict(item, "applied" if item.wrote else "satisfied", rebased=rebased))
+                continue
+            # Satisfied only by an earlier job's pending change: it rides that write and
+            # shares its outcome, so a blocked or failed write never reports it done.
+            out.append(Verdict(item, "write", rebased=rebased, rides=first_writer))
+        else:
+            out.append(Verdict(item, "write", rebased=rebased))
+        if first_writer is None:
+            first_writer = item.job.id
+        if isinstance(intent, BodyIntent):
+            state = intent.apply(state)
+            folded = True
+            touched |= intent.fields()
+            replaced = replaced or isinstance(intent, PutIntent)
+    return out
