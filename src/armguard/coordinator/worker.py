@@ -26,6 +26,7 @@ from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import Pacer, Requester, Stopped
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import Completion, JobState, Lease
+from armguard.coordinator.reachability import Reachability, ReachabilityChange
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.store import Change, Store
 from armguard.coordinator.write import BatchReport, BatchWriter, WriterSettings
@@ -59,6 +60,10 @@ class WorkerSettings:
     """How long a loop keeps reopening a store that failed (a database restart, a dropped
     connection) before the worker stops with the error. Leases it held expire meanwhile and
     are taken over, so nothing is lost either way."""
+    arm_outage: float = 60.0
+    """How long ARM may give no answer at all (connection refused, DNS, TLS, timeouts) before
+    every job that meets the silence fails ``transient`` at once, so ``--until-idle`` and
+    ``apply`` end against a dead endpoint. 5xx and 429 are answers and do not count."""
     writer: WriterSettings = field(default_factory=WriterSettings)
 
     def __post_init__(self) -> None:
@@ -74,6 +79,8 @@ class WorkerSettings:
             raise ValueError("linger_max must be at least linger")
         if self.store_outage < 0:
             raise ValueError("store_outage must be >= 0")
+        if self.arm_outage < 0:
+            raise ValueError("arm_outage must be >= 0")
 
 
 @dataclass
@@ -99,7 +106,10 @@ class Worker:
         owner: str | None = None,
         on_batch: Callable[[BatchReport], None] | None = None,
         backoff: Backoff | None = None,
+        on_arm: Callable[[ReachabilityChange], None] | None = None,
     ) -> None:
+        """``on_arm`` hears when ARM first gives no answer, when the worker gives up on it
+        (``arm_outage``) and when it answers again: the CLI prints those as they happen."""
         self._open_store = open_store
         self._client_for = client_for
         self.clock = clock
@@ -114,6 +124,7 @@ class Worker:
             clock=clock,
             window=self.settings.budget_window,
         )
+        self.reach = Reachability(clock, self.settings.arm_outage, on_arm)
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._wake = threading.Condition()
@@ -343,6 +354,7 @@ class Worker:
             metrics=self.metrics,
             settings=self.settings.writer,
             should_stop=self._stop.is_set,
+            reach=self.reach,
         )
         report = writer.run(lease, claimed_at=claimed_at, defer_completion=owing is not None)
         if owing is not None and writer.owed() is not None:
