@@ -260,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
                 worker.stop()
                 raise
         reader = client_for("armguard-verify")
-        final = final_states(reader, [p.resource for p in plan.jobs])
+        versions = {p.resource.key: p.intent.api_version for p in plan.jobs if p.intent.api_version}
+        final = final_states(reader, [p.resource for p in plan.jobs], versions)
         done = {i: store.get(j.id) or j for i, j in jobs.items()}
         lost = find_lost(plan, done, final)
         summary = summarise(store, done, stats.writes, lost)

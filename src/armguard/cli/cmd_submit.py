@@ -21,6 +21,7 @@ from armguard.coordinator.intents import (
     TagsIntent,
 )
 from armguard.coordinator.model import StalePolicy
+from armguard.coordinator.plan import exceeds_depth, too_deep
 from armguard.coordinator.resource_types import ApiVersionRequired
 from armguard.coordinator.submit import submit
 
@@ -74,8 +75,14 @@ def _json_arg(flag: str, text: str) -> dict[str, Any]:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CliError(f"--{flag} is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        # json.loads recurses per level and has no bound of its own below the interpreter's.
+        raise CliError(f"--{flag} has {too_deep()}") from None
     if not isinstance(value, dict):
         raise CliError(f"--{flag} must be a JSON object")
+    if exceeds_depth(value):
+        # Validation, deep copies and the store's JSON encoding all recurse per level.
+        raise CliError(f"--{flag} has {too_deep()}")
     return value
 
 

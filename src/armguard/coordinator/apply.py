@@ -144,15 +144,21 @@ def queue_plan(store: Store, plan: Plan) -> dict[int, Job]:
 
 
 def final_states(
-    arm: Requester, resources: Sequence[ResourceId]
+    arm: Requester,
+    resources: Sequence[ResourceId],
+    api_versions: Mapping[str, str] | None = None,
 ) -> dict[str, Mapping[str, Any] | None]:
-    """The live body of each resource (None when absent), with the VM instance view."""
+    """The live body of each resource (None when absent), with the VM instance view.
+
+    ``api_versions`` (by resource key) are the ones the jobs named: a type armguard has no
+    default for is read back with the api-version it was written with."""
     out: dict[str, Mapping[str, Any] | None] = {}
     for rid in resources:
         if rid.key in out:
             continue
         params = {"$expand": "instanceView"} if type_info(rid).needs_instance_view else None
-        response = arm.request("GET", str(rid), api_version=api_version_for(rid), params=params)
+        api = api_version_for(rid, (api_versions or {}).get(rid.key))
+        response = arm.request("GET", str(rid), api_version=api, params=params)
         body = response.body if response.ok and isinstance(response.body, Mapping) else None
         out[rid.key] = body
     return out

@@ -36,24 +36,89 @@ import yaml
 from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
 from armguard.coordinator.intents import Intent, IntentError, intent_from_json
 from armguard.coordinator.model import StalePolicy
+from armguard.coordinator.resource_types import ApiVersionRequired, api_version_for
+from armguard.coordinator.submit import build_spec
 
 __all__ = [
+    "MAX_DEPTH",
     "Plan",
     "PlanError",
     "PlannedJob",
     "UnguardedWrite",
     "WorldLock",
     "WorldResource",
+    "exceeds_depth",
     "intent_from_shorthand",
     "load_plan",
+    "too_deep",
 ]
 
 MAX_PLAN_BYTES = 16 * 1024 * 1024
+MAX_DEPTH = 64
+"""The deepest nesting of lists and mappings a plan or an intent document may have. ARM request
+bodies are a handful of levels deep (the emulator refuses bodies past 64, as this does); the
+bound keeps parsing, validation, deep copies and JSON encoding far from Python's recursion
+limit, where a hostile document would otherwise end in a RecursionError. For a plan it bounds
+the whole file, the plan's own few levels included."""
 _SHORTHANDS = ("merge", "tags", "untag", "put", "action", "resize", "delete")
 
 
 class PlanError(ValueError):
     """The plan cannot be used. The message names the file, the entry and the problem."""
+
+
+def too_deep(limit: int = MAX_DEPTH) -> str:
+    return (
+        f"lists and mappings nested more than {limit} levels deep; "
+        "ARM request bodies are nowhere near that deep"
+    )
+
+
+def exceeds_depth(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """True when lists and mappings in ``value`` nest more than ``limit`` levels deep; a
+    structure that holds itself (a YAML alias inside its own anchor) nests without end.
+
+    Iterative, so depth cannot exhaust the stack. A node shared through YAML aliases is walked
+    again only when reached deeper than before, so a fan-out of aliases costs at most ``limit``
+    walks per node instead of one per path.
+    """
+    deepest: dict[int, int] = {}
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Mapping | list):
+            continue
+        if depth > limit:
+            return True
+        if deepest.get(id(node), 0) >= depth:
+            continue
+        deepest[id(node)] = depth
+        children = node.values() if isinstance(node, Mapping) else node
+        stack.extend((c, depth + 1) for c in children if isinstance(c, Mapping | list))
+    return False
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing to nest past :data:`MAX_DEPTH` while it reads: its
+    composer recurses once per level, so a bound checked after loading comes too late."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        if nested:
+            self._depth += 1
+            if self._depth > MAX_DEPTH:
+                event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+                where = f"line {event.start_mark.line + 1}: " if event.start_mark else ""
+                raise PlanError(where + too_deep())
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if nested:
+                self._depth -= 1
 
 
 @dataclass(frozen=True)
@@ -193,7 +258,7 @@ def _job(entry: Any, index: int) -> PlannedJob:
         raise PlanError(f"{where}.on_stale: must be one of rebase, drop, fail") from exc
     etag = data.get("baseline_etag")
     key = data.get("idempotency_key")
-    return PlannedJob(
+    job = PlannedJob(
         index=index,
         writer=writer.strip(),
         resource=resource,
@@ -202,6 +267,34 @@ def _job(entry: Any, index: int) -> PlannedJob:
         on_stale=policy,
         idempotency_key=None if key is None else str(key),
     )
+    # Everything queueing will check, checked now: a plan is refused whole, before an
+    # emulator starts or a single job is queued.
+    try:
+        build_spec(
+            str(resource),
+            intent,
+            job.writer,
+            baseline_etag=job.baseline_etag,
+            on_stale=policy,
+            idempotency_key=job.idempotency_key,
+        )
+    except ApiVersionRequired as exc:
+        raise PlanError(f"{where}: {_no_api_version(exc, 'the job')}") from exc
+    except ValueError as exc:
+        raise PlanError(f"{where}: {exc}") from exc
+    return job
+
+
+def _no_api_version(exc: ApiVersionRequired, owner: str) -> str:
+    return f"armguard has no default api-version for '{exc.type}'; give {owner} an 'api_version'"
+
+
+def _api_version(rid: ResourceId, value: Any, where: str, owner: str) -> Any:
+    try:
+        api_version_for(rid, value)
+    except ApiVersionRequired as exc:
+        raise PlanError(f"{where}: {_no_api_version(exc, owner)}") from exc
+    return value
 
 
 def _world(
@@ -212,11 +305,12 @@ def _world(
         where = f"world.resources[{i}]"
         entry = _mapping(item, where)
         body = entry.get("body", {})
+        rid = _rid(entry.get("id"), f"{where}.id")
         resources.append(
             WorldResource(
-                _rid(entry.get("id"), f"{where}.id"),
+                rid,
                 _mapping(body, f"{where}.body"),
-                entry.get("api_version"),
+                _api_version(rid, entry.get("api_version"), where, "the resource"),
             )
         )
     locks = []
@@ -241,14 +335,15 @@ def _world(
         method = str(entry.get("method", "")).upper()
         if method not in ("PUT", "PATCH", "POST", "DELETE"):
             raise PlanError(f"{where}.method: must be PUT, PATCH, POST or DELETE")
+        rid = _rid(entry.get("id"), f"{where}.id")
         unguarded.append(
             UnguardedWrite(
                 writer=str(entry.get("writer") or "unguarded"),
                 method=method,
-                id=_rid(entry.get("id"), f"{where}.id"),
+                id=rid,
                 body=entry.get("body"),
                 suffix=str(entry.get("suffix") or ""),
-                api_version=entry.get("api_version"),
+                api_version=_api_version(rid, entry.get("api_version"), where, "the write"),
                 wait=bool(entry.get("wait", False)),
             )
         )
@@ -256,6 +351,9 @@ def _world(
 
 
 def parse_plan(data: Any, source: str = "<plan>") -> Plan:
+    if exceeds_depth(data):
+        # Validation, deep copies and the store's JSON encoding all recurse per level.
+        raise PlanError(f"{source}: {too_deep()}")
     try:
         doc = _mapping(data, "plan")
         jobs = tuple(_job(e, i) for i, e in enumerate(_list(doc.get("jobs"), "jobs")))
@@ -294,7 +392,12 @@ def load_plan(path: str | Path) -> Plan:
     except OSError as exc:
         raise PlanError(f"{p}: {exc.strerror}") from exc
     try:
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if p.suffix == ".json" else yaml.load(text, Loader=_BoundedLoader)
+    except PlanError as exc:
+        raise PlanError(f"{p}: {exc}") from None
+    except RecursionError:
+        # json.loads recurses per level and has no bound of its own below the interpreter's.
+        raise PlanError(f"{p}: {too_deep()}") from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise PlanError(
             f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"
