@@ -119,7 +119,11 @@ def create_app(core: Emulator) -> ASGIApp:
     """
     admin = Starlette(
         routes=[Mount("/_armguard", routes=admin_routes(core))],
-        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
+        exception_handlers={
+            HTTPException: _http_error,
+            ClientDisconnect: _disconnected,
+            Exception: _unexpected,
+        },
     )
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,6 +135,10 @@ def create_app(core: Emulator) -> ASGIApp:
             return
         try:
             out = await _arm(core, scope, receive)
+        except ClientDisconnect:
+            # Nobody is left to answer; uvicorn drops the connection.
+            _log_disconnect(scope["method"], _path_of(scope))
+            return
         except Exception as exc:
             log.error(
                 "unexpected failure serving %s %s", scope["method"], scope["path"], exc_info=exc
@@ -166,6 +174,8 @@ async def _arm(core: Emulator, scope: Scope, receive: Receive) -> _Rendered:
         response = await _serve(core, scope, receive, head, correlation)
     except ArmError as err:
         response = ArmResponse(err.status, err.body(), dict(err.headers))
+    except ClientDisconnect:
+        raise  # the client's doing, not a failure of ours: the caller logs one line
     except Exception:
         log.exception("unexpected failure serving %s %s", scope["method"], _path_of(scope))
         response = ArmResponse(500, _INTERNAL_ERROR)
@@ -262,6 +272,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             }
         },
     )
+
+
+def _log_disconnect(method: str, path: str) -> None:
+    # A client that hangs up mid-body (a killed process, a timeout) is routine for a server:
+    # one line, no traceback. The write was never read, so nothing else happened.
+    log.warning("client disconnected before sending the whole body: %s %s", method, path)
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    _log_disconnect(request.method, request.url.path)
+    # Sent to nobody (uvicorn discards it), but Starlette wants a response.
+    return Response(status_code=400)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
