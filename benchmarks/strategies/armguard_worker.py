@@ -115,6 +115,8 @@ def run(
                     intent.to_armguard(),
                     intent.writer,
                     baseline_etag=intent.baseline_etag,
+                    # What the writer read: a moved ETag is rebased three-way on it.
+                    baseline=intent.baseline_body,
                 )
                 job_ids[n].append(job.id)
         except BaseException as exc:

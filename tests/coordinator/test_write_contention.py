@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_writer_recovery import Interleaved, alice, run_with
-from writer_env import NSG, VM, Env, make_vm
+from writer_env import NSG, VM, Env, Interleaved, alice, make_vm, run_with
 
 from armguard.arm.client import ArmResponse, ArmTransportError
 from armguard.coordinator.intents import (

@@ -9,12 +9,22 @@ overwritten writes and the busy VMs here are the emulator's own answers, not inj
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from writer_env import NET_API, VM, VNET, Env, make_vm, make_vnet
+from writer_env import (
+    NET_API,
+    VM,
+    VNET,
+    Env,
+    Interleaved,
+    Step,
+    alice,
+    make_vm,
+    make_vnet,
+    run_with,
+)
 
-from armguard.arm.client import ArmClient, ArmResponse, StaticIdentityCredential
 from armguard.coordinator.intents import (
     Intent,
     Request,
@@ -23,47 +33,8 @@ from armguard.coordinator.intents import (
     register_intent,
 )
 from armguard.coordinator.model import Outcome, StalePolicy
-from armguard.coordinator.worker import Worker, WorkerSettings
 
 VM_API = "2024-07-01"
-Step = Callable[[], None]
-
-
-@dataclass
-class Interleaved:
-    """armguard's ARM client, with another writer's ``step`` run just before the calls that
-    ``when(method, path, history)`` picks (``history``: the (method, path, status) sent so
-    far), at most ``times`` times."""
-
-    inner: ArmClient
-    when: Callable[[str, str, list[tuple[str, str, int]]], bool]
-    step: Step
-    times: int = 1
-    history: list[tuple[str, str, int]] = field(default_factory=list)
-
-    def request(self, method: str, path: str, **kw: Any) -> ArmResponse:
-        if self.times > 0 and self.when(method, path, self.history):
-            self.times -= 1
-            self.step()
-        response = self.inner.request(method, path, **kw)
-        self.history.append((method, path, response.status))
-        return response
-
-
-def run_with(env: Env, client: Interleaved, **settings: Any) -> Worker:
-    settings.setdefault("lease_ttl", 3600.0)
-    worker = Worker(
-        lambda: env.db.open(env.clock),
-        lambda who: client,
-        env.clock,
-        settings=WorkerSettings(**settings),
-    )
-    worker.run_until_idle()
-    return worker
-
-
-def alice(env: Env) -> ArmClient:
-    return ArmClient(StaticIdentityCredential("alice"), endpoint=env.arm.base_url)
 
 
 def is_resource_get(rid: str) -> Callable[[str, str, list[tuple[str, str, int]]], bool]:

@@ -4,10 +4,11 @@ the calls a test makes as a setup writer (``put``, ``get``, ``settle``) and as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from armguard.arm.client import ArmClient, StaticIdentityCredential
+from armguard.arm.client import ArmClient, ArmResponse, StaticIdentityCredential
 from armguard.clock import ManualClock
 from armguard.coordinator.intents import Intent
 from armguard.coordinator.model import Job
@@ -121,3 +122,43 @@ def make_vm(env: Env) -> dict[str, Any]:
     )
     env.settle()
     return env.get(VM, "2024-07-01")
+
+
+Step = Callable[[], None]
+
+
+@dataclass
+class Interleaved:
+    """armguard's ARM client, with another writer's ``step`` run just before the calls that
+    ``when(method, path, history)`` picks (``history``: the (method, path, status) sent so
+    far), at most ``times`` times."""
+
+    inner: ArmClient
+    when: Callable[[str, str, list[tuple[str, str, int]]], bool]
+    step: Step
+    times: int = 1
+    history: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def request(self, method: str, path: str, **kw: Any) -> ArmResponse:
+        if self.times > 0 and self.when(method, path, self.history):
+            self.times -= 1
+            self.step()
+        response = self.inner.request(method, path, **kw)
+        self.history.append((method, path, response.status))
+        return response
+
+
+def run_with(env: Env, client: Interleaved, **settings: Any) -> Worker:
+    settings.setdefault("lease_ttl", 3600.0)
+    worker = Worker(
+        lambda: env.db.open(env.clock),
+        lambda who: client,
+        env.clock,
+        settings=WorkerSettings(**settings),
+    )
+    worker.run_until_idle()
+    return worker
+
+
+def alice(env: Env) -> ArmClient:
+    return ArmClient(StaticIdentityCredential("alice"), endpoint=env.arm.base_url)
