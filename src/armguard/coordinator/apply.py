@@ -136,6 +136,7 @@ def queue_plan(store: Store, plan: Plan) -> dict[int, Job]:
             baseline_etag=planned.baseline_etag,
             on_stale=planned.on_stale,
             idempotency_key=planned.idempotency_key,
+            baseline=planned.baseline,
         )
         for planned in plan.jobs
     ]

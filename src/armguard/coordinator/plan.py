@@ -20,7 +20,9 @@ the coordinated jobs start, so the plan replays a real collision::
 
 A job's intent is either ``intent:`` (the JSON form, with ``kind``) or one shorthand key, the
 same as ``armguard submit``'s flags: ``merge``, ``tags`` (set), ``untag`` (list), ``put``,
-``action``, ``resize``, ``delete: true``.
+``action``, ``resize``, ``delete: true``. ``baseline_etag`` and ``baseline`` (the body the
+writer read) say what the intent was built on: with the body, a job whose resource moved on is
+rebased three-way; with the ETag alone it is not rebased (see ``docs/coordinator.md``).
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ class PlannedJob:
     baseline_etag: str | None = None
     on_stale: StalePolicy = StalePolicy.REBASE
     idempotency_key: str | None = None
+    baseline: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,9 @@ def _job(entry: Any, index: int) -> PlannedJob:
         raise PlanError(f"{where}.on_stale: must be one of rebase, drop, fail") from exc
     etag = data.get("baseline_etag")
     key = data.get("idempotency_key")
+    baseline = data.get("baseline")
+    if baseline is not None and not isinstance(baseline, Mapping):
+        raise PlanError(f"{where}.baseline: must be the resource body the writer read (a mapping)")
     job = PlannedJob(
         index=index,
         writer=writer.strip(),
@@ -266,6 +272,7 @@ def _job(entry: Any, index: int) -> PlannedJob:
         baseline_etag=None if etag is None else str(etag),
         on_stale=policy,
         idempotency_key=None if key is None else str(key),
+        baseline=None if baseline is None else dict(baseline),
     )
     # Everything queueing will check, checked now: a plan is refused whole, before an
     # emulator starts or a single job is queued.
@@ -277,6 +284,7 @@ def _job(entry: Any, index: int) -> PlannedJob:
             baseline_etag=job.baseline_etag,
             on_stale=policy,
             idempotency_key=job.idempotency_key,
+            baseline=job.baseline,
         )
     except ApiVersionRequired as exc:
         raise PlanError(f"{where}: {_no_api_version(exc, 'the job')}") from exc
