@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from armguard.arm.ids import InvalidResourceId
-from armguard.cli.common import add_store_argument, job_to_json, open_store_arg
-from armguard.cli.output import EXIT_OK, CliError, add_output_argument, print_json
+from armguard.arm.client import ArmTransportError
+from armguard.arm.ids import InvalidResourceId, parse_resource_id
+from armguard.cli.common import (
+    add_endpoint_arguments,
+    add_store_argument,
+    client_factory,
+    job_to_json,
+    open_store_arg,
+)
+from armguard.cli.output import EXIT_FAILED, EXIT_OK, CliError, add_output_argument, print_json
 from armguard.coordinator.intents import (
     ActionIntent,
     DeleteIntent,
@@ -22,7 +30,7 @@ from armguard.coordinator.intents import (
 )
 from armguard.coordinator.model import StalePolicy
 from armguard.coordinator.plan import exceeds_depth, too_deep
-from armguard.coordinator.resource_types import ApiVersionRequired
+from armguard.coordinator.resource_types import ApiVersionRequired, api_version_for
 from armguard.coordinator.submit import submit
 
 __all__ = ["register"]
@@ -57,15 +65,34 @@ def register(subparsers: Any) -> None:
     )
     intent.add_argument("--resize", metavar="SIZE", help="change a VM's size")
     intent.add_argument("--delete", action="store_true", help="delete the resource")
-    parser.add_argument("--baseline-etag", metavar="ETAG", help="the ETag the intent was based on")
-    parser.add_argument(
+    based = parser.add_argument_group(
+        "baseline (what the intent was built on)",
+        "With the body it read, a job whose resource moved on is rebased three-way: its own "
+        "changes on the live body, a field someone else changed too is a conflict. With only "
+        "an ETag a moved resource is not rebased (nobody can tell which fields moved).",
+    )
+    based.add_argument("--baseline-etag", metavar="ETAG", help="the ETag the intent was based on")
+    based.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="the resource body the intent was built on, as read from ARM (JSON; - for stdin); "
+        "its etag is the baseline ETag",
+    )
+    based.add_argument(
+        "--read-baseline",
+        action="store_true",
+        help="read the live body and ETag now (--endpoint/--cloud) and submit against them",
+    )
+    based.add_argument(
         "--on-stale",
         choices=[p.value for p in StalePolicy],
         default=StalePolicy.REBASE.value,
-        help="what to do if the live ETag moved past the baseline (default: rebase)",
+        help="what to do if the live ETag moved past the baseline: rebase three-way (the "
+        "default), drop, or fail",
     )
     parser.add_argument("--idempotency-key", metavar="KEY", help="submit at most once per key")
     parser.add_argument("--api-version", metavar="VERSION", help="override the type's api-version")
+    add_endpoint_arguments(parser)
     add_output_argument(parser)
     parser.set_defaults(func=run)
 
@@ -84,6 +111,42 @@ def _json_arg(flag: str, text: str) -> dict[str, Any]:
         # Validation, deep copies and the store's JSON encoding all recurse per level.
         raise CliError(f"--{flag} has {too_deep()}")
     return value
+
+
+def _baseline_file(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"--baseline: cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"--baseline: {path} is not UTF-8 text") from None
+    return _json_arg("baseline", text)
+
+
+def _read_baseline(args: argparse.Namespace, intent: Intent) -> dict[str, Any] | None:
+    """The live body now, or None when the resource does not exist (nothing to protect)."""
+    try:
+        rid = parse_resource_id(args.resource)
+        api = api_version_for(rid, intent.api_version)
+    except (InvalidResourceId, ApiVersionRequired) as exc:
+        raise CliError(str(exc)) from None
+    client = client_factory(args.endpoint, args.cloud)(args.writer)
+    try:
+        response = client.request("GET", rid.format(), api_version=api)
+    except ArmTransportError as exc:
+        raise CliError(f"--read-baseline: ARM gave no answer: {exc}", EXIT_FAILED) from None
+    if response.status == 404:
+        return None
+    if not response.ok or not isinstance(response.body, dict):
+        error = response.error()
+        raise CliError(
+            f"--read-baseline: GET answered {response.status} {error.code}: {error.message}",
+            EXIT_FAILED,
+        )
+    body: dict[str, Any] = response.body
+    if not body.get("etag") and response.etag:
+        body["etag"] = response.etag
+    return body
 
 
 def _intent(args: argparse.Namespace) -> Intent:
@@ -127,6 +190,11 @@ def run(args: argparse.Namespace) -> int:
         intent = _intent(args)
     except IntentError as exc:
         raise CliError(str(exc)) from None
+    if args.baseline and args.read_baseline:
+        raise CliError("give --baseline FILE or --read-baseline, not both")
+    baseline = _baseline_file(args.baseline) if args.baseline else None
+    if args.read_baseline:
+        baseline = _read_baseline(args, intent)
     store = open_store_arg(args.store)
     try:
         job = submit(
@@ -137,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             baseline_etag=args.baseline_etag,
             on_stale=StalePolicy(args.on_stale),
             idempotency_key=args.idempotency_key,
+            baseline=baseline,
         )
     except (InvalidResourceId, ApiVersionRequired, ValueError) as exc:
         raise CliError(str(exc)) from None

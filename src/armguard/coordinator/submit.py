@@ -53,11 +53,8 @@ def build_spec(
         read_etag = baseline.get("etag")
         if baseline_etag is None and isinstance(read_etag, str) and read_etag.strip():
             baseline_etag = read_etag
-        if baseline_etag is None:
-            raise ValueError(
-                "a baseline body needs the ETag it was read at: it carries no 'etag', so pass "
-                "the baseline ETag too"
-            )
+        # Without an ETag (types that have none) the body itself is compared when the job's
+        # turn comes.
     if idempotency_key is not None and not idempotency_key.strip():
         raise ValueError("an idempotency key cannot be blank")
     return JobSpec(

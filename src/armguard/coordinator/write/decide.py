@@ -21,10 +21,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from armguard.arm.classify import ConflictKind
-from armguard.coordinator.intents import BodyIntent, DeleteIntent, Intent, PutIntent
+from armguard.coordinator.intents import (
+    BodyIntent,
+    DeleteIntent,
+    Intent,
+    PutIntent,
+    strip_read_only,
+)
 from armguard.coordinator.model import StalePolicy
 from armguard.coordinator.write.items import Item, etag_of, norm_etag
-from armguard.coordinator.write.rebase import delta_intent, three_way
+from armguard.coordinator.write.rebase import delta_intent, diff_bodies, three_way
 
 __all__ = ["Verdict", "decide"]
 
@@ -54,6 +60,10 @@ def _baseline_etag(item: Item) -> str | None:
 
 def _stale(item: Item, live: Mapping[str, Any] | None, own_etags: Collection[str]) -> bool:
     baseline = norm_etag(_baseline_etag(item))
+    body = item.job.spec.baseline
+    if baseline is None and body is not None and not item.baseline_honoured:
+        # A type without ETags: the body it read is the version, compared field by field.
+        return live is None or bool(diff_bodies(strip_read_only(body), strip_read_only(live)))
     live_etag = norm_etag(etag_of(live))
     return (
         baseline is not None
@@ -67,7 +77,7 @@ def _on_stale(item: Item, live: JSON | None) -> Verdict | dict[str, Any] | None:
     """The verdict for a stale job; or, when it was rebased and goes on to be decided, the
     ``rebased`` event's detail (None if it was already rebased on this ETag)."""
     spec = item.job.spec
-    shown = _baseline_etag(item)
+    shown = _baseline_etag(item) or "(the body it read; the type has no ETag)"
     detail: dict[str, Any] = {"baseline": shown, "policy": str(spec.on_stale)}
     if spec.on_stale is StalePolicy.DROP:
         return Verdict(
