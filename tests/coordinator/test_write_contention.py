@@ -250,3 +250,28 @@ def test_start_on_a_running_vm_is_already_satisfied(env: Env) -> None:
     env.run()
     assert env.job(job).outcome is Outcome.ALREADY_SATISFIED
     assert env.writes_by("alice") == []
+
+
+# -- only a put creates ---------------------------------------------------------------------------
+
+
+def test_a_tag_or_merge_on_a_resource_that_does_not_exist_never_creates_it(env: Env) -> None:
+    ghost = NSG.replace("nsg1", "ghost")
+    tag = env.submit(ghost, TagsIntent({"a": "b"}))
+    merge = env.submit(ghost, MergeIntent({"tags": {"c": "d"}}))
+    env.run()
+    for job in (tag, merge):
+        done = env.job(job)
+        assert (done.outcome, done.kind) == (Outcome.FAILED, "not_found"), done.reason
+    assert env.setup.request("GET", ghost, api_version="2024-05-01").status == 404
+    assert env.writes_by("alice") == []
+
+
+def test_a_put_creates_and_a_tag_behind_it_in_the_same_write_rides_along(env: Env) -> None:
+    fresh = NSG.replace("nsg1", "fresh")
+    put = env.submit(fresh, PutIntent({"location": "eastus", "tags": {"p": "1"}}))
+    tag = env.submit(fresh, TagsIntent({"k": "v"}))
+    env.run()
+    assert env.job(put).outcome is Outcome.APPLIED
+    assert env.job(tag).outcome is Outcome.APPLIED
+    assert env.get(fresh)["tags"] == {"p": "1", "k": "v"}

@@ -11,7 +11,9 @@ For each job, in order:
 * **satisfied?** — its effect is on the live body with the earlier jobs folded in. If no
   earlier job of this write touches its fields it completes with no write (``applied`` if an
   earlier write of this batch put it there); otherwise it rides that write.
-* otherwise it **folds** into the write, later jobs winning per field.
+* otherwise it **folds** into the write, later jobs winning per field. Only a full put creates:
+  a patch on a resource that does not exist (nor is created earlier in the write) fails
+  ``not_found``.
 """
 
 from __future__ import annotations
@@ -184,6 +186,19 @@ def decide(items: Sequence[Item], live: JSON | None, own_etags: Collection[str])
                 continue
             rebased = verdict
         intent = item.effective
+        if state is None and isinstance(intent, BodyIntent) and not isinstance(intent, PutIntent):
+            # A typo in an ID must not create a resource holding only tags: a patch needs
+            # something to patch, and only a full put creates.
+            out.append(
+                Verdict(
+                    item,
+                    "fail",
+                    ConflictKind.NOT_FOUND,
+                    f"the resource does not exist; a {item.intent.kind} intent changes a "
+                    "resource and never creates one (submit a full put to create it)",
+                )
+            )
+            continue
         if intent.satisfied_by(state):
             # Already there on the live resource, and no earlier job of this write changes
             # those fields: nothing to write for it, whatever its neighbours write. A full PUT
