@@ -72,12 +72,19 @@ Events and learned scopes are appended without the lock; they do not affect clai
 
 One connection per store object, guarded by a lock; open one store per worker thread (or
 share one and accept that its calls take turns).
+
+A server restart (or a dropped connection, an idle timeout) does not end a store object: a
+call that finds its connection gone connects again before it sends anything, and the
+listener of :meth:`PostgresStore.watch_changes` listens again. Only :meth:`close` ends it. A
+call whose connection dies while it is at the server raises :class:`StoreError` and is not
+sent again (see :meth:`PostgresStore._live`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+import select
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -216,6 +223,24 @@ def _has_rows(cur: psycopg.Cursor[Any]) -> bool:
     return res is not None and res.status == pq.ExecStatus.TUPLES_OK
 
 
+def _hung_up(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the server has hung up on a connection that it owes nothing now: the store's
+    between calls (every call ends with its results read, and it listens on no channel), or
+    the listener once its notifications are read. Anything readable then is what a server
+    sends as it ends a session (a restart's or a terminated backend's FATAL, then end of
+    file), so a connection that died while idle costs no call; at worst a false alarm (a
+    notification that has just arrived) costs a reconnect."""
+    try:
+        fd = conn.pgconn.socket
+        if hasattr(select, "poll"):  # not limited to descriptors below FD_SETSIZE
+            poller = select.poll()
+            poller.register(fd, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError, psycopg.Error):
+        return True
+
+
 # Below this many jobs a plan made on a near-empty table costs nothing noticeable.
 _REPLAN_FROM = 256
 
@@ -342,43 +367,71 @@ class PostgresStore(SqlStore):
                 f" not {synchronous_commit!r}"
             )
         self.schema = schema
-        self._conninfo = conninfo  # kept for the LISTEN connection; never printed
+        self._conninfo = conninfo  # kept for reconnecting and listening; never printed
+        self._synchronous_commit = synchronous_commit
         self._notify_channel = f"armguard_{schema}"
         self._listener: psycopg.Connection[Any] | None = None
         self._where = f"{redact(conninfo)} (schema {schema})"
         self._lock = threading.Lock()
         self._lock_key = _lock_key(f"armguard:{schema}")
+        # Set by close() alone: a lost connection is replaced, a closed store stays closed.
+        self._closed = False
+        self.reconnects = 0
+        """How many times this handle replaced a lost connection (the listener's aside)."""
         with _groups_lock:
             group_key = (conninfo, schema, synchronous_commit)
             group = _groups.get(group_key)
             if group is None:
                 group = _groups[group_key] = submit_group(_SUBMIT_LEADERS)
             self._submit_group = group
+        self._conn = self._connect()
         try:
-            self._conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to PostgreSQL at {redact(conninfo)}: {exc}") from exc
-        try:
-            with self._guard():
-                if synchronous_commit is not None:
-                    self._conn.execute(
-                        "SELECT set_config('synchronous_commit', %s, false)", (synchronous_commit,)
-                    )
-                self._conn.execute("SET random_page_cost = 1.1")  # see the module docstring
             self._create_schema()
         except BaseException:
             self._conn.close()
             raise
-        # Every statement is prepared on first use: their texts are few and stable.
-        self._conn.prepare_threshold = 0
         self._plans = ""  # appended to every statement's text; see _jobs_reached
         self._plans_at: int | None = None
+        self._attach()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new connection with this store's session settings, which a reconnect must
+        restore: they are the session's, not the server's."""
+        try:
+            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise StoreError(
+                f"cannot connect to PostgreSQL at {redact(self._conninfo)}: {exc}"
+            ) from exc
+        try:
+            with self._errors():
+                if self._synchronous_commit is not None:
+                    conn.execute(
+                        "SELECT set_config('synchronous_commit', %s, false)",
+                        (self._synchronous_commit,),
+                    )
+                conn.execute("SET random_page_cost = 1.1")  # see the module docstring
+                # A schema that does not exist yet (a new store) is skipped until it does.
+                conn.execute("SELECT set_config('search_path', %s, false)", (self.schema,))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _attach(self) -> None:
+        # Every statement is prepared on first use: their texts are few and stable.
+        self._conn.prepare_threshold = 0
         # The connection stays in pipeline mode: entering and leaving it per transaction would
         # cost a Sync round trip each time.
         self._stack = ExitStack()
         self._pipe = self._stack.enter_context(self._conn.pipeline())
         # One cursor for every statement (calls take turns on the connection anyway).
         self._cur = self._conn.cursor()
+
+    def _detach(self) -> None:
+        with suppress(psycopg.Error):
+            self._stack.close()  # leave pipeline mode cleanly before closing
+        self._conn.close()
 
     def _jobs_reached(self, seq: int) -> None:
         # A prepared statement's generic plan is made once, on the table sizes of that moment,
@@ -401,10 +454,9 @@ class PostgresStore(SqlStore):
     def _create_schema(self) -> None:
         # Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog; the init lock
         # makes workers starting together take turns.
-        with self._lock, self._guard(), self._conn.transaction(), self._conn.cursor() as cur:
+        with self._lock, self._errors(), self._conn.transaction(), self._conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (_INIT_LOCK,))
             cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            cur.execute("SELECT set_config('search_path', %s, false)", (self.schema,))
             tx = _PgTx(self._conn, cur, None, hold=False)
             # CREATE INDEX IF NOT EXISTS still locks its table, which would deadlock with
             # running claims; a store whose schema is in place runs no DDL for its tables.
@@ -421,19 +473,60 @@ class PostgresStore(SqlStore):
             if not fenced:
                 cur.execute(_FENCED_FN)  # one statement (its body holds semicolons)
             if found and int(found[0][0]) == SCHEMA_VERSION:
-                return  # the session's search_path persists: set_config(..., false) committed
+                return
             for stmt in split_statements(_DDL):
                 tx.rows(stmt)
             if not found:
                 tx.rows("INSERT INTO armguard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
 
     def _ready(self) -> None:
-        if self._conn.closed:  # closed, or its connection was lost
+        if self._closed:
             raise StoreError(f"the store at {self._where} is closed")
+        # Without the lock, which a call of another thread sharing this handle may hold for a
+        # while: a submit that would only join a group must not wait for it. A connection known
+        # to be lost is replaced now, so that a failure to reconnect is this submit's alone.
+        if self._conn.closed:
+            with self._lock:
+                self._live()
+
+    def _live(self) -> None:
+        """Before a call sends anything (under the lock): a closed store raises; a connection
+        that is gone is replaced, and if the server cannot be reached the call raises
+        :class:`StoreError` having sent nothing.
+
+        Only this moment is safe for a retry. A call whose connection dies after it has sent
+        its statements raises and is not sent again on a new connection: its transaction may
+        have committed or not. Re-running a submit could queue its jobs twice (only an
+        idempotency key makes that safe, and a group commit mixes jobs with and without keys),
+        a claim could take a second lease, and a completion that did commit would be refused
+        as a lost lease. So the caller decides (a worker's lease expires and is taken over;
+        a submitter resubmits under its idempotency key), and the handle connects again on
+        the next call."""
+        if self._closed:
+            raise StoreError(f"the store at {self._where} is closed")
+        if self._conn.closed or _hung_up(self._conn):
+            self._detach()
+            # If this raises, the old connection stays closed: the next call tries again.
+            self._conn = self._connect()
+            self._attach()
+            self.reconnects += 1
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
-        self._ready()
+        self._live()
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            # Lost after the call was sent: it is not sent again (see _live), so say so.
+            unknown = (
+                "; the connection was lost, so whether this call took effect is unknown"
+                if self._conn.closed
+                else ""
+            )
+            raise StoreError(f"PostgreSQL at {self._where} failed: {exc}{unknown}") from exc
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
         try:
             yield
         except psycopg.OperationalError as exc:
@@ -588,17 +681,28 @@ class PostgresStore(SqlStore):
     def watch_changes(self, timeout: float) -> Change | None:
         # Every submit, completion and release NOTIFYs the schema's channel in its own
         # transaction, so the notification arrives exactly when its commit is visible.
+        if self._closed:
+            raise StoreError(f"the store at {self._where} is closed")
+        listener = self._listener
         try:
-            if self._listener is None or self._listener.closed:
-                self._listener = psycopg.connect(
-                    self._conninfo, autocommit=True, connect_timeout=10
-                )
-                self._listener.execute(f'LISTEN "{self._notify_channel}"')
-                # Whatever committed before we listened went unannounced: say keys may be free.
-                return "freed"
+            if listener is None or listener.closed:
+                return self._listen()
             seen: set[str] = set()
-            for note in self._listener.notifies(timeout=max(0.0, timeout), stop_after=1):
-                seen.add(note.payload)
+            try:
+                for note in listener.notifies(timeout=max(0.0, timeout), stop_after=1):
+                    seen.add(note.payload)
+                # Still readable with its notifications read: the server hung up (a short wait
+                # reads its goodbye as a notice, and stops before the end of file behind it).
+                gone = not seen and _hung_up(listener)
+            except psycopg.OperationalError:
+                gone = True
+            if gone:
+                # Its connection died: a restart, a dropped connection, perhaps long before
+                # this call. Listening again changes nothing on the server, so unlike a store
+                # call it is safe to repeat at once; if the server is still away this raises.
+                listener.close()
+                self._listener = None
+                return self._listen()
             if not seen:
                 return None
             # Everything else committed by now belongs to the same answer: "freed" wins
@@ -607,8 +711,8 @@ class PostgresStore(SqlStore):
             # to us asynchronously, so one whose commit has returned may still be in
             # flight; the listener's backend sends every pending one before it answers
             # a query, and psycopg keeps those for notifies().
-            self._listener.execute("SELECT 1")
-            for note in self._listener.notifies(timeout=0.0):
+            listener.execute("SELECT 1")
+            for note in listener.notifies(timeout=0.0):
                 seen.add(note.payload)
             return "submitted" if seen == {"submitted"} else "freed"
         except psycopg.Error as exc:
@@ -617,6 +721,21 @@ class PostgresStore(SqlStore):
             self._listener = None
             raise StoreError(f"PostgreSQL at {self._where} failed: {exc}") from exc
 
+    def _listen(self) -> Change:
+        listener = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        try:
+            listener.execute(f'LISTEN "{self._notify_channel}"')
+        except BaseException:
+            listener.close()
+            raise
+        self._listener = listener
+        if self._closed:  # close() ran meanwhile, and may have looked before the line above
+            self._listener = None
+            listener.close()
+            raise StoreError(f"the store at {self._where} is closed")
+        # Whatever committed before we listened went unannounced: say keys may be free.
+        return "freed"
+
     def drop_schema(self) -> None:
         """Delete this store's schema and everything in it (tests, decommissioning)."""
         with self._lock, self._guard():
@@ -624,11 +743,8 @@ class PostgresStore(SqlStore):
             self._pipe.sync()
 
     def close(self) -> None:
+        self._closed = True
         if self._listener is not None:
             self._listener.close()
         with self._lock:
-            if self._conn.closed:
-                return
-            with suppress(psycopg.Error):
-                self._stack.close()  # leave pipeline mode cleanly before closing
-            self._conn.close()
+            self._detach()

@@ -204,7 +204,7 @@ class SqlStore(ABC):
 
     def _ready(self) -> None:  # noqa: B027 (optional hook)
         """Raise the store's error if this handle cannot run a transaction now (it was closed,
-        or its connection was lost): checked before a submit joins a group."""
+        or it cannot reach its database): checked before a submit joins a group."""
 
     @abstractmethod
     def watch_changes(self, timeout: float) -> Change | None:

@@ -91,6 +91,7 @@ class WorkerStats:
     leases_lost: int = 0
     released: int = 0
     store_reconnects: int = 0
+    """Loops' store reopens after an error, and reconnects their handles made by themselves."""
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -211,7 +212,9 @@ class Worker:
         (at the earliest ``linger / 10`` after it, at the latest ``linger``), so instead of
         waking a loop at once (for a claim that must come back empty) the watcher wakes one
         every ``linger / 10`` until the latest submit is ``linger`` old."""
-        store = self._open_store()
+        # Opened in the loop below: a store that cannot be opened yet (a database starting up
+        # or shutting down, refusing connections) is an outage to wait out, not the end.
+        store: Store | None = None
         linger = self.settings.linger
         step = linger / 10 * 1.05
         nudge_at: float | None = None  # worker clock
@@ -223,15 +226,17 @@ class Worker:
                 wait = _NUDGE_TICK_S if nudge_at is not None else min(self.settings.idle_poll, 0.25)
                 change: Change | None
                 try:
+                    if store is None:
+                        store = self._open_store()
                     change = store.watch_changes(wait)
                 except Exception:
                     # The loops meet the same store error and reconnect themselves; the
                     # watcher reopens its own handle and, meanwhile, wakes one every idle_poll.
                     self._stop_watching.wait(self.settings.idle_poll)
-                    with suppress(Exception):
-                        store.close()
-                    with suppress(Exception):
-                        store = self._open_store()
+                    if store is not None:
+                        with suppress(Exception):
+                            store.close()
+                        store = None
                     change = "freed"
                 if change == "submitted" and linger > 0:
                     nudge_at = self.clock.monotonic() + step
@@ -244,19 +249,24 @@ class Worker:
                     self._notify()
                     last = time.monotonic()
         finally:
-            store.close()
+            if store is not None:
+                store.close()
 
     def _loop(self, n: int, until_idle: bool) -> None:
         owner = f"{self.owner}/{n}"
         outage = _Outage(self.clock, self.settings.store_outage, self._stop)
         owing = _Owing()
         store: Store | None = None
+        counted = 0  # reconnects the current handle made by itself, already in the stats
         try:
             while not self._stop.is_set():
                 try:
                     if store is None:
                         store = self._open_store()
-                    if self._step(store, owner, until_idle, owing):
+                        counted = 0
+                    done = self._step(store, owner, until_idle, owing)
+                    counted = self._count_reconnects(store, counted)
+                    if done:
                         return
                     outage.over()
                 except StoreError as exc:
@@ -275,6 +285,16 @@ class Worker:
                 with suppress(StoreError):
                     self._pay(store, owing)
                 store.close()
+
+    def _count_reconnects(self, store: Store, counted: int) -> int:
+        # A PostgreSQL handle replaces a connection lost while idle by itself, before its next
+        # call, so the loop sees no error: its own count is the outage's trace. Not part of
+        # the Store protocol, hence getattr.
+        made = int(getattr(store, "reconnects", 0))
+        if made > counted:
+            with self._lock:
+                self.stats.store_reconnects += made - counted
+        return made
 
     def _step(self, store: Store, owner: str, until_idle: bool, owing: _Owing) -> bool:
         """One claim (carrying what the last batch owes), and its batch if any; True when the
