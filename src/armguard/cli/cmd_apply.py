@@ -4,6 +4,10 @@ With ``--emulator`` the plan runs against an embedded emulator built from the pl
 (resources, locks, and unguarded writers already at work), with an embedded SQLite store
 unless ``--store`` says otherwise. The exit code is 1 when any job failed or was blocked, or
 any intent was lost.
+
+Ctrl-C (or SIGTERM) stops the run the way SIGTERM stops ``armguard worker``: batches whose
+write ARM has finish, the others release their leases, and the command exits 130 (143) with
+one line saying where the jobs are; a second Ctrl-C exits at once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from armguard.arm.client import ArmClient
-from armguard.cli.common import add_endpoint_arguments, client_factory, open_store_arg
+from armguard.cli.common import (
+    GracefulStop,
+    add_endpoint_arguments,
+    client_factory,
+    open_store_arg,
+)
 from armguard.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
@@ -41,10 +50,11 @@ from armguard.coordinator.apply import (
     queue_plan,
     summarise,
 )
-from armguard.coordinator.gates import GateTimeout, Pacer
-from armguard.coordinator.model import Job
+from armguard.coordinator.gates import GateTimeout, Pacer, Stopped
+from armguard.coordinator.model import Job, JobState
 from armguard.coordinator.plan import Plan, PlanError, load_plan
 from armguard.coordinator.store import Store
+from armguard.coordinator.stores import redact
 from armguard.coordinator.worker import Worker, WorkerSettings
 from armguard.coordinator.write import BatchReport
 
@@ -201,6 +211,18 @@ def _summary_json(summary: ApplySummary) -> dict[str, Any]:
     }
 
 
+def _stopped(reason: str, jobs: dict[int, Job], store_url: str | None) -> str:
+    finished = sum(1 for j in jobs.values() if j.outcome is not None)
+    queued = sum(1 for j in jobs.values() if j.state is JobState.QUEUED)
+    message = f"{reason}: {finished} of {len(jobs)} jobs finished, {queued} back in the queue"
+    leased = len(jobs) - finished - queued
+    if leased:
+        message += f", {leased} still leased (taken over once the lease expires)"
+    if store_url is not None and queued + leased:
+        message += f", in {redact(store_url)} for the next worker"
+    return message
+
+
 def run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise CliError("--concurrency must be at least 1")
@@ -216,9 +238,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     console = Console(stderr=True)
     clock = SystemClock()
-    with ExitStack() as stack:
+    stop = GracefulStop(lambda text: console.print(text, highlight=False))
+    # Outermost, so a signal during start-up or tear-down (the embedded emulator stopping)
+    # is a stop request too, not a traceback from wherever the main thread was.
+    with stop, ExitStack() as stack:
         endpoint = args.endpoint
         store_url = args.store
+        # Jobs left unfinished by a stop are only worth pointing at in a store that outlives
+        # this run against an endpoint that does too.
+        kept = not args.emulator
         if args.emulator:
             endpoint = stack.enter_context(_embedded(args.time_scale, args.seed))
             console.print(f"embedded emulator at {endpoint} (time scale {args.time_scale})")
@@ -235,12 +263,23 @@ def run(args: argparse.Namespace) -> int:
         stack.callback(store.close)
         started = clock.now()
         if args.emulator:
-            pacer = Pacer(clock, keep_alive=lambda: None, should_stop=lambda: False, max_wait=600)
+            # Short slices: a stop during the world's operations is seen within a second.
+            pacer = Pacer(
+                clock,
+                keep_alive=lambda: None,
+                should_stop=lambda: stop.stopping,
+                slice=1.0,
+                max_wait=600,
+            )
             try:
                 for note in build_world(client_for, plan, pacer):
                     console.print(f"world: {note}")
+            except Stopped:
+                pass  # reported below, with nothing queued
             except (WorldError, GateTimeout) as exc:
                 raise CliError(f"cannot build the plan's world: {exc}", EXIT_FAILED) from None
+        if stop.stopping:
+            raise CliError(f"{stop.reason()} before any job was queued", stop.exit_code())
         jobs = queue_plan(store, plan)
         console.print(
             f"queued {len(jobs)} jobs from {len(plan.jobs)} intents of plan '{plan.name}'"
@@ -253,12 +292,15 @@ def run(args: argparse.Namespace) -> int:
             settings=WorkerSettings(concurrency=args.concurrency, lease_ttl=args.lease_ttl),
             on_batch=on_batch,
         )
+        stop.on_stop(worker.stop)
         with progress:
-            try:
-                stats = worker.run_until_idle()
-            except KeyboardInterrupt:
-                worker.stop()
-                raise
+            stats = worker.run_until_idle()
+        if stop.stopping:
+            # The run did not end: no accounting of final states, only where the jobs are.
+            done = {i: store.get(j.id) or j for i, j in jobs.items()}
+            raise CliError(
+                _stopped(stop.reason(), done, store_url if kept else None), stop.exit_code()
+            )
         reader = client_for("armguard-verify")
         versions = {p.resource.key: p.intent.api_version for p in plan.jobs if p.intent.api_version}
         final = final_states(reader, [p.resource for p in plan.jobs], versions)

@@ -1,17 +1,17 @@
-"""``armguard worker``: run batch loops against ARM (or the emulator) until idle or SIGTERM."""
+"""``armguard worker``: run batch loops against ARM (or the emulator) until idle, SIGTERM (exit 0)
+or Ctrl-C (exit 130); either signal lets written batches finish and releases the rest."""
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
-from types import FrameType
 from typing import Any
 
 from rich.console import Console
 
 from armguard.cli.common import (
+    GracefulStop,
     add_endpoint_arguments,
     add_store_argument,
     client_factory,
@@ -131,31 +131,26 @@ def run(args: argparse.Namespace) -> int:
         on_batch=progress.on_batch,
     )
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        progress.console.print("stopping: finishing or releasing current batches…")
-        worker.stop()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    previous_int = signal.signal(signal.SIGINT, on_signal)
-    progress.console.print(
-        f"worker {worker.owner}: {args.concurrency} loop(s) on {redact(args.store)}"
-        f" → {args.endpoint or args.cloud}"
-        + ("" if args.metrics_port is None else f"; metrics on 127.0.0.1:{args.metrics_port}"),
-        highlight=False,
-        soft_wrap=True,
-    )
-    try:
-        if progress.status is not None:
-            progress.status.start()
-        stats = worker.run_until_idle() if args.until_idle else worker.run_forever()
-    except Exception as exc:
-        # The store went away or a loop broke: say so (credentials never appear in these).
-        raise CliError(f"the worker stopped: {exc}", 1) from None
-    finally:
-        if progress.status is not None:
-            progress.status.stop()
-        signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
+    stop = GracefulStop(lambda text: progress.console.print(text, highlight=False))
+    stop.on_stop(worker.stop)
+    with stop:
+        progress.console.print(
+            f"worker {worker.owner}: {args.concurrency} loop(s) on {redact(args.store)}"
+            f" → {args.endpoint or args.cloud}"
+            + ("" if args.metrics_port is None else f"; metrics on 127.0.0.1:{args.metrics_port}"),
+            highlight=False,
+            soft_wrap=True,
+        )
+        try:
+            if progress.status is not None:
+                progress.status.start()
+            stats = worker.run_until_idle() if args.until_idle else worker.run_forever()
+        except Exception as exc:
+            # The store went away or a loop broke: say so (credentials never appear in these).
+            raise CliError(f"the worker stopped: {exc}", 1) from None
+        finally:
+            if progress.status is not None:
+                progress.status.stop()
     summary = {
         "owner": worker.owner,
         "batches": stats.batches,
@@ -175,4 +170,12 @@ def run(args: argparse.Namespace) -> int:
             title="worker summary",
         )
     sys.stderr.write(progress.line() + "\n")
+    if stop.interrupted:
+        # SIGTERM is how a service manager stops a worker (exit 0); Ctrl-C is a person
+        # cutting a run short, which scripts must be able to tell apart.
+        raise CliError(
+            "interrupted: batches that had written finished; "
+            f"{stats.released} released back to the queue before writing",
+            stop.exit_code(),
+        )
     return EXIT_OK

@@ -1,23 +1,29 @@
-"""What the coordinator commands share: ``--store``, ``--endpoint``/``--cloud``, credentials, and
-how jobs print. Errors the user can fix become :class:`CliError` (``ERROR: …``, exit 2)."""
+"""What the coordinator commands share: ``--store``, ``--endpoint``/``--cloud``, credentials,
+how jobs print, and stopping on a signal. Errors the user can fix become :class:`CliError`
+(``ERROR: …``, exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from contextlib import suppress
+from types import FrameType, TracebackType
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from armguard.arm.client import CLOUDS, ArmClient, StaticIdentityCredential
-from armguard.cli.output import CliError
+from armguard.cli.output import EXIT_INTERRUPTED, CliError
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.model import Job
 from armguard.coordinator.store import Store
 from armguard.coordinator.stores import open_store, redact
 
 __all__ = [
+    "GracefulStop",
     "add_endpoint_arguments",
     "add_store_argument",
     "client_factory",
@@ -149,3 +155,92 @@ def job_row(job: Job) -> dict[str, Any]:
         "Kind": job.kind or "",
         "Reason": (job.reason or "")[:80],
     }
+
+
+class GracefulStop:
+    """SIGINT (Ctrl-C) and SIGTERM as a request to stop cleanly, for commands that run a worker.
+
+    The first signal calls every stop registered with :meth:`on_stop` (``Worker.stop``: a batch
+    whose write ARM has finishes, one that has not written releases its lease) and the command
+    winds down on its own. A second Ctrl-C exits at once: the leases still held then expire
+    and are taken over, exactly as after a kill, so nothing is lost either way.
+
+    Handlers are installed explicitly, even over an inherited ignore (a background job of a
+    non-interactive shell): a worker must never be stoppable only by a kill.
+    """
+
+    def __init__(self, announce: Callable[[str], None]) -> None:
+        self.received: int | None = None
+        self._announce = announce
+        self._stops: list[Callable[[], None]] = []
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> GracefulStop:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    @property
+    def stopping(self) -> bool:
+        return self.received is not None
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by Ctrl-C (SIGINT), which exits 130; SIGTERM is a service's normal stop."""
+        return self.received == signal.SIGINT
+
+    def exit_code(self) -> int:
+        """What a shell reports for the signal: 128 + its number (130 for Ctrl-C)."""
+        return 128 + self.received if self.received is not None else EXIT_INTERRUPTED
+
+    def reason(self) -> str:
+        return "terminated" if self.received == signal.SIGTERM else "interrupted"
+
+    def on_stop(self, stop: Callable[[], None]) -> None:
+        """Call ``stop`` on the first signal; at once if that signal has already come (a
+        worker stopped before it starts stays stopped)."""
+        self._stops.append(stop)
+        if self.stopping:
+            stop()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # Runs on the main thread between bytecodes, while it waits in a join or a sleep:
+        # it only flags and wakes; the worker's threads see the flag and wind down.
+        if self.stopping:
+            if signum == signal.SIGINT:
+                self._exit_now()
+            return
+        self.received = signum
+        for stop in self._stops:
+            stop()
+        # The signal may have cut into a write to the same stream, which then refuses this
+        # one (a reentrant call): losing the line beats raising into the interrupted code.
+        with suppress(Exception):
+            self._announce(
+                "stopping: finishing or releasing current batches…"
+                + (" (Ctrl-C again to exit at once)" if signum == signal.SIGINT else "")
+            )
+
+    @staticmethod
+    def _exit_now() -> NoReturn:
+        with suppress(Exception):
+            if sys.stderr.isatty():
+                sys.stderr.write("\x1b[?25h")  # a live progress display hid the cursor
+            sys.stderr.write(
+                "ERROR: interrupted again: exiting without waiting; leases still held expire "
+                "and their jobs are taken over\n"
+            )
+            sys.stderr.flush()
+        # Not sys.exit: the interpreter would wait on, and tear down under, threads that are
+        # mid-call to ARM and the store. An exit here is what a kill does, which is safe.
+        os._exit(EXIT_INTERRUPTED)

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from armguard import __version__
-from armguard.cli.output import EXIT_FAILED, EXIT_USAGE, CliError
+from armguard.cli.output import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("ERROR: interrupted\n")
-        return EXIT_FAILED
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`armguard events | head`): not an error worth a traceback.
         # Point stdout at /dev/null so the interpreter's final flush does not raise again.

@@ -1,7 +1,8 @@
 """az-style output: ``--output json|table``, errors on stderr, exit 0 / 1 / 2.
 
 Exit codes follow az: 0 success, 1 the operation failed (a job failed or was blocked, ARM said
-no), 2 bad input (usage, unreadable file, malformed ID).
+no), 2 bad input (usage, unreadable file, malformed ID); 130 (128 + SIGINT) stopped by Ctrl-C,
+as shells report it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.table import Table
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
     "CliError",
@@ -29,6 +31,7 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class CliError(Exception):
