@@ -169,13 +169,21 @@ def _submit(db: Path, *intent: str) -> subprocess.CompletedProcess[str]:
     return armguard("submit", "--store", str(db), "--resource", VNET, "--writer", "w", *intent)
 
 
-@pytest.mark.parametrize(("flag", "depth"), [("--merge", 3000), ("--put", 3000), ("--merge", 500)])
+@pytest.mark.parametrize(
+    ("flag", "depth"), [("--merge", 3000), ("--put", 3000), ("--merge", 500), ("--baseline", 3000)]
+)
 def test_submit_with_a_deeply_nested_document_is_a_usage_error(
     tmp_path: Path, flag: str, depth: int
 ) -> None:
     db = tmp_path / "jobs.db"
     SqliteStore(str(db), clock=SystemClock()).close()  # a store that exists, to look in after
-    proc = _submit(db, flag, _deep_json(depth))
+    if flag == "--baseline":
+        # The body the intent was built on, from a file: '{"etag": …, "a": <deep>}'.
+        baseline = tmp_path / "baseline.json"
+        baseline.write_text('{"etag": "W/\\"1\\"", "a": ' + _deep_json(depth) + "}")
+        proc = _submit(db, "--tag", "a=1", "--baseline", str(baseline))
+    else:
+        proc = _submit(db, flag, _deep_json(depth))
     _assert_usage_error(proc, LIMIT_MESSAGE)
     assert flag in proc.stderr
     assert _queued(db) == []
