@@ -197,3 +197,12 @@ def test_submit_refuses_65_levels_and_takes_64(tmp_path: Path) -> None:
     proc = _submit(db, "--merge", _deep_json(64))
     assert proc.returncode == 0, proc.stderr
     assert _queued(db) == [proc.stdout.strip()]
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_emulator_config_nested_5000_deep_is_a_usage_error(tmp_path: Path, suffix: str) -> None:
+    config = tmp_path / f"config{suffix}"
+    config.write_text('{"types": ' + _deep_json(5000) + "}", encoding="utf-8")
+    # A config it wrongly accepted would serve until the timeout kills it (and fails the test).
+    proc = armguard("emulator", "--config", str(config), "--port", "0", timeout=60)
+    _assert_usage_error(proc, "nested too deeply")

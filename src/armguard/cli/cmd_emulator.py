@@ -63,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config) if args.config else EmulatorConfig()
     except ConfigError as err:
         raise CliError(str(err)) from None
+    except RecursionError:
+        # The YAML and JSON readers recurse once per level of nesting.
+        raise CliError(
+            f"config file '{args.config}' is nested too deeply to read "
+            "(emulator configs and ARM bodies are a few levels deep)"
+        ) from None
     time_scale = args.time_scale if args.time_scale is not None else cfg.time_scale
     if time_scale is not None and time_scale < 0:
         raise CliError(f"--time-scale must be >= 0, not {time_scale}")
@@ -79,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
         apply_seed_data(core, cfg.resources, args.config or "seed")
     except (ConfigError, ValueError) as err:
         raise CliError(f"{args.config}: {err}" if args.config else str(err)) from None
+    except RecursionError:
+        # Seed bodies are copied and checked level by level.
+        raise CliError(f"{args.config}: a seed resource body is nested too deeply") from None
     try:
         sock = bind(args.host, args.port)
     except OSError as err:
