@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -25,10 +26,12 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from armguard.arm.client import ArmClient
+from armguard.arm.client import ArmClient, ArmTransportError
 from armguard.cli.common import (
     GracefulStop,
+    add_arm_outage_argument,
     add_endpoint_arguments,
+    arm_reporter,
     client_factory,
     open_store_arg,
 )
@@ -88,6 +91,7 @@ def register(subparsers: Any) -> None:
         help="embedded emulator: multiply operation durations (default 0.05)",
     )
     parser.add_argument("--seed", type=int, default=0, help="embedded emulator: RNG seed")
+    add_arm_outage_argument(parser)
     parser.add_argument(
         "--lease-ttl", type=float, default=60.0, metavar="S", help="lease time-to-live (s)"
     )
@@ -230,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--time-scale must be 0 or more")
     if args.lease_ttl <= 0:
         raise CliError("--lease-ttl must be positive")
+    if args.arm_outage < 0:
+        raise CliError("--arm-outage must be >= 0")
     if args.emulator and args.endpoint:
         raise CliError("give either --emulator or --endpoint, not both")
     try:
@@ -289,8 +295,15 @@ def run(args: argparse.Namespace) -> int:
             lambda: open_store_arg(store_url, clock),
             client_for,
             clock,
-            settings=WorkerSettings(concurrency=args.concurrency, lease_ttl=args.lease_ttl),
+            settings=WorkerSettings(
+                concurrency=args.concurrency,
+                lease_ttl=args.lease_ttl,
+                arm_outage=args.arm_outage,
+            ),
             on_batch=on_batch,
+            on_arm=arm_reporter(
+                endpoint or args.cloud, lambda text: console.print(text, highlight=False)
+            ),
         )
         stop.on_stop(worker.stop)
         with progress:
@@ -303,7 +316,16 @@ def run(args: argparse.Namespace) -> int:
             )
         reader = client_for("armguard-verify")
         versions = {p.resource.key: p.intent.api_version for p in plan.jobs if p.intent.api_version}
-        final = final_states(reader, [p.resource for p in plan.jobs], versions)
+        try:
+            final = final_states(reader, [p.resource for p in plan.jobs], versions)
+        except ArmTransportError as exc:
+            done = {i: store.get(j.id) or j for i, j in jobs.items()}
+            counts = Counter(str(j.outcome or j.state) for j in done.values())
+            raise CliError(
+                f"ARM gave no answer reading the final states ({exc}); the jobs ended "
+                + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())),
+                EXIT_FAILED,
+            ) from None
         done = {i: store.get(j.id) or j for i, j in jobs.items()}
         lost = find_lost(plan, done, final)
         summary = summarise(store, done, stats.writes, lost)

@@ -12,15 +12,18 @@ from rich.console import Console
 
 from armguard.cli.common import (
     GracefulStop,
+    add_arm_outage_argument,
     add_endpoint_arguments,
     add_store_argument,
+    arm_reporter,
     client_factory,
     open_store_arg,
 )
 from armguard.cli.output import EXIT_OK, CliError, add_output_argument, print_json, print_table
 from armguard.clock import SystemClock
 from armguard.coordinator.metrics import CoordinatorMetrics
-from armguard.coordinator.stores import redact
+from armguard.coordinator.sql_store import StoreError
+from armguard.coordinator.stores import open_store, redact
 from armguard.coordinator.worker import Worker, WorkerSettings
 from armguard.coordinator.write import BatchReport
 
@@ -62,6 +65,15 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="the longest a job waits for its resource to settle",
     )
+    add_arm_outage_argument(parser)
+    parser.add_argument(
+        "--store-outage",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="how long to keep reopening a store that cannot be reached (a database restart) "
+        "before stopping (default: 300)",
+    )
     add_output_argument(parser)
     parser.set_defaults(func=run)
 
@@ -69,8 +81,8 @@ def register(subparsers: Any) -> None:
 class _Progress:
     """Outcome counts on stderr: a live status line on a terminal, a line per batch otherwise."""
 
-    def __init__(self) -> None:
-        self.console = Console(stderr=True)
+    def __init__(self, console: Console) -> None:
+        self.console = console
         self.counts: dict[str, int] = {}
         self.writes = 0
         self._lock = threading.Lock()
@@ -79,6 +91,10 @@ class _Progress:
     def line(self) -> str:
         parts = [f"{k} {v}" for k, v in sorted(self.counts.items())]
         return f"jobs: {', '.join(parts) or 'none yet'} · ARM writes {self.writes}"
+
+    def say(self, text: str) -> None:
+        with self._lock:  # loops report from their own threads
+            self.console.print(text, highlight=False, soft_wrap=True)
 
     def on_batch(self, report: BatchReport) -> None:
         with self._lock:
@@ -90,6 +106,29 @@ class _Progress:
             self.status.update(text)
         else:
             self.console.print(text, highlight=False)
+
+
+def _first_open(args: argparse.Namespace, clock: SystemClock, console: Console) -> None:
+    """Fail fast on a store that cannot work (a bad URL, an SQLite path that cannot be a
+    database). A database server that is down or still starting is an outage the loops wait
+    out (--store-outage): say so, and start."""
+    url = args.store
+    if not (url and url.startswith(("postgresql://", "postgres://"))):
+        open_store_arg(url, clock).close()
+        return
+    try:
+        open_store(url, clock=clock).close()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    except StoreError as exc:
+        console.print(
+            f"WARNING: the store {redact(url)} cannot be reached yet ({exc}); waiting up to "
+            f"{args.store_outage:.0f} s (--store-outage)",
+            highlight=False,
+            soft_wrap=True,
+        )
+    except Exception as exc:
+        raise CliError(f"cannot open the store {redact(url)}: {exc}", 1) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,17 +144,19 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--linger-max must be at least --linger")
     if args.metrics_port is not None and not 0 < args.metrics_port < 65536:
         raise CliError("--metrics-port must be a TCP port (1-65535)")
+    if not (args.arm_outage >= 0 and args.store_outage >= 0):
+        raise CliError("--arm-outage and --store-outage must be >= 0")
     clock = SystemClock()
-    first = open_store_arg(args.store, clock)  # fail fast on a bad store before starting loops
-    first.close()
     client_for = client_factory(args.endpoint, args.cloud)
+    console = Console(stderr=True)
+    _first_open(args, clock, console)
     metrics = CoordinatorMetrics()
     if args.metrics_port is not None:
         try:
             metrics.serve(args.metrics_port)
         except OSError as exc:
             raise CliError(f"cannot serve metrics on port {args.metrics_port}: {exc}", 1) from None
-    progress = _Progress()
+    progress = _Progress(console)
     worker = Worker(
         lambda: open_store_arg(args.store, clock),
         client_for,
@@ -126,9 +167,12 @@ def run(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             linger=args.linger,
             linger_max=args.linger_max,
+            arm_outage=args.arm_outage,
+            store_outage=args.store_outage,
         ),
         metrics=metrics,
         on_batch=progress.on_batch,
+        on_arm=arm_reporter(args.endpoint or args.cloud, progress.say),
     )
 
     stop = GracefulStop(lambda text: progress.console.print(text, highlight=False))
@@ -164,8 +208,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print_json(summary)
     else:
+        shown = {
+            **summary,
+            "outcomes": ", ".join(f"{k} {n}" for k, n in stats.outcomes.items()) or "none",
+        }
         print_table(
-            [{"metric": k, "value": v} for k, v in summary.items()],
+            [{"metric": k, "value": v} for k, v in shown.items()],
             ("metric", "value"),
             title="worker summary",
         )

@@ -19,6 +19,7 @@ from armguard.arm.client import CLOUDS, ArmClient, StaticIdentityCredential
 from armguard.cli.output import EXIT_INTERRUPTED, CliError
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.model import Job
+from armguard.coordinator.reachability import ReachabilityChange
 from armguard.coordinator.store import Store
 from armguard.coordinator.stores import open_store, redact
 
@@ -55,6 +56,38 @@ def open_store_arg(url: str | None, clock: Clock | None = None) -> Store:
     except Exception as exc:
         # Connection failures: say which store (password redacted), not a traceback.
         raise CliError(f"cannot open the store {redact(url)}: {exc}", 1) from None
+
+
+def add_arm_outage_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--arm-outage",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="how long ARM may give no answer at all (connection refused, DNS, TLS, timeouts) "
+        "before the jobs that need it fail instead of waiting (default: 60)",
+    )
+
+
+def arm_reporter(endpoint: str, say: Callable[[str], None]) -> Callable[[ReachabilityChange], None]:
+    """Lines for a worker's ``on_arm``: ARM going silent, the give-up, and its return."""
+
+    def report(change: ReachabilityChange) -> None:
+        why = change.why.splitlines()[0][:300] if change.why else "no answer"
+        if change.state == "silent":
+            say(
+                f"WARNING: ARM at {endpoint} gives no answer ({why}); retrying with backoff for "
+                f"up to {change.limit:.0f} s (--arm-outage)"
+            )
+        elif change.state == "gave_up":
+            say(
+                f"WARNING: ARM at {endpoint} gave no answer for {change.silent_for:.0f} s; jobs "
+                "that need it now fail (transient) until it answers again"
+            )
+        else:
+            say(f"ARM at {endpoint} answers again after {change.silent_for:.0f} s of silence")
+
+    return report
 
 
 def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:

@@ -121,7 +121,9 @@ class Session:
             clock,
             self.before_arm,
             self.stop_now,
-            slice=max(1.0, ttl / 3),
+            # One-second slices: a stop (Ctrl-C, SIGTERM) before the first write is seen within
+            # a second, whatever the TTL; the lease is still heartbeated only every ttl / 3.
+            slice=1.0,
             poll_interval=settings.poll_interval,
             max_wait=settings.max_wait,
         )
