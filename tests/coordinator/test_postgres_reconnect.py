@@ -402,3 +402,50 @@ def test_a_worker_started_while_the_server_refuses_waits_then_drains(
             assert found.outcome is Outcome.APPLIED, found.reason
         live = setup.request("GET", VNET, api_version=NET_API).body
         assert live["tags"] == {"a": "1", "b": "2", "c": "3"}
+
+
+def test_the_worker_command_started_while_the_server_is_down_waits_then_drains(
+    cluster: Cluster, schema: str, opened: list[PostgresStore]
+) -> None:
+    """`armguard worker` used to exit at once when its first open failed; it now says the
+    store cannot be reached yet and waits (--store-outage), then runs the queue."""
+    import sys
+
+    with emulator(clock=SystemClock(), type_settings=FAST) as arm:
+        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=arm.base_url)
+        assert setup.request("PUT", RG, api_version="2024-03-01", body={"location": "eastus"}).ok
+        body = {
+            "location": "eastus",
+            "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
+        }
+        assert setup.request("PUT", VNET, api_version=NET_API, body=body).ok
+        store = PostgresStore(cluster.url, schema=schema)
+        opened.append(store)
+        job = submit(store, VNET, TagsIntent({"a": "1"}), "alice")
+        url = f"{cluster.url}?schema={schema}"
+        cluster.pg_ctl("-m", "immediate", "-w", "stop")
+        try:
+            proc = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "armguard.cli.main", "worker", "--store", url),
+                    *("--endpoint", arm.base_url, "--until-idle", "--linger", "0"),
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stderr is not None
+            first = proc.stderr.readline()
+            while first.startswith("worker "):
+                first = proc.stderr.readline()
+            assert first.startswith("WARNING: the store"), first
+            assert "cannot be reached yet" in first
+            assert proc.poll() is None  # still running, waiting for the server
+        finally:
+            cluster.ensure_up()
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err
+        done = store.get(job.id)
+        assert done is not None
+        assert done.outcome is Outcome.APPLIED

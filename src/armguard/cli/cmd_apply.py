@@ -57,7 +57,7 @@ from armguard.coordinator.gates import GateTimeout, Pacer, Stopped
 from armguard.coordinator.model import Job, JobState
 from armguard.coordinator.plan import Plan, PlanError, load_plan
 from armguard.coordinator.store import Store
-from armguard.coordinator.stores import redact
+from armguard.coordinator.stores import open_store, redact
 from armguard.coordinator.worker import Worker, WorkerSettings
 from armguard.coordinator.write import BatchReport
 
@@ -292,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
         )
         progress, on_batch = _progress(console, len(jobs))
         worker = Worker(
-            lambda: open_store_arg(store_url, clock),
+            # Not open_store_arg: a StoreError must reach the loops, which wait it out.
+            lambda: open_store(store_url, clock=clock),
             client_for,
             clock,
             settings=WorkerSettings(

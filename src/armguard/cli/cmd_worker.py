@@ -158,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"cannot serve metrics on port {args.metrics_port}: {exc}", 1) from None
     progress = _Progress(console)
     worker = Worker(
-        lambda: open_store_arg(args.store, clock),
+        # Not open_store_arg: a StoreError must reach the loops, which wait it out.
+        lambda: open_store(args.store, clock=clock),
         client_for,
         clock,
         settings=WorkerSettings(
