@@ -183,15 +183,24 @@ def test_a_type_without_etags_compares_the_body_it_read(
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("extra", "content", "message"),
     [
-        (["--baseline", "/nonexistent/read.json"], "cannot read"),
-        (["--baseline", "-", "--read-baseline"], "not both"),
+        (["--baseline", "/nonexistent/read.json"], None, "cannot read"),
+        (["--baseline", "-", "--read-baseline"], None, "not both"),
+        (["--baseline", "{file}"], "[1, 2]", "--baseline must be a JSON object"),
+        (["--baseline", "{file}"], "{", "--baseline is not valid JSON"),
     ],
 )
 def test_bad_baselines_are_an_error_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    content: str | None,
+    message: str,
 ) -> None:
+    path = tmp_path / "read.json"
+    if content is not None:
+        path.write_text(content)
     code, _, err = cli(
         capsys,
         "submit",
@@ -203,31 +212,8 @@ def test_bad_baselines_are_an_error_line_and_exit_2(
         "w",
         "--tag",
         "a=1",
-        *extra,
+        *(arg.format(file=path) for arg in extra),
     )
     assert code == 2, err
     assert err.startswith("ERROR: ")
     assert message in err
-
-
-def test_a_baseline_that_is_not_an_object_is_refused(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bad = tmp_path / "b.json"
-    bad.write_text("[1, 2]")
-    code, _, err = cli(
-        capsys,
-        "submit",
-        "--store",
-        str(tmp_path / "s.db"),
-        "--resource",
-        NSG,
-        "--writer",
-        "w",
-        "--tag",
-        "a=1",
-        "--baseline",
-        str(bad),
-    )
-    assert code == 2
-    assert "--baseline must be a JSON object" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -27,7 +28,7 @@ from armguard.coordinator.postgres_store import PostgresStore
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.submit import submit
 from armguard.coordinator.worker import Worker, WorkerSettings
-from armguard.testing import emulator
+from armguard.testing import EmulatorHandle, emulator
 from pg_server import PG_BIN, PgServer, PgUnavailable
 
 pytestmark = pytest.mark.postgres
@@ -198,6 +199,20 @@ def applied(lease: Lease) -> list[JobResult]:
     return [JobResult(job.id, Outcome.APPLIED) for job in lease.jobs]
 
 
+@contextmanager
+def served_vnet() -> Iterator[EmulatorHandle]:
+    """An emulator answering at once, holding the VNet the jobs tag."""
+    with emulator(clock=SystemClock(), type_settings=FAST) as arm:
+        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=arm.base_url)
+        assert setup.request("PUT", RG, api_version="2024-03-01", body={"location": "eastus"}).ok
+        body = {
+            "location": "eastus",
+            "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
+        }
+        assert setup.request("PUT", VNET, api_version=NET_API, body=body).ok
+        yield arm
+
+
 def until(check: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -335,14 +350,7 @@ def test_a_worker_started_while_the_server_refuses_waits_then_drains(
     """The worker's first opens (every loop's and the watcher's) meet a server that refuses
     connections; they wait as in any outage, and once it is back the worker drains the queue,
     and then outlives an immediate restart under it."""
-    with emulator(clock=SystemClock(), type_settings=FAST) as arm:
-        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=arm.base_url)
-        assert setup.request("PUT", RG, api_version="2024-03-01", body={"location": "eastus"}).ok
-        body = {
-            "location": "eastus",
-            "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
-        }
-        assert setup.request("PUT", VNET, api_version=NET_API, body=body).ok
+    with served_vnet() as arm:
 
         def client(who: str) -> ArmClient:
             return ArmClient(StaticIdentityCredential(who), endpoint=arm.base_url)
@@ -400,6 +408,7 @@ def test_a_worker_started_while_the_server_refuses_waits_then_drains(
             found = store.get(job.id)
             assert found is not None
             assert found.outcome is Outcome.APPLIED, found.reason
+        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=arm.base_url)
         live = setup.request("GET", VNET, api_version=NET_API).body
         assert live["tags"] == {"a": "1", "b": "2", "c": "3"}
 
@@ -409,16 +418,7 @@ def test_the_worker_command_started_while_the_server_is_down_waits_then_drains(
 ) -> None:
     """`armguard worker` used to exit at once when its first open failed; it now says the
     store cannot be reached yet and waits (--store-outage), then runs the queue."""
-    import sys
-
-    with emulator(clock=SystemClock(), type_settings=FAST) as arm:
-        setup = ArmClient(StaticIdentityCredential("setup"), endpoint=arm.base_url)
-        assert setup.request("PUT", RG, api_version="2024-03-01", body={"location": "eastus"}).ok
-        body = {
-            "location": "eastus",
-            "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}},
-        }
-        assert setup.request("PUT", VNET, api_version=NET_API, body=body).ok
+    with served_vnet() as arm:
         store = PostgresStore(cluster.url, schema=schema)
         opened.append(store)
         job = submit(store, VNET, TagsIntent({"a": "1"}), "alice")
