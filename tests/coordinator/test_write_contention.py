@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from writer_env import NSG, VM, Env, Interleaved, alice, make_vm, run_with
 
 from armguard.arm.client import ArmResponse, ArmTransportError
@@ -275,3 +276,25 @@ def test_a_put_creates_and_a_tag_behind_it_in_the_same_write_rides_along(env: En
     assert env.job(put).outcome is Outcome.APPLIED
     assert env.job(tag).outcome is Outcome.APPLIED
     assert env.get(fresh)["tags"] == {"p": "1", "k": "v"}
+
+
+def test_intents_whose_target_is_not_what_they_assume_end_not_found(env: Env) -> None:
+    missing_vm = VM.replace("vm1", "ghost")
+    no_group = NSG.replace("/resourceGroups/rg/", "/resourceGroups/nowhere/")
+    no_vnet = f"{NSG.rsplit('/providers/', 1)[0]}/providers/Microsoft.Network/virtualNetworks/none/subnets/app"
+    jobs = [
+        env.submit(missing_vm, ResizeIntent("Standard_D4s_v5")),
+        env.submit(missing_vm, ActionIntent("start")),
+        env.submit(no_group, TagsIntent({"a": "1"})),
+        env.submit(no_group, PutIntent({"location": "eastus"})),
+        env.submit(no_vnet, MergeIntent({"properties": {"addressPrefix": "10.0.9.0/24"}})),
+    ]
+    env.run()
+    for job in jobs:
+        done = env.job(job)
+        assert (done.outcome, done.kind) == (Outcome.FAILED, "not_found"), (job.spec, done.reason)
+
+
+def test_a_resize_of_something_that_is_not_a_vm_is_refused_at_submit(env: Env) -> None:
+    with pytest.raises(ValueError, match="virtual machine"):
+        env.submit(NSG, ResizeIntent("Standard_D4s_v5"))

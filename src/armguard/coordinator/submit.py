@@ -6,13 +6,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from armguard.arm.ids import parse_resource_id
-from armguard.coordinator.intents import Intent, MergeIntent, PutIntent
+from armguard.coordinator.intents import Intent, MergeIntent, PutIntent, ResizeIntent
 from armguard.coordinator.model import Job, JobSpec, StalePolicy
 from armguard.coordinator.resource_types import api_version_for
 from armguard.coordinator.scopes import lock_keys
 from armguard.coordinator.store import Store
 
 __all__ = ["build_spec", "submit"]
+
+_VM_TYPE = "microsoft.compute/virtualmachines"
 
 
 def _body_of(intent: Intent) -> Mapping[str, Any] | None:
@@ -45,6 +47,13 @@ def build_spec(
     if not isinstance(writer, str) or not writer.strip():
         raise ValueError("a writer name is required (it is the caller in the Activity Log)")
     api_version_for(rid, intent.api_version)
+    if isinstance(intent, ResizeIntent) and rid.type.lower() != _VM_TYPE:
+        # It writes properties.hardwareProfile.vmSize, which only a VM has; on anything else
+        # it would be a body ARM refuses, or worse, one a permissive provider keeps.
+        raise ValueError(
+            f"a resize intent changes a virtual machine's size; {rid.type} is not a "
+            "Microsoft.Compute/virtualMachines resource (use a merge intent for other types)"
+        )
     if baseline_etag is not None and not baseline_etag.strip():
         raise ValueError("a baseline ETag cannot be blank")
     if baseline is not None:
