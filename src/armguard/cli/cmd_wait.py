@@ -8,14 +8,12 @@ from typing import Any
 
 from armguard.cli.common import add_store_argument, job_to_json, open_store_arg
 from armguard.cli.output import EXIT_FAILED, EXIT_OK, CliError, add_output_argument, print_json
-from armguard.clock import Clock, SystemClock
-from armguard.coordinator.model import JobState, Outcome
+from armguard.coordinator.model import Outcome
+from armguard.coordinator.waiting import JobNotFound, WaitTimeout, wait_for
 
-__all__ = ["register", "wait_for_job"]
+__all__ = ["register"]
 
 _SUCCESS = frozenset({Outcome.APPLIED, Outcome.ALREADY_SATISFIED})
-# Completions wake the wait at once (Store.watch_changes); this only bounds a missed wake-up.
-_RECHECK_SECONDS = 5.0
 
 
 def register(subparsers: Any) -> None:
@@ -32,30 +30,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def wait_for_job(store: Any, job_id: str, timeout: float, clock: Clock) -> Any:
-    """Look again at every change the store announces until the job is done or the timeout
-    passes: a completion in any process wakes this wait, with no polling interval."""
-    deadline = clock.monotonic() + timeout
-    while True:
-        job = store.get(job_id)
-        if job is None:
-            raise CliError(f"no job '{job_id}' in this store")
-        if job.state is JobState.DONE:
-            return job
-        if clock.monotonic() >= deadline:
-            raise CliError(
-                f"job {job_id} is still {job.state} after {timeout:g} s; is a worker running?",
-                EXIT_FAILED,
-            )
-        store.watch_changes(min(_RECHECK_SECONDS, max(0.0, deadline - clock.monotonic())))
-
-
 def run(args: argparse.Namespace) -> int:
     if args.timeout < 0:
         raise CliError("--timeout must not be negative")
     store = open_store_arg(args.store)
     try:
-        job = wait_for_job(store, args.job, args.timeout, SystemClock())
+        # The library's wait: a completion in any process wakes it, with no polling interval.
+        [job] = wait_for(store, [args.job], timeout=args.timeout)
+    except (JobNotFound, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    except WaitTimeout as exc:
+        raise CliError(str(exc), EXIT_FAILED) from None
     finally:
         store.close()
     if args.output == "json":
