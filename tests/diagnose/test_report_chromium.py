@@ -183,8 +183,8 @@ def test_the_report_renders_bars_and_conflict_links_in_chromium(tmp_path: Path) 
     # bob's deallocate: the widest green bar, most of the chart wide.
     bob_y, bob_x0, bob_x1 = max(green, key=lambda r: r[2] - r[1])
     assert bob_x1 - bob_x0 > 600
-    # alice's refused write: red, one lane (34 px) lower, inside bob's span in time.
-    bar_rows = [r for r in red if 20 <= r[0] - bob_y <= 50 and bob_x0 < r[1] < bob_x1]
+    # alice's refused write: red, one lane lower (40 of 1000 units: 50 px at 1240 px), inside bob's span.
+    bar_rows = [r for r in red if 30 <= r[0] - bob_y <= 70 and bob_x0 < r[1] < bob_x1]
     assert bar_rows, (bob_y, bob_x0, bob_x1, red[:5])
     # The arrow between them (its stroke runs between the two lanes).
     assert any(bob_y <= y <= bar_rows[0][0] + 16 and bob_x0 < x0 < bob_x1 for y, x0, _ in purple)

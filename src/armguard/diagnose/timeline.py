@@ -24,7 +24,7 @@ import itertools
 import json
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +42,7 @@ from armguard.diagnose.sources import (
     parse_time,
     read_records,
 )
+from armguard.diagnose.story import JobStory, Mark
 from armguard.diagnose.sweep import (
     CauseQuery,
     Interval,
@@ -56,6 +57,7 @@ from armguard.events import EventType
 __all__ = [
     "CONFLICT_KINDS",
     "Conflict",
+    "Mark",
     "Operation",
     "Overlap",
     "RetryStorm",
@@ -146,6 +148,10 @@ class Operation:
     job_id: str | None = None
     attempt: int | None = None
     files: tuple[str, ...] = ()
+    own: bool = False
+    """armguard's own request: a job's write, or ARM's record of one by the job's writer."""
+    coalesced: tuple[tuple[str, str], ...] = ()
+    """(job ID, writer) of the other intents this one ARM write carried."""
 
     @property
     def outcome(self) -> str:
@@ -181,6 +187,8 @@ class Operation:
             "operation_url": self.operation_url,
             "job_id": self.job_id,
             "attempt": self.attempt,
+            "own": self.own,
+            "coalesced": [{"job_id": j, "writer": w} for j, w in self.coalesced],
             "source": self.source,
             "files": list(self.files),
         }
@@ -227,8 +235,12 @@ class Conflict:
     operation: Operation
     cause: Operation | None
     relation: str | None
-    """How the cause relates: ``in_flight``, ``completed_before``, ``lock``."""
+    """How the cause relates: ``in_flight``, ``completed_before``, ``lock``; ``state`` when
+    the resource's own state refused the write (no write is the cause)."""
     explanation: str
+    handled: str | None = None
+    """For armguard's own writes: ``absorbed`` (the job went on and ended well) or
+    ``surfaced`` (the conflict ended the job); None for other writers."""
 
     def to_json(self) -> dict[str, Any]:
         op = self.operation
@@ -254,6 +266,8 @@ class Conflict:
                 "end": None if cause.end is None else isoformat(cause.end),
                 "outcome": cause.outcome,
             },
+            "relation": self.relation,
+            "handled": self.handled,
             "explanation": self.explanation,
         }
 
@@ -344,6 +358,9 @@ class Timeline:
     """ETag-bearing resource → writes whose token the logs cannot show."""
     steps: dict[str, int] = field(default_factory=dict)
     """Inner-loop work of each finding, for tests of growth; not part of the output."""
+    marks: list[Mark] = field(default_factory=list)
+    """Steps of armguard's jobs to draw on the bars: rebases, drops, prerequisites…"""
+    story: JobStory = field(default_factory=JobStory, repr=False)
     _resources: _Resources = field(default_factory=lambda: _Resources(), repr=False)  # noqa: PLW0108 (defined below)
 
     @property
@@ -411,6 +428,51 @@ class Timeline:
             )
         return out
 
+    def headline(self) -> dict[str, Any]:
+        """The run in numbers: intents and how they ended, conflicts by who met them, lost."""
+        absorbed: Counter[str] = Counter()
+        surfaced: Counter[str] = Counter()
+        others: Counter[str] = Counter()
+        for c in self.conflicts:
+            kind = c.operation.kind or "unknown"
+            {"absorbed": absorbed, "surfaced": surfaced}.get(c.handled or "", others)[kind] += 1
+        steps: dict[str, set[str]] = defaultdict(set)
+        for m in self.marks:
+            steps[m.event].update(m.job_ids)
+        transitions = sum(1 for m in self.marks if m.event == "prerequisite")
+        coalesced_writes = sum(1 for o in self.operations if o.coalesced)
+        lost, lost_why = self.story.lost()
+        intents = len(self.story.intents)
+        outcomes = self.story.outcomes()
+        own = [o for o in self.operations if o.own and o.verb in _WRITE_VERBS]
+        callers = {o.caller for o in self.operations}
+        return {
+            "intents": intents,
+            "outcomes": outcomes,
+            "lost_intents": lost,
+            "lost_intents_basis": lost_why,
+            "operations": len(self.operations),
+            "callers": len(callers),
+            "armguard_requests": len(own),
+            "conflicts_absorbed": dict(sorted(absorbed.items())),
+            "conflicts_surfaced": dict(sorted(surfaced.items())),
+            "conflicts_of_other_writers": dict(sorted(others.items())),
+            "rebased": len(steps["rebased"]),
+            "dropped_stale": len(steps["dropped_stale"]),
+            "already_satisfied": len(steps["already_satisfied"]),
+            "prerequisite_transitions": transitions,
+            "coalesced_writes": coalesced_writes,
+            "text": _headline_text(
+                intents=intents,
+                outcomes=outcomes,
+                absorbed=absorbed,
+                surfaced=surfaced,
+                others=others,
+                lost=lost,
+                operations=len(self.operations),
+            ),
+        }
+
     def families(self) -> list[tuple[str, list[Operation]]]:
         """Operations per top-level resource (a VNet with its subnets), by first activity."""
         groups: dict[str, tuple[str, list[Operation]]] = {}
@@ -454,6 +516,7 @@ class Timeline:
     def to_json(self) -> dict[str, Any]:
         start, end = self.start, self.end
         return {
+            "headline": self.headline(),
             "inputs": self.inputs,
             "window": {
                 "start": None if start is None else isoformat(start),
@@ -473,8 +536,46 @@ class Timeline:
             "stale_replays": [r.to_json() for r in self.stale_replays],
             "tokenless_writers": [t.to_json() for t in self.tokenless],
             "operations": [o.to_json() for o in self.operations],
+            "marks": [m.to_json() for m in self.marks],
             "notes": self.notes(),
         }
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+
+
+def _headline_text(
+    *,
+    intents: int,
+    outcomes: Mapping[str, int],
+    absorbed: Mapping[str, int],
+    surfaced: Mapping[str, int],
+    others: Mapping[str, int],
+    lost: int | None,
+    operations: int,
+) -> str:
+    parts = []
+    if intents:
+        parts.append(f"{intents} intent{'s' if intents != 1 else ''}: {_counts(outcomes)}.")
+        n = sum(absorbed.values())
+        parts.append(
+            f"armguard absorbed {n} conflict{'s' if n != 1 else ''}"
+            + (f" ({_counts(absorbed)})" if n else "")
+            + "; "
+            + (f"{_counts(surfaced)} reached a writer." if surfaced else "none reached a writer.")
+        )
+        if lost is not None:
+            parts.append(f"Lost intents: {lost}.")
+    else:
+        parts.append(f"{operations} operation{'s' if operations != 1 else ''}, no job events.")
+    if others:
+        n = sum(others.values())
+        parts.append(
+            f"{n} conflict{'s' if n != 1 else ''} met by writers outside armguard "
+            f"({_counts(others)})."
+        )
+    return " ".join(parts)
 
 
 def short_resource_id(resource_id: str) -> str:
@@ -761,11 +862,19 @@ def _operation_name(resource_id: str, verb: str | None, resources: _Resources) -
 def _job_write(rec: JobRecord, resources: _Resources) -> Operation:
     """An operation started by a job's ARM write (or, in a partial log, by its conflict)."""
     ev = rec.event
-    name = _operation_name(ev.resource_id, ev.verb, resources)
+    target = ev.resource_id
+    path = ev.detail.get("path") if isinstance(ev.detail, Mapping) else None
+    if isinstance(path, str) and path.lower() != target.lower():
+        # The request went elsewhere than the intent's resource (tags go to .../tags/default):
+        # ARM logs that ID, so the operation is placed there, where its record can join it.
+        found = resources.get(path)
+        if found is not None and found.is_within(resources.get(target) or found):
+            target = str(found)
+    name = _operation_name(target, ev.verb, resources)
     return Operation(
         id="",
         source="job_events",
-        resource_id=ev.resource_id,
+        resource_id=target,
         caller=ev.writer,
         operation=name,
         verb=_verb(name),
@@ -777,6 +886,7 @@ def _job_write(rec: JobRecord, resources: _Resources) -> Operation:
         job_id=ev.job_id,
         attempt=ev.attempt,
         files=(rec.source,),
+        own=True,
     )
 
 
@@ -828,6 +938,27 @@ def _job_operations(records: list[JobRecord], resources: _Resources) -> list[Ope
                 current = None
         if current is not None:
             out.append(current)
+    return _fold_batches(out)
+
+
+def _fold_batches(ops: list[Operation]) -> list[Operation]:
+    """One ARM write that carried several jobs' intents is one operation.
+
+    The coordinator records a batch's write (and ARM's answer) on every job of the batch, with
+    one timestamp: left apart, one coalesced write would read as several callers writing the
+    same resource at the same moment.
+    """
+    batches: dict[tuple[Any, ...], Operation] = {}
+    out: list[Operation] = []
+    for op in ops:
+        key = (op.start, op.end, op.resource_id.lower(), op.operation.lower(), op.status)
+        first = batches.get(key)
+        if first is None or op.job_id is None:
+            batches[key] = op
+            out.append(op)
+            continue
+        first.coalesced = (*first.coalesced, (op.job_id, op.caller))
+        first.files = tuple(sorted({*first.files, *op.files}))
     return out
 
 
@@ -869,11 +1000,25 @@ def _merge_sources(activity: list[Operation], jobs: list[Operation]) -> list[Ope
     index = {key: _Unmatched(ops) for key, ops in grouped.items()}
     merged: list[Operation] = []
     for job in jobs:
-        candidates = index.get((job.resource_id.lower(), job.caller.lower(), job.verb))
-        match = candidates.take_nearest(job.start, _MERGE_SECONDS) if candidates else None
+        match = None
+        # ARM logs a coalesced write under one of the writers it carried, any of them.
+        for n, (_job_id, caller) in enumerate(((job.job_id, job.caller), *job.coalesced)):
+            candidates = index.get((job.resource_id.lower(), caller.lower(), job.verb))
+            match = candidates.take_nearest(job.start, _MERGE_SECONDS) if candidates else None
+            if match is not None:
+                if n:
+                    lead = job.coalesced[n - 1]
+                    job.coalesced = (
+                        (str(job.job_id), job.caller),
+                        *(c for c in job.coalesced if c != lead),
+                    )
+                    job.job_id = lead[0]
+                break
         if match is None:
             merged.append(job)
             continue
+        match.own = True
+        match.coalesced = job.coalesced
         match.source = "both"
         match.token = job.token
         match.etag_sent = job.etag_sent or match.etag_sent
@@ -896,8 +1041,15 @@ def _overlaps(
     groups: one long write met by a series of refused attempts is one overlap, however many
     callers took part (a pair-by-pair list grows with the square of a storm)."""
     writes = [op for op in ops if op.verb in _WRITE_VERBS]
+    # armguard's jobs are one writer to the sweep: the coordinator orders them itself (a lease
+    # per resource and its parents), so two of them in flight together are no finding.
     items = [
-        Interval(op.start, _end(op, log_end), op.caller, resources.lineage(op.resource_id))
+        Interval(
+            op.start,
+            _end(op, log_end),
+            _OWN if op.own else op.caller,
+            resources.lineage(op.resource_id),
+        )
         for op in writes
     ]
     out: list[Overlap] = []
@@ -920,6 +1072,10 @@ def _overlaps(
     return out
 
 
+_OWN = "\x00armguard"
+"""The sweep's caller key for every armguard job: no log names a caller with a NUL in it."""
+
+
 def _end(op: Operation, log_end: float) -> float:
     return op.end if op.end is not None else max(log_end, op.start)
 
@@ -929,8 +1085,8 @@ _CAUSE_QUERIES = {
     ConflictKind.OPERATION_IN_PROGRESS: ("holder", Pool.ACCEPTED),
     # The write that moved the ETag on: the latest successful (or still running) one.
     ConflictKind.STALE_VERSION: ("latest", Pool.ADVANCING),
-    # A state prerequisite is caused by a writer only if another caller changed the state.
-    ConflictKind.STATE_PREREQUISITE: ("latest_other", Pool.ANY),
+    # No query for a state prerequisite (a running VM refusing a resize): the state is its
+    # cause, and the write that created the resource or last changed it is not to blame.
 }
 
 
@@ -967,6 +1123,8 @@ def _conflicts(
         if op.kind == ConflictKind.LOCKED:
             cause = locks.cause(op)
             relation = "lock" if cause else None
+        elif op.kind == ConflictKind.STATE_PREREQUISITE:
+            relation = "state"
         elif n in answers:
             found, in_flight = answers[n]
             if found is not None:
@@ -1014,6 +1172,12 @@ def _explain(op: Operation, cause: Operation | None, relation: str | None) -> st
     what = f"{op.caller}'s {op.operation} got {op.http_status or ''} {op.code or op.kind}".replace(
         "  ", " "
     )
+    if relation == "state":
+        said = f" (ARM: {_first_sentence(op.message)})" if op.message else ""
+        return (
+            f"{what}: the resource's own state did not allow it{said}. The cause is the "
+            "state, not an earlier write: change the state first (deallocate before a resize)."
+        )
     if cause is None:
         reasons: dict[str, str] = {
             ConflictKind.LOCKED: "a lock set outside the log's window or scope",
@@ -1032,6 +1196,62 @@ def _explain(op: Operation, cause: Operation | None, relation: str | None) -> st
         "" if cause.resource_id.lower() == op.resource_id.lower() else f" on {cause.resource_id}"
     )
     return f"{what}, caused by {cause.caller}'s {cause.operation}{where} ({cause.id}), {when}."
+
+
+def _first_sentence(message: str) -> str:
+    """The error's own words from an ARM body, cut to a sentence a tooltip can hold."""
+    try:
+        text = parse_error_body(None, message).message or message
+    except RecursionError:
+        text = message
+    text = " ".join(text.split())
+    cut = text.find(". ")
+    text = text[: cut + 1] if 0 < cut < 200 else text
+    return text if len(text) <= 200 else text[:199] + "…"
+
+
+def _handled(conflicts: list[Conflict], story: JobStory) -> list[Conflict]:
+    """Say which conflicts on armguard's own writes it absorbed and which ended a job.
+
+    As ``armguard apply`` counts them: a conflict is surfaced when it is the last one of a job
+    that ended failed or blocked, and absorbed otherwise (the job waited, rebased, ran a
+    prerequisite, and ended well).
+    """
+    last: dict[str, int] = {}
+    for n, c in enumerate(conflicts):
+        for job_id in _jobs_of(c.operation):
+            last[job_id] = n
+    out = []
+    for n, c in enumerate(conflicts):
+        op = c.operation
+        if not op.own:
+            out.append(c)
+            continue
+        jobs = _jobs_of(op)
+        surfaced = any(
+            last.get(j) == n and story.outcome_of(j) in ("failed", "blocked") for j in jobs
+        ) or (not jobs and story.failed_on(op.caller, op.resource_id))
+        out.append(
+            Conflict(
+                op,
+                c.cause,
+                c.relation,
+                c.explanation
+                + (
+                    " It ended the job: the writer was told."
+                    if surfaced
+                    else " armguard absorbed it: no writer saw it."
+                ),
+                "surfaced" if surfaced else "absorbed",
+            )
+        )
+    return out
+
+
+def _jobs_of(op: Operation) -> tuple[str, ...]:
+    if op.job_id is None:
+        return ()
+    return (op.job_id, *(j for j, _ in op.coalesced))
 
 
 def _storms(ops: Sequence[Operation], options: TimelineOptions) -> list[RetryStorm]:
@@ -1108,7 +1328,9 @@ def _tokenless(
     found: dict[tuple[str, str, str], list[Operation]] = defaultdict(list)
     unknown: dict[str, int] = defaultdict(int)
     for op in ops:
-        if op.verb != "write" or not resources.carries_etag(op.resource_id):
+        # armguard chose its own headers (If-Match where the type has ETags, none on a create
+        # or a tags write): its writes are never a tokenless finding.
+        if op.verb != "write" or op.own or not resources.carries_etag(op.resource_id):
             continue
         if op.token == "none":
             found[(op.resource_id, op.caller, "job_events")].append(op)
@@ -1137,12 +1359,14 @@ def analyse(
     resources = _Resources()
     groups: dict[tuple[str, str, str], _ActivityGroup] = {}
     jobs: list[JobRecord] = []
+    story = JobStory()
     for rec in records:
         resource = rec.resource_id if isinstance(rec, ActivityEvent) else rec.event.resource_id
         if opts.resource is not None and not resources.matches_filter(resource, opts.resource):
             continue
         if isinstance(rec, JobRecord):
             jobs.append(rec)
+            story.add(rec)
             continue
         key = (
             rec.operation_id or rec.correlation_id or f"{rec.ts}:{rec.caller}",
@@ -1160,13 +1384,33 @@ def analyse(
     jobs.clear()
     log_end = max((o.end if o.end is not None else o.start for o in ops), default=0.0)
     ops.sort(key=lambda o: (o.start, o.resource_id.lower(), o.caller, o.operation))
+    marks = story.marks
     for n, op in enumerate(ops, 1):
         op.id = f"op{n}"
+        if not op.own and story.is_own(op.caller, op.resource_id, op.start):
+            op.own = True  # a prerequisite transition, or a write whose job event is missing
+        if op.coalesced:
+            writers = sorted({op.caller, *(w for _, w in op.coalesced)})
+            count = len(op.coalesced) + 1
+            marks.append(
+                Mark(
+                    op.start,
+                    "coalesced",
+                    f"{count} intents",
+                    op.caller,
+                    op.resource_id,
+                    _jobs_of(op),
+                    f"one ARM write carried {count} intents ({', '.join(writers)}): "
+                    "armguard coalesced them instead of racing them",
+                    op.id,
+                )
+            )
+    marks.sort(key=lambda m: (m.ts, m.resource_id.lower(), m.writer))
     # Findings are computed on the whole log, then cut to the window: a 412 inside the window
     # keeps the write before it that moved the ETag, even when that write is outside.
     overlap_steps, cause_steps = Steps(), Steps()
     overlaps = _overlaps(ops, resources, log_end, overlap_steps)
-    conflicts = _conflicts(ops, resources, log_end, cause_steps)
+    conflicts = _handled(_conflicts(ops, resources, log_end, cause_steps), story)
     storms = _storms(ops, opts)
     replays = _stale_replays(ops)
     if opts.since is not None or opts.until is not None:
@@ -1177,6 +1421,7 @@ def analyse(
         overlaps = [o for o in overlaps if inside.intersection(o.operations)]
         storms = [s for s in storms if inside.intersection(s.operations)]
         replays = [r for r in replays if r.operation.id in inside]
+        marks = [m for m in marks if since <= m.ts <= until]
         shown = inside | {c.cause.id for c in conflicts if c.cause is not None}
         ops = [o for o in ops if o.id in shown]
     tokenless, unknown = _tokenless(ops, resources)
@@ -1191,6 +1436,8 @@ def analyse(
         inputs=inputs or [],
         unknown_tokens=unknown,
         steps={"overlaps": overlap_steps.n, "causes": cause_steps.n},
+        marks=marks,
+        story=story,
     )
 
 
