@@ -29,7 +29,10 @@ def register(subparsers: Any) -> None:
         description=(
             "Serve a local Azure Resource Manager emulator (ETags, long-running operations, "
             "409 conflicts, locks, deployments, Activity Log, fault injection) that the official "
-            "Azure SDKs use unmodified. Control API under /_armguard/."
+            "Azure SDKs use unmodified. Control API under /_armguard/ (see docs/emulator.md). "
+            "Prints one line, 'armguard emulator listening on URL', once it listens, then "
+            "serves until Ctrl-C or SIGTERM and exits 0; 2 on a bad flag or config file; 1 if "
+            "it cannot listen on the port."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")

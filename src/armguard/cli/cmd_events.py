@@ -23,7 +23,16 @@ _COLUMNS = ("Time", "Job", "Writer", "Event", "Attempt", "Kind", "Status", "Code
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "events", help="print job events as JSON lines (input for 'armguard timeline')"
+        "events",
+        help="print job events as JSON lines (input for 'armguard timeline')",
+        description=(
+            "Print every step the workers recorded for the store's jobs (claimed, read, "
+            "conflict, waiting, rebased, write, completed…) on stdout, one JSON object per "
+            "line by default: the shape 'armguard timeline' reads. --job, --resource and "
+            "--writer narrow it; -o json prints one array, -o table a table. Reads only: the "
+            "store must exist. Exit 0; 2 on bad input, a missing store or an unknown --job; "
+            "1 if the store cannot be reached."
+        ),
     )
     add_store_argument(parser)
     parser.add_argument("--job", metavar="JOB", help="only this job's events")

@@ -14,7 +14,15 @@ __all__ = ["register"]
 
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "scopes", help="list learned lock scopes (resource pairs ARM serialises) and why"
+        "scopes",
+        help="list learned lock scopes (resource pairs ARM serialises) and why",
+        description=(
+            "List the dependencies ARM has revealed to the workers (a subnet held by its VNet's "
+            "operation, a NIC by its VM…): each resource key, the key it depends on, why "
+            "(ARM's error), how often and when it was last seen. Later claims lock both keys "
+            "together. Reads only: the store must exist. Exit 0; 2 on bad input or a missing "
+            "store; 1 if the store cannot be reached."
+        ),
     )
     add_store_argument(parser)
     add_output_argument(parser)

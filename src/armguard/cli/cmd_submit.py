@@ -45,7 +45,10 @@ def register(subparsers: Any) -> None:
         description=(
             "Queue a write intent. A worker serialises it with every other write to the "
             "resource and the scopes it depends on, rebases it on the live state, and records "
-            "one outcome. Give exactly one intent (--tag and --untag may be combined)."
+            "one outcome. Give exactly one intent (--tag and --untag may be combined). Creates "
+            "an SQLite store that does not exist yet. Prints the job id (-o json: the job). "
+            "Exit 0 once queued; 2 on bad input; 1 if the store or, with --read-baseline, ARM "
+            "cannot be reached."
         ),
     )
     add_store_argument(parser)
@@ -195,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     baseline = _baseline_file(args.baseline) if args.baseline else None
     if args.read_baseline:
         baseline = _read_baseline(args, intent)
-    store = open_store_arg(args.store)
+    store = open_store_arg(args.store, create=True)
     try:
         job = submit(
             store,

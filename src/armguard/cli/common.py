@@ -9,16 +9,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import suppress
+from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from armguard.arm.client import CLOUDS, ArmClient, StaticIdentityCredential
-from armguard.cli.output import EXIT_INTERRUPTED, CliError
+from armguard.cli.output import EXIT_INTERRUPTED, CliError, clip
 from armguard.clock import Clock, isoformat
-from armguard.coordinator.model import Job
+from armguard.coordinator.model import Job, Outcome
 from armguard.coordinator.reachability import ReachabilityChange
 from armguard.coordinator.store import Store
 from armguard.coordinator.stores import open_store, redact
@@ -27,11 +28,13 @@ __all__ = [
     "GracefulStop",
     "add_endpoint_arguments",
     "add_store_argument",
+    "arm_error",
     "client_factory",
     "is_local_endpoint",
     "job_row",
     "job_to_json",
     "open_store_arg",
+    "sqlite_path",
 ]
 
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -46,9 +49,19 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store_arg(url: str | None, clock: Clock | None = None) -> Store:
+def open_store_arg(url: str | None, clock: Clock | None = None, *, create: bool = False) -> Store:
+    """Open ``--store``. Only commands that put jobs in a store (``create``: submit, worker,
+    apply) may bring a new SQLite file into being: a reading command pointed at a mistyped
+    path would otherwise create an empty database and report "0 jobs" as if that were true."""
     if not url:
         raise CliError("--store is required: an SQLite file path or a postgresql:// URL")
+    if not create:
+        path = sqlite_path(url)
+        if path is not None and not Path(path).exists():
+            raise CliError(
+                f"no store at {url} (no such SQLite file; 'armguard submit', 'armguard worker' "
+                "and 'armguard apply' create one)"
+            )
     try:
         return open_store(url, clock=clock)
     except ValueError as exc:
@@ -56,6 +69,17 @@ def open_store_arg(url: str | None, clock: Clock | None = None) -> Store:
     except Exception as exc:
         # Connection failures: say which store (password redacted), not a traceback.
         raise CliError(f"cannot open the store {redact(url)}: {exc}", 1) from None
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file an SQLite store URL names, or None for any other kind of store (PostgreSQL,
+    an unsupported scheme, which ``open_store`` reports itself)."""
+    text = url.strip()
+    if text.lower().startswith("sqlite:///"):
+        return text[len("sqlite:///") :] or None
+    if "://" in text or text == ":memory:" or text.startswith("file:"):
+        return None
+    return text
 
 
 def add_arm_outage_argument(parser: argparse.ArgumentParser) -> None:
@@ -152,9 +176,25 @@ def client_factory(endpoint: str | None, cloud: str) -> Callable[[str], ArmClien
     return remote
 
 
-def job_to_json(job: Job) -> dict[str, Any]:
+def arm_error(store: Store, job: Job) -> dict[str, Any] | None:
+    """ARM's own words for a failed or blocked job, whole: the last error its events recorded.
+
+    The job's ``reason`` quotes ARM's message cut short (the write loop stores a bounded
+    string), which can end mid-way through the locked scope's ID; JSON readers get the full
+    error here instead."""
+    if job.outcome not in (Outcome.FAILED, Outcome.BLOCKED):
+        return None
+    for event in reversed(store.events(job.id)):
+        if event.code and event.message:
+            return {"status": event.status, "code": event.code, "message": event.message}
+    return None
+
+
+def job_to_json(job: Job, error: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A job for ``--output json``: nothing shortened. ``error`` (from :func:`arm_error`) is
+    added as ``armError`` by the commands that looked it up."""
     spec = job.spec
-    return {
+    doc = {
         "id": job.id,
         "seq": job.seq,
         "resourceId": spec.resource_id,
@@ -174,6 +214,9 @@ def job_to_json(job: Job) -> dict[str, Any]:
         "updatedAt": isoformat(job.updated_at),
         "result": dict(job.result),
     }
+    if error is not None:
+        doc["armError"] = dict(error)
+    return doc
 
 
 def job_row(job: Job) -> dict[str, Any]:
@@ -186,7 +229,7 @@ def job_row(job: Job) -> dict[str, Any]:
         "State": str(job.state),
         "Outcome": str(job.outcome) if job.outcome else "",
         "Kind": job.kind or "",
-        "Reason": (job.reason or "")[:80],
+        "Reason": clip(job.reason or "", 100),
     }
 
 

@@ -50,9 +50,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that an unknown flag after a command is reported by that
+    command's parser: its usage line names the flags it does take (argparse hands unknown
+    arguments back to the top-level parser, whose usage only lists the commands)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        command = getattr(args, "command", None)
+        sub = _subparsers(parser).get(command) if command else None
+        # A flag before the command (`armguard --bogus jobs`) is the top level's to report.
+        before = words[: words.index(command)] if command in words else words
+        if sub is None or any(extra in before for extra in extras):
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+        sub.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    # argparse offers no public way to reach a parser's sub-command parsers.
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -8,10 +8,14 @@ as shells report it.
 from __future__ import annotations
 
 import json
+import queue
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
 from typing import Any, NoReturn
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -22,7 +26,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "CliError",
+    "Reporter",
     "add_output_argument",
+    "clip",
     "die",
     "print_json",
     "print_table",
@@ -55,7 +61,9 @@ def print_table(
 ) -> None:
     table = Table(title=title, show_lines=False, header_style="bold")
     for col in columns:
-        table.add_column(col)
+        # Fold, never cut: Rich's default ellipsis would end a resource ID mid-way, and an
+        # ID in a log must be copyable whole (commands shorten long prose themselves: clip).
+        table.add_column(col, overflow="fold")
     for row in rows:
         # Cells hold text from logs and ARM; never let it be read as Rich markup.
         table.add_row(*("" if row.get(c) is None else escape(str(row.get(c))) for c in columns))
@@ -68,3 +76,81 @@ def add_output_argument(parser: Any, default: str = "table") -> None:
     parser.add_argument(
         "--output", "-o", choices=("json", "table"), default=default, help="output format"
     )
+
+
+def clip(text: str, limit: int) -> str:
+    """Shorten ``text`` for a table cell, never for JSON: at a space when there is one in the
+    second half, so a resource ID is shown whole or not at all, and with an ellipsis so nobody
+    takes the cut text for the whole reason."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+class Reporter:
+    """The one thread that prints to a Rich console while a worker's loops run.
+
+    Worker callbacks (``on_batch``, ``on_arm``) run on the loops' threads. Rich loads parts of
+    itself on first use (its Unicode width tables among them); several threads printing at
+    once have met a half-imported module, then a hang. So the console is exercised here, on
+    the main thread, before any loop starts, and afterwards every line and every update of a
+    live display is queued to one printing thread. The queue is a ``SimpleQueue``, whose
+    ``put`` may be called from a signal handler that interrupted another ``put``.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        warm_up(console)
+        self._queue: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Reporter:
+        self._thread = threading.Thread(target=self._drain, name="armguard-printer", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def say(self, text: str) -> None:
+        """Print one line (never read as markup: it carries text from ARM and the store)."""
+        self.call(lambda: self.console.print(text, highlight=False, markup=False, soft_wrap=True))
+
+    def call(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (a Rich call) on the printing thread; at once when none runs."""
+        if self._thread is None:
+            action()
+        else:
+            self._queue.put(action)
+
+    def close(self) -> None:
+        """Print what is queued, then stop the printing thread; later calls print at once."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _drain(self) -> None:
+        while True:
+            action = self._queue.get()
+            if action is None:
+                return
+            try:
+                action()
+            except Exception as exc:  # a line that fails must not stop the ones after it
+                sys.stderr.write(f"WARNING: could not print progress: {exc}\n")
+
+
+def warm_up(console: Console) -> None:
+    """Load what Rich loads lazily (Unicode width tables, the renderers) on this thread."""
+    cell_len("jobs · → … ━ ✓ é 中")
+    console.render_str("[bold]armguard[/bold] · …")
