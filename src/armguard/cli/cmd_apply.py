@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from armguard.arm.client import ArmClient, ArmTransportError
@@ -31,6 +33,7 @@ from armguard.cli.common import (
     GracefulStop,
     add_arm_outage_argument,
     add_endpoint_arguments,
+    arm_error,
     arm_reporter,
     client_factory,
     open_store_arg,
@@ -39,7 +42,9 @@ from armguard.cli.output import (
     EXIT_FAILED,
     EXIT_OK,
     CliError,
+    Reporter,
     add_output_argument,
+    clip,
     print_json,
     print_table,
 )
@@ -68,6 +73,16 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "apply",
         help="apply a plan of many writers' intents, conflict-safe, and report what was avoided",
+        description=(
+            "Queue every intent of a plan file (YAML or JSON), run a worker pool until each "
+            "job has an outcome, read the resources back and check that no intent was lost. "
+            "With --emulator the plan runs against an embedded emulator seeded from the plan's "
+            "world. Stderr says what it is waiting for; stdout gets a table of jobs and a "
+            "summary: outcomes, jobs surfaced to their writers (failed, or blocked by a lock "
+            "for a person to decide), lost intents, and what armguard absorbed. Exit 0 when "
+            "every job took effect or was safely dropped; 1 when a job failed or was blocked, "
+            "an intent was lost or ARM gave no answer; 2 on bad input; 130 on Ctrl-C."
+        ),
     )
     parser.add_argument("plan", help="plan file (YAML or JSON)")
     parser.add_argument(
@@ -113,22 +128,27 @@ def _embedded(time_scale: float, seed: int) -> Iterator[str]:
         yield arm.base_url
 
 
-def _progress(console: Console, total: int) -> tuple[Progress, Callable[[BatchReport], None]]:
+def _progress(reporter: Reporter, total: int) -> tuple[Progress, Callable[[BatchReport], None]]:
     progress = Progress(
         TextColumn("[bold]applying"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("jobs · {task.fields[writes]} ARM writes"),
         TimeElapsedColumn(),
-        console=console,
+        console=reporter.console,
         transient=False,
     )
     task = progress.add_task("jobs", total=total, writes=0)
     state = {"writes": 0}
+    lock = threading.Lock()
 
     def on_batch(report: BatchReport) -> None:
-        state["writes"] += report.writes
-        progress.update(task, advance=len(report.results), writes=state["writes"])
+        # On a loop's thread: count here, draw on the reporter's thread.
+        with lock:
+            state["writes"] += report.writes
+            writes = state["writes"]
+        done = len(report.results)
+        reporter.call(lambda: progress.update(task, advance=done, writes=writes))
 
     return progress, on_batch
 
@@ -177,10 +197,12 @@ def _write_report(
     return written
 
 
-def _job_rows(plan: Plan, jobs: dict[int, Job]) -> list[dict[str, Any]]:
+def _job_rows(plan: Plan, jobs: dict[int, Job], store: Store) -> list[dict[str, Any]]:
+    """One row per planned job, nothing shortened: the table clips, JSON shows it whole."""
     rows = []
     for planned in plan.jobs:
         job = jobs[planned.index]
+        error = arm_error(store, job)
         rows.append(
             {
                 "job": job.id,
@@ -193,6 +215,7 @@ def _job_rows(plan: Plan, jobs: dict[int, Job]) -> list[dict[str, Any]]:
                 "takeovers": job.attempts,
                 "kind": job.kind,
                 "reason": job.reason,
+                **({"armError": error} if error is not None else {}),
             }
         )
     return rows
@@ -205,6 +228,14 @@ def _summary_json(summary: ApplySummary) -> dict[str, Any]:
         "armWrites": summary.arm_writes,
         "conflictsAbsorbed": dict(summary.conflicts_absorbed),
         "conflictsSurfaced": summary.conflicts_surfaced,
+        "surfacedToWriters": {
+            "total": sum(summary.surfaced.values()),
+            "byOutcome": [
+                {"outcome": outcome, "kind": kind or None, "jobs": n}
+                for (outcome, kind), n in sorted(summary.surfaced.items())
+            ],
+            "text": summary.surfaced_line(),
+        },
         "waitsOnOperations": summary.waits_on_operations,
         "prerequisitesRun": summary.prerequisites_run,
         "rebased": summary.rebased,
@@ -243,8 +274,10 @@ def run(args: argparse.Namespace) -> int:
     except PlanError as exc:
         raise CliError(str(exc)) from None
     console = Console(stderr=True)
+    # Made before any thread starts: it loads what Rich loads lazily, on this thread.
+    reporter = Reporter(console)
     clock = SystemClock()
-    stop = GracefulStop(lambda text: console.print(text, highlight=False))
+    stop = GracefulStop(reporter.say)
     # Outermost, so a signal during start-up or tear-down (the embedded emulator stopping)
     # is a stop request too, not a traceback from wherever the main thread was.
     with stop, ExitStack() as stack:
@@ -265,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         if (plan.resources or plan.locks or plan.unguarded) and not args.emulator:
             console.print("note: the plan's world is only built on the embedded emulator; ignored")
         client_for = client_factory(endpoint, args.cloud)
-        store = open_store_arg(store_url, clock)
+        store = open_store_arg(store_url, clock, create=True)
         stack.callback(store.close)
         started = clock.now()
         if args.emulator:
@@ -276,6 +309,14 @@ def run(args: argparse.Namespace) -> int:
                 should_stop=lambda: stop.stopping,
                 slice=1.0,
                 max_wait=600,
+            )
+            console.print(
+                f"building the plan's world ({len(plan.resources)} resource(s), "
+                f"{len(plan.locks)} lock(s), {len(plan.unguarded)} unguarded write(s)); "
+                "waiting for the resources' operations to finish",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
             try:
                 for note in build_world(client_for, plan, pacer):
@@ -290,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(
             f"queued {len(jobs)} jobs from {len(plan.jobs)} intents of plan '{plan.name}'"
         )
-        progress, on_batch = _progress(console, len(jobs))
+        progress, on_batch = _progress(reporter, len(jobs))
         worker = Worker(
             # Not open_store_arg: a StoreError must reach the loops, which wait it out.
             lambda: open_store(store_url, clock=clock),
@@ -302,12 +343,18 @@ def run(args: argparse.Namespace) -> int:
                 arm_outage=args.arm_outage,
             ),
             on_batch=on_batch,
-            on_arm=arm_reporter(
-                endpoint or args.cloud, lambda text: console.print(text, highlight=False)
-            ),
+            on_arm=arm_reporter(endpoint or args.cloud, reporter.say),
         )
         stop.on_stop(worker.stop)
-        with progress:
+        console.print(
+            f"running them with {args.concurrency} loop(s) against {endpoint or args.cloud}; "
+            "waiting until every job has an outcome",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        # Leaving, the reporter prints what the loops queued before the bar's last frame.
+        with progress, reporter:
             stats = worker.run_until_idle()
         if stop.stopping:
             # The run did not end: no accounting of final states, only where the jobs are.
@@ -315,6 +362,12 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(
                 _stopped(stop.reason(), done, store_url if kept else None), stop.exit_code()
             )
+        console.print(
+            f"reading the final state of {len({p.resource.key for p in plan.jobs})} resource(s)"
+            " to check that no intent was lost",
+            highlight=False,
+            markup=False,
+        )
         reader = client_for("armguard-verify")
         versions = {p.resource.key: p.intent.api_version for p in plan.jobs if p.intent.api_version}
         try:
@@ -337,20 +390,21 @@ def run(args: argparse.Namespace) -> int:
                 subs = {p.resource.subscription for p in plan.jobs}
                 activity = _activity_log(client_for("armguard-report"), subs, started)
             written = _write_report(Path(args.report), store, done, activity)
-        rows = _job_rows(plan, done)
+        rows = _job_rows(plan, done, store)
     if args.output == "json":
         print_json({"plan": plan.name, "summary": _summary_json(summary), "jobs": rows})
     else:
         print_table(
-            rows,
+            [{**row, "reason": clip(row["reason"] or "", 160)} for row in rows],
             ["writer", "resource", "intent", "outcome", "takeovers", "kind", "reason"],
             title=f"plan: {plan.name}",
         )
-        out = Console()
+        # Piped summaries are read in CI logs: long lines stay whole, as print_table's do.
+        out = Console(soft_wrap=True)
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
         out.print(f"\n[bold]{summary.jobs} intents[/bold]: {outcomes}")
         out.print(
-            f"conflicts surfaced to writers: [bold]{summary.conflicts_surfaced}[/bold] · "
+            f"surfaced to writers: [bold]{escape(summary.surfaced_line())}[/bold] · "
             f"lost intents: [bold]{len(summary.lost)}[/bold]"
         )
         for line in summary.avoided():

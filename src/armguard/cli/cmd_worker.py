@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -19,9 +20,18 @@ from armguard.cli.common import (
     client_factory,
     open_store_arg,
 )
-from armguard.cli.output import EXIT_OK, CliError, add_output_argument, print_json, print_table
+from armguard.cli.output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    CliError,
+    Reporter,
+    add_output_argument,
+    print_json,
+    print_table,
+)
 from armguard.clock import SystemClock
 from armguard.coordinator.metrics import CoordinatorMetrics
+from armguard.coordinator.reachability import ReachabilityChange
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.stores import open_store, redact
 from armguard.coordinator.worker import Worker, WorkerSettings
@@ -34,6 +44,16 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "worker",
         help="run queued jobs against ARM: serialised, coalesced, rebased, gated",
+        description=(
+            "Run batch loops that claim the store's queued jobs per resource and dependent "
+            "scope under a fenced lease, fold each resource's jobs into one write, rebase stale "
+            "intents, wait on running operations and recover from each failure class, then "
+            "record one outcome per job. Creates an SQLite store that does not exist yet. "
+            "Stderr says what it waits for and prints outcome counts as batches finish, and a "
+            "WARNING when ARM or the store stops answering; stdout gets a summary at the end. "
+            "Runs until SIGTERM (exit 0), Ctrl-C (exit 130) or, with --until-idle, until no "
+            "job is queued or running (exit 0); 2 on bad input; 1 if the store cannot be used."
+        ),
     )
     add_store_argument(parser)
     add_endpoint_arguments(parser)
@@ -79,33 +99,54 @@ def register(subparsers: Any) -> None:
 
 
 class _Progress:
-    """Outcome counts on stderr: a live status line on a terminal, a line per batch otherwise."""
+    """Outcome counts on stderr: a live status line on a terminal, a line per batch otherwise.
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    ``on_batch`` and ``say`` are called on the loops' threads; they only count and queue, and
+    the :class:`Reporter`'s one thread does the printing."""
+
+    def __init__(self, console: Console, waiting_for: str) -> None:
+        self.reporter = Reporter(console)
         self.counts: dict[str, int] = {}
         self.writes = 0
+        self.batches_said = 0
+        self.arm_state = "answering"
         self._lock = threading.Lock()
-        self.status = self.console.status("waiting for jobs…") if self.console.is_terminal else None
+        # Created here, on the main thread: Console.status imports Rich's live display lazily.
+        self.status = console.status(waiting_for) if console.is_terminal else None
 
     def line(self) -> str:
-        parts = [f"{k} {v}" for k, v in sorted(self.counts.items())]
-        return f"jobs: {', '.join(parts) or 'none yet'} · ARM writes {self.writes}"
+        with self._lock:
+            parts = [f"{k} {v}" for k, v in sorted(self.counts.items())]
+            writes = self.writes
+        return f"jobs: {', '.join(parts) or 'none yet'} · ARM writes {writes}"
 
     def say(self, text: str) -> None:
-        with self._lock:  # loops report from their own threads
-            self.console.print(text, highlight=False, soft_wrap=True)
+        self.reporter.say(text)
+
+    def arm_watcher(
+        self, report: Callable[[ReachabilityChange], None]
+    ) -> Callable[[ReachabilityChange], None]:
+        """``report``, remembering whether ARM had gone silent for good when the run ended."""
+
+        def watch(change: ReachabilityChange) -> None:
+            with self._lock:
+                self.arm_state = change.state
+            report(change)
+
+        return watch
 
     def on_batch(self, report: BatchReport) -> None:
         with self._lock:
             for r in report.results:
                 self.counts[str(r.outcome)] = self.counts.get(str(r.outcome), 0) + 1
             self.writes += report.writes
-            text = self.line()
-        if self.status is not None:
-            self.status.update(text)
+        text = self.line()
+        status = self.status
+        if status is not None:
+            self.reporter.call(lambda: status.update(text))
         else:
-            self.console.print(text, highlight=False)
+            self.batches_said += 1
+            self.reporter.say(text)
 
 
 def _first_open(args: argparse.Namespace, clock: SystemClock, console: Console) -> None:
@@ -114,7 +155,7 @@ def _first_open(args: argparse.Namespace, clock: SystemClock, console: Console) 
     out (--store-outage): say so, and start."""
     url = args.store
     if not (url and url.startswith(("postgresql://", "postgres://"))):
-        open_store_arg(url, clock).close()
+        open_store_arg(url, clock, create=True).close()
         return
     try:
         open_store(url, clock=clock).close()
@@ -156,7 +197,11 @@ def run(args: argparse.Namespace) -> int:
             metrics.serve(args.metrics_port)
         except OSError as exc:
             raise CliError(f"cannot serve metrics on port {args.metrics_port}: {exc}", 1) from None
-    progress = _Progress(console)
+    if args.until_idle:
+        waiting_for = "running queued jobs until none is queued or running (--until-idle)…"
+    else:
+        waiting_for = "waiting for jobs (Ctrl-C or SIGTERM to stop)…"
+    progress = _Progress(console, waiting_for)
     worker = Worker(
         # Not open_store_arg: a StoreError must reach the loops, which wait it out.
         lambda: open_store(args.store, clock=clock),
@@ -173,29 +218,36 @@ def run(args: argparse.Namespace) -> int:
         ),
         metrics=metrics,
         on_batch=progress.on_batch,
-        on_arm=arm_reporter(args.endpoint or args.cloud, progress.say),
+        on_arm=progress.arm_watcher(arm_reporter(args.endpoint or args.cloud, progress.say)),
     )
 
-    stop = GracefulStop(lambda text: progress.console.print(text, highlight=False))
+    stop = GracefulStop(progress.say)
     stop.on_stop(worker.stop)
     with stop:
-        progress.console.print(
+        console.print(
             f"worker {worker.owner}: {args.concurrency} loop(s) on {redact(args.store)}"
             f" → {args.endpoint or args.cloud}"
             + ("" if args.metrics_port is None else f"; metrics on 127.0.0.1:{args.metrics_port}"),
             highlight=False,
+            markup=False,
             soft_wrap=True,
         )
+        if progress.status is None:
+            # On a terminal the status line says this and keeps saying it.
+            console.print(waiting_for, highlight=False, markup=False)
         try:
-            if progress.status is not None:
-                progress.status.start()
-            stats = worker.run_until_idle() if args.until_idle else worker.run_forever()
+            with progress.reporter:
+                if progress.status is not None:
+                    progress.status.start()
+                try:
+                    stats = worker.run_until_idle() if args.until_idle else worker.run_forever()
+                finally:
+                    if progress.status is not None:
+                        # Queued, so it runs after every update the loops queued before it.
+                        progress.reporter.call(progress.status.stop)
         except Exception as exc:
             # The store went away or a loop broke: say so (credentials never appear in these).
             raise CliError(f"the worker stopped: {exc}", 1) from None
-        finally:
-            if progress.status is not None:
-                progress.status.stop()
     summary = {
         "owner": worker.owner,
         "batches": stats.batches,
@@ -218,7 +270,9 @@ def run(args: argparse.Namespace) -> int:
             ("metric", "value"),
             title="worker summary",
         )
-    sys.stderr.write(progress.line() + "\n")
+    if progress.status is not None or not progress.batches_said:
+        # A live status line vanishes when it stops; piped output already has the last count.
+        sys.stderr.write(progress.line() + "\n")
     if stop.interrupted:
         # SIGTERM is how a service manager stops a worker (exit 0); Ctrl-C is a person
         # cutting a run short, which scripts must be able to tell apart.
@@ -226,5 +280,15 @@ def run(args: argparse.Namespace) -> int:
             "interrupted: batches that had written finished; "
             f"{stats.released} released back to the queue before writing",
             stop.exit_code(),
+        )
+    if args.until_idle and progress.arm_state == "gave_up":
+        # The queue is empty because its jobs failed without ever reaching ARM: a script
+        # running `worker --until-idle` must not read that as done.
+        failed = stats.outcomes.get("failed", 0)
+        raise CliError(
+            f"ARM at {args.endpoint or args.cloud} gave no answer within --arm-outage "
+            f"{args.arm_outage:g} s; {failed} job(s) ended failed "
+            "('armguard jobs' lists them; submit them again once ARM answers)",
+            EXIT_FAILED,
         )
     return EXIT_OK

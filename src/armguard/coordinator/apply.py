@@ -54,6 +54,7 @@ _CONFLICT_KINDS = frozenset(
         ConflictKind.OPERATION_IN_PROGRESS.value,
         ConflictKind.STATE_PREREQUISITE.value,
         ConflictKind.THROTTLED.value,
+        ConflictKind.LOCKED.value,
     }
 )
 
@@ -216,7 +217,11 @@ class ApplySummary:
     conflicts_absorbed: Counter[str] = field(default_factory=Counter)
     """Distinct ARM refusals armguard recovered from, by kind."""
     conflicts_surfaced: int = 0
-    """Jobs that ended failed because of a conflict kind: what a writer would still see."""
+    """Jobs that ended failed or blocked on a conflict ARM answered (a 409/412, a throttle, a
+    management lock): conflicts their writers see, not absorbed."""
+    surfaced: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Every job that ended failed or blocked, by (outcome, kind): each is reported to its
+    writer. A lock is surfaced on purpose (a person decides), but it is surfaced."""
     waits_on_operations: int = 0
     prerequisites_run: int = 0
     backoffs: int = 0
@@ -231,6 +236,20 @@ class ApplySummary:
             Outcome.BLOCKED.value, 0
         )
         return bad == 0 and not self.lost
+
+    def surfaced_line(self) -> str:
+        """``0``, or the count and what it is made of: ``1 (1 blocked by a lock — a person
+        must decide)``."""
+        total = sum(self.surfaced.values())
+        if not total:
+            return "0"
+        parts = []
+        for (outcome, kind), n in sorted(self.surfaced.items()):
+            if outcome == Outcome.BLOCKED.value and kind == ConflictKind.LOCKED.value:
+                parts.append(f"{n} blocked by a lock — a person must decide")
+            else:
+                parts.append(f"{n} {outcome}" + (f" ({kind})" if kind else ""))
+        return f"{total} ({', '.join(parts)})"
 
     def avoided(self) -> list[str]:
         """Plain sentences for the end of ``armguard apply``."""
@@ -274,8 +293,10 @@ def summarise(
     ids = {j.id for j in jobs.values()}
     for job in jobs.values():
         summary.outcomes[job.outcome.value if job.outcome else job.state.value] += 1
-        if job.outcome == Outcome.FAILED and job.kind in _CONFLICT_KINDS:
-            summary.conflicts_surfaced += 1
+        if job.outcome in (Outcome.FAILED, Outcome.BLOCKED):
+            summary.surfaced[(job.outcome.value, job.kind or "")] += 1
+            if job.kind in _CONFLICT_KINDS:
+                summary.conflicts_surfaced += 1
     events = [e for e in store.events() if e.job_id in ids]
     # One ARM answer is recorded on every job of its batch: count it once.
     seen: set[tuple[str, ...]] = set()
