@@ -7,6 +7,8 @@ says: bob's long deallocate above alice's refused write, which sits inside bob's
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import re
 import shutil
@@ -18,12 +20,14 @@ from pathlib import Path
 import pytest
 
 from armguard.arm.ids import ResourceId
-from armguard.diagnose.report import OUTCOME_COLOURS, render_report
+from armguard.diagnose.report import MARK_COLOURS, OUTCOME_COLOURS, render_report
 from armguard.diagnose.timeline import TimelineOptions, load_timeline
 
 pytestmark = pytest.mark.chromium
 
 DATA = Path(__file__).parent / "data"
+DEMO = [str(DATA / "incidents-activity.json"), str(DATA / "incidents-events.jsonl")]
+"""``armguard apply examples/incidents.yaml --emulator --report``'s Activity Log and events."""
 RG = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/prod-rg"
 VM = f"{RG}/providers/Microsoft.Compute/virtualMachines/api-01"
 CHROMIUM = "/usr/bin/chromium"
@@ -38,7 +42,9 @@ def _chromium() -> str:
     return path
 
 
-def _run(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+def _run(
+    chromium: str, profile: Path, *args: str, size: str = "1400,1000"
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [
             chromium,
@@ -51,7 +57,7 @@ def _run(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProces
             "--disable-component-update",
             "--disable-sync",
             f"--user-data-dir={profile}",
-            "--window-size=1400,1000",
+            f"--window-size={size}",
             *args,
         ],
         capture_output=True,
@@ -215,3 +221,117 @@ def test_a_hostile_caller_name_stays_text_in_the_browser(tmp_path: Path) -> None
         r"""\b(src|href)=["']?(https?:|//)|url\(\s*["']?(https?:|//)|@import""", source
     )
     assert "default-src 'none'" in source
+
+
+def _colours(png: bytes) -> set[bytes]:
+    width, _height, bpp, rows = read_png(png)
+    return {row[x * bpp : x * bpp + 3] for row in rows[::3] for x in range(0, width, 3)}
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_the_story_of_the_demo_is_drawn_whole_at_900_and_1400_px(
+    tmp_path: Path, width: int
+) -> None:
+    chromium = _chromium()
+    report = tmp_path / "report.html"
+    report.write_text(render_report(load_timeline(DEMO), generated_at=0.0), encoding="utf-8")
+    shot = tmp_path / "shot.png"
+    _run(
+        chromium,
+        tmp_path / "profile",
+        f"--screenshot={shot}",
+        report.as_uri(),
+        size=f"{width},2400",
+    )
+    png = shot.read_bytes()
+    assert read_png(png)[0] == width
+    assert len(_colours(png)) > 40, "the screenshot is blank or nearly so"
+    green = _boxes(png, OUTCOME_COLOURS["succeeded"])
+    # Bars are drawn inside the page, out to the right of the shared axis (team-jobs' subnet
+    # write ends the run), none cut off by the window's edge.
+    assert green
+    assert max(x1 for _y, _x0, x1 in green) > width * 0.6
+    assert max(x1 for _y, _x0, x1 in green) < width - 16
+    # Every kind of step is visible as its badge: rebase, drop, prerequisites, coalesced write,
+    # already satisfied.
+    for event, colour in MARK_COLOURS.items():
+        assert _boxes(png, colour), f"no {event} mark on the screenshot"
+
+
+_MEASURE = """<!DOCTYPE html><html><body style="margin:0">
+<iframe id="f" src="report.html" style="border:0;width:WIDTHpx;height:3000px"></iframe>
+<pre id="out">pending</pre>
+<script>
+document.getElementById("f").addEventListener("load", () => {
+  const d = document.getElementById("f").contentDocument;
+  const r = (e) => { const b = e.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; };
+  document.getElementById("out").textContent = JSON.stringify({
+    scrollWidth: d.documentElement.scrollWidth,
+    clientWidth: d.documentElement.clientWidth,
+    svgs: [...d.querySelectorAll("svg.timeline")].map((s) => ({
+      box: r(s),
+      ticks: [...s.querySelectorAll("text.tick")].map((t) => [t.dataset.ts, ...r(t)]),
+      bars: [...s.querySelectorAll("g.op rect")].map(r),
+      badges: [...s.querySelectorAll("g.mark rect")].map((b) => [b.parentNode.dataset.writer, ...r(b)]),
+    })),
+    headings: [...d.querySelectorAll("h3")].map(r),
+    lines: parseFloat(getComputedStyle(d.querySelector("h3")).fontSize),
+    idcells: [...d.querySelectorAll("td.id span")].map((s) => s.getClientRects().length),
+  });
+});
+</script></body></html>
+"""
+"""A page of its own measures the report's layout: the report forbids scripts (its CSP), so
+the script runs in a parent page and reads the report in a same-directory iframe."""
+
+
+@pytest.mark.parametrize("width", [900, 1400])
+def test_the_layout_holds_from_900_px(tmp_path: Path, width: int) -> None:
+    chromium = _chromium()
+    (tmp_path / "report.html").write_text(
+        render_report(load_timeline(DEMO), generated_at=0.0), encoding="utf-8"
+    )
+    harness = tmp_path / "measure.html"
+    harness.write_text(_MEASURE.replace("WIDTH", str(width)), encoding="utf-8")
+    dom = _run(
+        chromium,
+        tmp_path / "profile",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        harness.as_uri(),
+        size=f"{width + 40},1000",
+    ).stdout.decode()
+    found = re.search(r'<pre id="out">(.*?)</pre>', dom, re.S)
+    assert found is not None, dom[-2000:]
+    assert found.group(1) != "pending", "the measuring script did not run"
+    m = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
+    # Nothing scrolls sideways: the charts scale to the page.
+    assert m["scrollWidth"] <= m["clientWidth"]
+    assert len(m["svgs"]) == 7
+    axis: dict[str, float] = {}
+    for svg in m["svgs"]:
+        left, _top, right, _bottom = svg["box"]
+        assert right <= m["clientWidth"]
+        ticks = svg["ticks"]
+        assert len(ticks) >= 3
+        for ts, t_left, _t_top, t_right, _t_bottom in ticks:
+            # Whole labels inside the chart, and the same moment at the same x on every chart.
+            assert left - 0.5 <= t_left, (ts, t_left, left)
+            assert t_right <= right + 0.5, (ts, t_right, right)
+            assert abs(axis.setdefault(ts, t_left) - t_left) < 0.5
+        for one, two in itertools.pairwise(ticks):
+            assert one[3] + 4 <= two[1], f"tick labels {one[0]} and {two[0]} overlap"
+        for b_left, _b_top, b_right, _b_bottom in svg["bars"]:
+            assert left <= b_left
+            assert b_right <= right + 0.5
+            assert b_right - b_left >= 2, "a bar too thin to see"
+        badges = sorted(svg["badges"])
+        for one, two in itertools.pairwise(badges):
+            if one[0] == two[0]:
+                assert one[3] <= two[1] + 0.5, f"badges of {one[0]} overlap"
+    # Headings and resource cells keep to one line: names, with the whole ID on hover.
+    for _left, top, _right, bottom in m["headings"]:
+        assert bottom - top < 2 * m["lines"] + 8
+    assert m["idcells"]
+    assert set(m["idcells"]) == {1}

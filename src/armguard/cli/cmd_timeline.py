@@ -208,6 +208,8 @@ def _conflict_rows(timeline: Timeline) -> list[dict[str, Any]]:
 
 
 def _print_tables(timeline: Timeline) -> None:
+    # The run in one sentence first, as the HTML report opens: the tables are its evidence.
+    sys.stdout.write(f"{timeline.headline()['text']}\n")
     rows = []
     summary = timeline.summary()
     names = _names([row["resource_id"] for row in summary], 4)
