@@ -298,3 +298,22 @@ def test_intents_whose_target_is_not_what_they_assume_end_not_found(env: Env) ->
 def test_a_resize_of_something_that_is_not_a_vm_is_refused_at_submit(env: Env) -> None:
     with pytest.raises(ValueError, match="virtual machine"):
         env.submit(NSG, ResizeIntent("Standard_D4s_v5"))
+
+
+def test_a_writers_own_earlier_jobs_on_the_same_read_are_not_someone_elses_change(
+    env: Env,
+) -> None:
+    read = make_nsg(env, {"env": "prod"})
+    hotfix(env, hotfix="INC-1")  # someone else, on another field
+    first = env.submit(NSG, TagsIntent({"step": "1"}), who="queue", baseline=read)
+    env.run()
+    assert env.job(first).outcome is Outcome.APPLIED
+    # The same writer's next message, built on the same read, changes what its first set.
+    second = env.submit(NSG, TagsIntent({"step": "2"}), who="queue", baseline=read)
+    # Another writer that read the same version never saw step=1: for it, a conflict.
+    other = env.submit(NSG, TagsIntent({"step": "9"}), who="other", baseline=read)
+    env.run()
+    assert env.job(second).outcome is Outcome.APPLIED, env.job(second).reason
+    done = env.job(other)
+    assert (done.outcome, done.kind) == (Outcome.FAILED, "stale_version"), done.reason
+    assert env.get(NSG)["tags"] == {"env": "prod", "hotfix": "INC-1", "step": "2"}

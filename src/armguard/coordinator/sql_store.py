@@ -413,6 +413,17 @@ class SqlStore(ABC):
                 )
         return [_job(r) for r in found]
 
+    def history(self, resource_id: str, before_seq: int, limit: int = 200) -> list[Job]:
+        _require_text(resource_id, "resource_id")
+        _require_positive_int(limit, "limit")
+        with self._read() as tx:
+            found = tx.rows(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE resource_key = ? AND state = 'done'"
+                " AND seq < ? ORDER BY seq DESC LIMIT ?",
+                (resource_id.lower(), int(before_seq), limit),
+            )
+        return [_job(r) for r in found]
+
     def queue_depth(self) -> int:
         with self._read() as tx:
             return int(tx.rows("SELECT COUNT(*) FROM jobs WHERE state = 'queued'")[0][0])

@@ -120,6 +120,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_queued ON jobs (seq) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS jobs_queued_resource ON jobs (resource_key, seq) WHERE state = 'queued';
 CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_id) WHERE state = 'running';
+CREATE INDEX IF NOT EXISTS jobs_done_resource ON jobs (resource_key, seq) WHERE state = 'done';
 CREATE TABLE IF NOT EXISTS leases (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,

@@ -30,7 +30,7 @@ from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
 from armguard.clock import Clock
 from armguard.coordinator.backoff import Backoff, RetryBudget
 from armguard.coordinator.gates import Requester, Stopped
-from armguard.coordinator.intents import ActionIntent, IntentError, intent_from_json
+from armguard.coordinator.intents import ActionIntent, BodyIntent, IntentError, intent_from_json
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import Completion, Job, Lease, LeaseLost, Outcome
 from armguard.coordinator.reachability import Reachability
@@ -43,7 +43,7 @@ from armguard.coordinator.resource_types import (
 from armguard.coordinator.store import Store
 from armguard.coordinator.write.decide import Verdict, decide
 from armguard.coordinator.write.follow import follow_write
-from armguard.coordinator.write.items import Item, etag_of, segments
+from armguard.coordinator.write.items import Item, baseline_etag_of, etag_of, norm_etag, segments
 from armguard.coordinator.write.plan import WriteRequest, plan_writes
 from armguard.coordinator.write.read import read_live
 from armguard.coordinator.write.recover import Recovery
@@ -213,7 +213,7 @@ class BatchWriter:
                     isinstance(i.intent, ActionIntent) for i in active
                 )
                 live = read_live(s, rid, api, active, needs_view)
-                active = self._settle(decide(active, live, s.own_etags), live)
+                active = self._settle(decide(active, live, s.own_etags, self._siblings), live)
                 s.act_as(active)
                 requests = plan_writes(rid, info, api, active, live) if active else []
                 if not requests:
@@ -254,6 +254,26 @@ class BatchWriter:
             if restart_after:
                 self.recovery.restore_power(rid, api, active, fin)
             s.finish([i.job for i in active], fin.outcome, fin.kind, fin.reason, detail=fin.detail)
+
+    def _siblings(self, item: Item) -> list[BodyIntent]:
+        """The body intents its writer built on the same read and that already ended, oldest
+        first: changes that writer knew of when it built this one."""
+        read = norm_etag(baseline_etag_of(item.job.spec))
+        found: list[BodyIntent] = []
+        for job in self.s.store.history(item.job.resource_id, item.job.seq):
+            if (
+                job.writer != item.job.writer
+                or job.outcome not in (Outcome.APPLIED, Outcome.ALREADY_SATISFIED)
+                or norm_etag(baseline_etag_of(job.spec)) != read
+            ):
+                continue
+            try:
+                intent = intent_from_json(job.spec.intent)
+            except IntentError:
+                continue
+            if isinstance(intent, BodyIntent):
+                found.append(intent)
+        return found[::-1]
 
     def _settle(self, verdicts: Sequence[Verdict], live: JSON | None) -> list[Item]:
         """Record what the verdicts end; return the jobs the write carries, in order."""

@@ -18,7 +18,7 @@ For each job, in order:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,15 +28,17 @@ from armguard.coordinator.intents import (
     DeleteIntent,
     Intent,
     PutIntent,
+    fold,
     strip_read_only,
 )
 from armguard.coordinator.model import StalePolicy
-from armguard.coordinator.write.items import Item, etag_of, norm_etag
+from armguard.coordinator.write.items import Item, baseline_etag_of, etag_of, norm_etag
 from armguard.coordinator.write.rebase import delta_intent, diff_bodies, three_way
 
-__all__ = ["Verdict", "decide"]
+__all__ = ["Siblings", "Verdict", "decide"]
 
 JSON = dict[str, Any]
+Siblings = Callable[[Item], Sequence[BodyIntent]]
 Action = Literal["write", "satisfied", "applied", "drop", "fail"]
 
 
@@ -54,10 +56,7 @@ class Verdict:
 
 
 def _baseline_etag(item: Item) -> str | None:
-    spec = item.job.spec
-    if spec.baseline_etag is not None:
-        return spec.baseline_etag
-    return etag_of(spec.baseline) if spec.baseline is not None else None
+    return baseline_etag_of(item.job.spec)
 
 
 def _stale(item: Item, live: Mapping[str, Any] | None, own_etags: Collection[str]) -> bool:
@@ -75,7 +74,7 @@ def _stale(item: Item, live: Mapping[str, Any] | None, own_etags: Collection[str
     )
 
 
-def _on_stale(item: Item, live: JSON | None) -> Verdict | dict[str, Any] | None:
+def _on_stale(item: Item, live: JSON | None, siblings: Siblings) -> Verdict | dict[str, Any] | None:
     """The verdict for a stale job; or, when it was rebased and goes on to be decided, the
     ``rebased`` event's detail (None if it was already rebased on this ETag)."""
     spec = item.job.spec
@@ -133,7 +132,11 @@ def _on_stale(item: Item, live: JSON | None) -> Verdict | dict[str, Any] | None:
             "have it rebased, or with --on-stale drop",
             detail,
         )
-    rebase = three_way(baseline, intent, live)
+    # The writer's own earlier jobs built on the same read are changes it knew of: they are
+    # part of its base, not someone else's (a queue worker's two messages setting one tag).
+    known = siblings(item)
+    base = fold(known, baseline) if known else baseline
+    rebase = three_way(base, intent, live)
     if rebase.conflicts:
         conflicts = [c.to_json() for c in rebase.conflicts]
         listed = "; ".join(
@@ -169,8 +172,15 @@ def _rebased(
     return detail
 
 
-def decide(items: Sequence[Item], live: JSON | None, own_etags: Collection[str]) -> list[Verdict]:
-    """One verdict per job, in order; only ``write`` verdicts take part in the write."""
+def decide(
+    items: Sequence[Item],
+    live: JSON | None,
+    own_etags: Collection[str],
+    siblings: Siblings = lambda item: (),
+) -> list[Verdict]:
+    """One verdict per job, in order; only ``write`` verdicts take part in the write.
+    ``siblings`` gives, oldest first, the body intents of a job's writer that were built on
+    the same baseline and already ended (the store's history); only a stale rebase asks."""
     state: JSON | None = live
     folded = False
     touched: set[str] = set()
@@ -180,7 +190,7 @@ def decide(items: Sequence[Item], live: JSON | None, own_etags: Collection[str])
     for item in items:
         rebased: dict[str, Any] | None = None
         if _stale(item, live, own_etags):
-            verdict = _on_stale(item, live)
+            verdict = _on_stale(item, live, siblings)
             if isinstance(verdict, Verdict):
                 out.append(verdict)
                 continue

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from armguard.coordinator.intents import BodyIntent, Intent
-from armguard.coordinator.model import Job
+from armguard.coordinator.model import Job, JobSpec
 
-__all__ = ["Item", "etag_of", "norm_etag", "provisioning_state", "segments"]
+__all__ = ["Item", "baseline_etag_of", "etag_of", "norm_etag", "provisioning_state", "segments"]
 
 
 @dataclass
@@ -53,6 +53,13 @@ def etag_of(body: Mapping[str, Any] | None) -> str | None:
         return None
     value = body.get("etag")
     return value if isinstance(value, str) else None
+
+
+def baseline_etag_of(spec: JobSpec) -> str | None:
+    """The ETag a job was built on: given, or the one in the baseline body it carries."""
+    if spec.baseline_etag is not None:
+        return spec.baseline_etag
+    return etag_of(spec.baseline) if spec.baseline is not None else None
 
 
 def segments(items: Sequence[Item]) -> list[list[Item]]:
