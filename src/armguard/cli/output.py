@@ -20,6 +20,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from armguard.text import clip
+
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
@@ -76,19 +78,6 @@ def add_output_argument(parser: Any, default: str = "table") -> None:
     parser.add_argument(
         "--output", "-o", choices=("json", "table"), default=default, help="output format"
     )
-
-
-def clip(text: str, limit: int) -> str:
-    """Shorten ``text`` for a table cell, never for JSON: at a space when there is one in the
-    second half, so a resource ID is shown whole or not at all, and with an ellipsis so nobody
-    takes the cut text for the whole reason."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
 
 
 class Reporter:

@@ -29,7 +29,7 @@ from armguard.coordinator.intents import live_power_state
 from armguard.coordinator.model import Job, Outcome
 from armguard.coordinator.scopes import learned_dependency
 from armguard.coordinator.write.items import Item, norm_etag, provisioning_state
-from armguard.coordinator.write.session import Finish, Session
+from armguard.coordinator.write.session import Finish, Session, clip
 from armguard.events import EventType
 
 __all__ = ["Recovery"]
@@ -66,13 +66,13 @@ class Recovery:
                 Outcome.BLOCKED,
                 kind,
                 f"a management lock on {scopes} blocks this write; a person must decide "
-                f"({c.code}: {c.message[:300]})",
+                f"({c.code}: {clip(c.message)})",
                 {"locked_scopes": list(c.locked_scopes)},
             )
         if kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
             self.s.backoff_or_finish([i.job for i in items], c)
             return False
-        raise Finish(Outcome.FAILED, kind, f"{c.reason} ({c.code or c.status}: {c.message[:300]})")
+        raise Finish(Outcome.FAILED, kind, f"{c.reason} ({c.code or c.status}: {clip(c.message)})")
 
     # -- someone else's operation ---------------------------------------------------------------
 
@@ -83,7 +83,7 @@ class Recovery:
         jobs = [i.job for i in items]
         other = learned_dependency(rid, c)
         if other is not None:
-            s.store.learn_scope(rid.key, other, f"{c.code or 'conflict'}: {c.message[:200]}")
+            s.store.learn_scope(rid.key, other, f"{c.code or 'conflict'}: {clip(c.message)}")
         try:
             if c.operation_url and self._follow_named(jobs, c):
                 return
@@ -167,7 +167,7 @@ class Recovery:
                 Outcome.FAILED,
                 ConflictKind.STATE_PREREQUISITE,
                 f"ARM requires '{needed}' first and no intent of this write declares that "
-                f"transition ({c.code}: {c.message[:300]})",
+                f"transition ({c.code}: {clip(c.message)})",
             )
         done.add(needed)
         was_running = False
@@ -251,7 +251,7 @@ class Recovery:
             raise Finish(
                 Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED,
                 c.kind,
-                f"the '{action}' transition failed: {c.reason} ({c.code}: {c.message[:300]})",
+                f"the '{action}' transition failed: {c.reason} ({c.code}: {clip(c.message)})",
             )
         try:
             url = response.header("azure-asyncoperation") or response.header("location")

@@ -38,8 +38,16 @@ from armguard.coordinator.reachability import Reachability
 from armguard.coordinator.store import Store
 from armguard.coordinator.write.items import Item
 from armguard.events import EventType, JobEvent
+from armguard.text import clip as clip_text
 
-__all__ = ["BatchReport", "Finish", "Session", "WriterSettings"]
+__all__ = ["BatchReport", "Finish", "Session", "WriterSettings", "clip"]
+
+# ARM's messages name scopes and resource IDs; a job's reason keeps them whole, within reason.
+_MESSAGE_LIMIT = 2000
+
+
+def clip(text: str) -> str:
+    return clip_text(text, _MESSAGE_LIMIT)
 
 
 @dataclass(frozen=True)
@@ -221,7 +229,7 @@ class Session:
                 Outcome.FAILED,
                 ConflictKind.TRANSIENT,
                 f"ARM gave no answer for {reach.silent_for():.0f} s (the worker's limit is "
-                f"{reach.limit:.0f} s): {reach.why[:300]}",
+                f"{reach.limit:.0f} s): {clip(reach.why)}",
             )
         if not self.budget.try_spend():
             if self.metrics is not None:
@@ -230,7 +238,7 @@ class Session:
                 Outcome.FAILED,
                 c.kind,
                 f"retry budget exhausted ({self.budget.spent} retries for {self.budget.work} "
-                f"writes): {c.reason} ({c.code or c.status}: {c.message[:200]})",
+                f"writes): {c.reason} ({c.code or c.status}: {clip(c.message)})",
             )
         if self.metrics is not None:
             self.metrics.retry_budget_spent.inc()
@@ -268,7 +276,7 @@ class Session:
             return
         outcome = Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED
         raise Finish(
-            outcome, c.kind, f"{what} failed: {c.reason} ({c.code or c.status}: {c.message[:300]})"
+            outcome, c.kind, f"{what} failed: {c.reason} ({c.code or c.status}: {clip(c.message)})"
         )
 
     def conflict(self, rid: ResourceId, items: Sequence[Item], c: Classification) -> Classification:
