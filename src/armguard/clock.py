@@ -65,6 +65,15 @@ class ManualClock:
             self._now += seconds
             self._mono += seconds
 
+    def advance_to(self, monotonic: float) -> float:
+        """Advance until ``monotonic()`` reaches ``monotonic``; return the step (0 if already
+        there). One locked step, so waiters sharing the clock never push it past a deadline."""
+        with self._lock:
+            step = max(0.0, monotonic - self._mono)
+            self._now += step
+            self._mono += step
+        return step
+
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.advance(max(0.0, seconds))

@@ -14,16 +14,24 @@ Stable API (used by the coordinator and diagnostics test suites)::
 0 ends every operation at once), ``seed`` (ETag / id RNG), ``type_settings`` (per-type setting
 overrides, as in the ``types:`` section of ``--config``), ``tls_dir`` (serve https with a
 throw-away CA written there; ``arm.ca_file`` is then set), ``retry_after_max`` (cap on the
-Retry-After sent; SDK pollers sleep it in real time, so SDK tests pass 1). ``emulator_fixture(**kw)`` turns the
-same keywords into a pytest fixture. ``sdk_client(cls, base_url, ...)`` builds any
-``azure-mgmt-*`` client against any emulator URL, unmodified except base URL, credential and
-``enforce_https``.
+Retry-After sent), ``auto_advance`` (see below). ``emulator_fixture(**kw)`` turns the same
+keywords into a pytest fixture. ``sdk_client(cls, base_url, ...)`` builds any ``azure-mgmt-*``
+client against any emulator URL, unmodified except base URL, credential, ``enforce_https`` and,
+given ``waits``, its transport.
+
+Time: with a ManualClock, clients from ``arm.client`` get a :class:`ClockTransport`. azure-core
+sends every SDK wait through ``transport.sleep`` (RetryPolicy's Retry-After and backoff, the LRO
+poller's Retry-After or ``polling_interval``), and this transport spends it on the emulator's
+clock instead of real time. By default each wait advances the clock by its own length at once;
+``auto_advance=True`` parks waits and moves the clock to the earliest one whenever no SDK request
+is in flight, so concurrent callers share one timeline (see :class:`SdkWaits`).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +42,7 @@ from typing import Any, TypeVar
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.pipeline import PipelineRequest
 from azure.core.pipeline.policies import SansIOHTTPPolicy
+from azure.core.pipeline.transport import RequestsTransport
 
 from armguard.clock import Clock, ManualClock
 from armguard.emulator.core import Emulator
@@ -42,8 +51,10 @@ from armguard.emulator.server import serve
 __all__ = [
     "DEFAULT_SUBSCRIPTION",
     "AllowHttp",
+    "ClockTransport",
     "EmulatorHandle",
     "ManualClock",
+    "SdkWaits",
     "StaticCredential",
     "emulator",
     "emulator_fixture",
@@ -91,6 +102,110 @@ class AllowHttp(SansIOHTTPPolicy[Any, Any]):
         request.context["enforce_https"] = False
 
 
+# Real seconds of quiet (no SDK request of this emulator in flight, no wait starting or ending)
+# before the earliest parked wait moves the clock. Driven (the default): far longer than the gaps
+# between a test's own calls, so an operation the test watches does not end under it, yet short
+# enough that a synchronous retry or poller.result() never hangs on a clock nobody advances.
+# Auto-advance: long enough for a poller thread to get from one response to its next wait, short
+# enough that a hundred polls stay under a second.
+DRIVEN_SETTLE = 0.1
+AUTO_ADVANCE_SETTLE = 0.005
+
+
+class SdkWaits:
+    """Where the SDK's waits go for one emulator: onto its ManualClock, never real time.
+
+    A wait parks until the clock reaches its deadline: when the test advances the clock past it,
+    or when no request sent through a :class:`ClockTransport` of this emulator is in flight and
+    nothing has changed for ``settle`` real seconds, in which case the earliest parked wait
+    moves the clock to its own deadline. Concurrent waits therefore overlap as they would in
+    real time (two 10-minute operations polled together end after 10 emulated minutes, not 20),
+    and a request in flight is never overtaken by another caller's wait.
+
+    ``auto_advance=False`` (the test drives the clock): ``settle`` is :data:`DRIVEN_SETTLE`, so
+    the clock moves by itself only when the SDK has been idle-waiting for that long.
+    ``auto_advance=True``: ``settle`` is :data:`AUTO_ADVANCE_SETTLE`, for tests that never
+    advance the clock themselves. ``waits`` lists every wait the SDK asked for, in seconds.
+    """
+
+    def __init__(
+        self, clock: ManualClock, *, auto_advance: bool = False, settle: float | None = None
+    ) -> None:
+        self.clock = clock
+        self.auto_advance = auto_advance
+        if settle is None:
+            settle = AUTO_ADVANCE_SETTLE if auto_advance else DRIVEN_SETTLE
+        self.settle = settle
+        self.waits: list[float] = []
+        self._cond = threading.Condition()
+        self._parked: list[float] = []
+        self._in_flight = 0
+        self._transports: list[ClockTransport] = []
+
+    def sleep(self, seconds: float) -> None:
+        with self._cond:
+            self.waits.append(seconds)
+        if seconds <= 0:
+            return
+        deadline = self.clock.monotonic() + seconds
+        with self._cond:
+            self._parked.append(deadline)
+            self._cond.notify_all()
+            try:
+                while self.clock.monotonic() < deadline:
+                    quiet = not self._cond.wait(self.settle)
+                    if quiet and self._in_flight == 0 and deadline <= min(self._parked):
+                        self.clock.advance_to(deadline)
+                        self._cond.notify_all()
+            finally:
+                self._parked.remove(deadline)
+                self._cond.notify_all()
+
+    def adopt(self, transport: ClockTransport) -> None:
+        with self._cond:
+            self._transports.append(transport)
+
+    def close(self) -> None:
+        """Close every adopted transport's connections. A client the test never closed would
+        otherwise leave its pooled sockets to the garbage collector (a ResourceWarning)."""
+        with self._cond:
+            transports, self._transports = self._transports, []
+        for transport in transports:
+            transport.close()
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        """Mark one HTTP request in flight: an auto-advancing clock holds still meanwhile."""
+        with self._cond:
+            self._in_flight += 1
+            self._cond.notify_all()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+                self._cond.notify_all()
+
+
+# azure.core.pipeline.transport imports RequestsTransport lazily (module __getattr__), so mypy
+# sees Any.
+class ClockTransport(RequestsTransport):  # type: ignore[misc]
+    """azure-core's requests transport, whose ``sleep`` (every RetryPolicy and LRO poller wait)
+    goes to :class:`SdkWaits` instead of ``time.sleep``. Keywords are RequestsTransport's."""
+
+    def __init__(self, waits: SdkWaits, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.waits = waits
+        waits.adopt(self)
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        with self.waits.request():
+            return super().send(request, **kwargs)
+
+    def sleep(self, duration: float) -> None:
+        self.waits.sleep(duration)
+
+
 def sdk_client(
     client_cls: Callable[..., T],
     base_url: str,
@@ -98,12 +213,14 @@ def sdk_client(
     subscription_id: str | None = DEFAULT_SUBSCRIPTION,
     caller: str = "user@example.com",
     ca_file: str | Path | None = None,
+    waits: SdkWaits | None = None,
     **kwargs: Any,
 ) -> T:
     """Build ``client_cls`` (any azure-mgmt-* client) against the emulator at ``base_url``.
 
     Pass ``subscription_id=None`` for clients that take none. Extra keywords go to the client
-    (``polling_interval``, ``retry_total``, ``connection_verify``...).
+    (``polling_interval``, ``retry_total``, ``connection_verify``, ``transport``...). Given
+    ``waits`` and no ``transport``, a synchronous client gets a :class:`ClockTransport`.
     """
     args: list[Any] = [StaticCredential(caller)]
     if subscription_id is not None:
@@ -111,6 +228,12 @@ def sdk_client(
     kwargs.setdefault("per_call_policies", [AllowHttp()])
     if ca_file is not None:
         kwargs.setdefault("connection_verify", str(ca_file))
+    # A requests transport cannot serve the async (.aio) clients: they keep their own.
+    is_async = ".aio" in getattr(client_cls, "__module__", "")
+    if waits is not None and "transport" not in kwargs and not is_async:
+        # All client keywords, as azure-core's PipelineClient passes them to the transport it
+        # builds itself: connection_verify and the timeouts live there.
+        kwargs["transport"] = ClockTransport(waits, **kwargs)
     return client_cls(*args, base_url=base_url, **kwargs)
 
 
@@ -120,10 +243,15 @@ class EmulatorHandle:
     core: Emulator
     clock: Clock
     ca_file: Path | None = None
+    waits: SdkWaits | None = None
+    """Set when ``clock`` is a ManualClock: where the waits of ``client(...)`` clients go."""
 
     def client(self, client_cls: Callable[..., T], **kwargs: Any) -> T:
+        """``client_cls`` bound to this emulator; with a ManualClock its retries and LRO polls
+        wait on that clock. Pass ``transport=`` to opt out (e.g. ``RequestsTransport()``)."""
         if self.ca_file is not None:
             kwargs.setdefault("ca_file", self.ca_file)
+        kwargs.setdefault("waits", self.waits)
         return sdk_client(client_cls, self.base_url, **kwargs)
 
     def inject(self, rule: Mapping[str, Any]) -> str:
@@ -147,9 +275,20 @@ def emulator(
     type_settings: Mapping[str, Mapping[str, Any]] | None = None,
     tls_dir: str | Path | None = None,
     retry_after_max: int = 10,
+    auto_advance: bool = False,
 ) -> Iterator[EmulatorHandle]:
-    """Serve a fresh emulator on a free loopback port for the duration of the block."""
+    """Serve a fresh emulator on a free loopback port for the duration of the block.
+
+    ``auto_advance=True`` (ManualClock only) lets waiting SDK calls move the clock on one shared
+    timeline; see :class:`SdkWaits`.
+    """
     used_clock: Clock = clock if clock is not None else ManualClock()
+    if isinstance(used_clock, ManualClock):
+        waits: SdkWaits | None = SdkWaits(used_clock, auto_advance=auto_advance)
+    elif auto_advance:
+        raise ValueError("auto_advance needs a ManualClock")
+    else:
+        waits = None
     core = Emulator(
         used_clock,
         time_scale=time_scale,
@@ -160,9 +299,11 @@ def emulator(
     server = serve(core, cert_dir=tls_dir)
     try:
         yield EmulatorHandle(
-            server.base_url, core, used_clock, server.certs.ca if server.certs else None
+            server.base_url, core, used_clock, server.certs.ca if server.certs else None, waits
         )
     finally:
+        if waits is not None:
+            waits.close()
         server.stop()
 
 
