@@ -161,6 +161,11 @@ class SdkWaits:
                 self._parked.remove(deadline)
                 self._cond.notify_all()
 
+    def wake(self) -> None:
+        """Have parked waits look at the clock now rather than at their next ``settle`` tick."""
+        with self._cond:
+            self._cond.notify_all()
+
     def adopt(self, transport: ClockTransport) -> None:
         with self._cond:
             self._transports.append(transport)
@@ -264,6 +269,8 @@ class EmulatorHandle:
         if not isinstance(self.clock, ManualClock):
             raise TypeError("only a ManualClock can be advanced")
         self.clock.advance(seconds)
+        if self.waits is not None:
+            self.waits.wake()
 
 
 @contextmanager
