@@ -59,7 +59,8 @@ class Emulator:
     ``seed`` makes ETags and operation ids reproducible; ``type_settings`` overrides per-type
     settings, keyed by type (``Microsoft.Network/virtualNetworks``) or namespace pattern
     (``Microsoft.Network/*``); ``retry_after_max`` caps the Retry-After the emulator sends
-    (the SDK's poller sleeps that long in real time, whatever the emulator's clock says).
+    (a client that sleeps in real time — one not built by ``EmulatorHandle.client`` under a
+    ManualClock — waits that long whatever the emulator's clock says).
     """
 
     def __init__(
