@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from armguard.arm.clients import client_factory
 from armguard.clock import Clock, SystemClock
 from armguard.coordinator.gates import Requester
 from armguard.coordinator.intents import Intent, intent_from_json
@@ -263,11 +264,4 @@ def _policy(value: StalePolicy | str) -> StalePolicy:
 
 
 def _clients(endpoint: str | None, cloud: str) -> Callable[[str], Requester]:
-    # The CLI's factory is the one place that knows clouds, emulator identities and credentials.
-    from armguard.cli.common import client_factory  # noqa: PLC0415
-    from armguard.cli.output import CliError  # noqa: PLC0415
-
-    try:
-        return client_factory(endpoint, cloud)
-    except CliError as exc:
-        raise ValueError(str(exc)) from None
+    return client_factory(endpoint, cloud)

@@ -8,15 +8,15 @@ import argparse
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
-from armguard.arm.client import CLOUDS, ArmClient, StaticIdentityCredential
+from armguard.arm.client import CLOUDS, ArmClient
+from armguard.arm.clients import client_factory as arm_clients
+from armguard.arm.clients import is_local_endpoint
 from armguard.cli.output import EXIT_INTERRUPTED, CliError, clip
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.model import Job, Outcome
@@ -36,8 +36,6 @@ __all__ = [
     "open_store_arg",
     "sqlite_path",
 ]
-
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -128,52 +126,11 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def is_local_endpoint(endpoint: str) -> bool:
-    """The emulator runs on loopback over plain http; real ARM never does."""
-    parts = urlsplit(endpoint)
-    return parts.scheme == "http" and (parts.hostname or "") in _LOCAL_HOSTS
-
-
 def client_factory(endpoint: str | None, cloud: str) -> Callable[[str], ArmClient]:
-    """One ARM client per writer identity.
-
-    Against the emulator each writer gets a :class:`StaticIdentityCredential` naming it, so the
-    Activity Log shows who wrote what. Against real ARM every writer shares the one identity
-    ``DefaultAzureCredential`` resolves (environment, managed identity, az login…).
-    """
-    if cloud not in CLOUDS:
-        raise CliError(f"unknown cloud '{cloud}'; known: {', '.join(sorted(CLOUDS))}")
-    base, scope = CLOUDS[cloud]
-    url = (endpoint or base).rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CliError(f"--endpoint must be an http(s) URL, not '{endpoint}'")
-    if parts.scheme == "http" and not is_local_endpoint(url):
-        raise CliError("plain http is only allowed for a local emulator on 127.0.0.1/localhost")
-    clients: dict[str, ArmClient] = {}
-    lock = threading.Lock()
-    if is_local_endpoint(url):
-
-        def local(writer: str) -> ArmClient:
-            with lock:
-                found = clients.get(writer)
-                if found is None:
-                    found = clients[writer] = ArmClient(
-                        StaticIdentityCredential(writer), endpoint=url, scope=scope
-                    )
-                return found
-
-        return local
-    from azure.identity import DefaultAzureCredential  # noqa: PLC0415  (slow import)
-
-    shared = ArmClient(
-        DefaultAzureCredential(), endpoint=url, scope=scope if not endpoint else None
-    )
-
-    def remote(writer: str) -> ArmClient:
-        return shared
-
-    return remote
+    try:
+        return arm_clients(endpoint, cloud)
+    except ValueError as exc:
+        raise CliError(str(exc).replace("the endpoint must be", "--endpoint must be")) from None
 
 
 def arm_error(store: Store, job: Job) -> dict[str, Any] | None:
