@@ -43,6 +43,7 @@ __all__ = [
     "build_world",
     "final_states",
     "find_lost",
+    "lost_effects",
     "queue_plan",
     "summarise",
 ]
@@ -82,17 +83,34 @@ def _send(arm: Requester, write: UnguardedWrite) -> tuple[ArmResponse, str, str]
     return response, path, api
 
 
-def build_world(client_for: Callable[[str], Requester], plan: Plan, pacer: Pacer) -> list[str]:
+def build_world(
+    client_for: Callable[[str], Requester],
+    plan: Plan,
+    pacer: Pacer,
+    on_step: Callable[[str], None] | None = None,
+) -> list[str]:
     """Create the plan's resources and locks, then send its unguarded writes.
 
     Unguarded writes marked ``wait`` finish before the jobs run; the others are left running,
-    exactly as another tool's operation would be when armguard's writers arrive.
+    exactly as another tool's operation would be when armguard's writers arrive. ``on_step``
+    hears of each step before it starts (on the caller's thread): seeding waits on each
+    resource's operation, which takes seconds that would otherwise pass in silence.
     """
     notes: list[str] = []
     setup = client_for("world-setup")
+    steps = len(plan.resources) + len(plan.locks) + len(plan.unguarded)
+    done = 0
+
+    def step(text: str) -> None:
+        nonlocal done
+        done += 1
+        if on_step is not None:
+            on_step(f"[{done}/{steps}] {text}")
+
     for resource in plan.resources:
         api = resource.api_version or api_version_for(resource.id)
         path = str(resource.id)
+        step(f"creating {resource.id.name} ({resource.id.type})")
         response = setup.request("PUT", path, api_version=api, body=dict(resource.body))
         if not response.ok:
             c = response.classification()
@@ -103,11 +121,13 @@ def build_world(client_for: Callable[[str], Requester], plan: Plan, pacer: Pacer
             raise WorldError(f"{path}: could not follow its operation: {exc}") from exc
     for lock in plan.locks:
         path = f"{lock.scope}/providers/Microsoft.Authorization/locks/{lock.name}"
+        step(f"locking {lock.scope.name} ({lock.level} lock {lock.name})")
         body = {"properties": {"level": lock.level, "notes": lock.notes}}
         response = setup.request("PUT", path, api_version=LOCKS_API, body=body)
         if not response.ok:
             raise WorldError(f"{path}: ARM refused the lock: {response.classification().message}")
     for write in plan.unguarded:
+        step(f"{write.writer}: {write.method} {write.id.name}{write.suffix}")
         arm = client_for(write.writer)
         response, path, api = _send(arm, write)
         verb = f"{write.method} {write.id.name}{write.suffix}"
@@ -183,30 +203,44 @@ def _superseded(intent: Intent, later: Sequence[Intent]) -> bool:
     return any(not isinstance(i, BodyIntent) or (i.fields() & mine) for i in later)
 
 
+def lost_effects(
+    plan: Plan, landed: Mapping[int, int], final: Mapping[str, Mapping[str, Any] | None]
+) -> list[PlannedJob]:
+    """Planned jobs that took effect but whose effect is missing from ``final`` although no
+    job that landed after them on the same resource touched the same fields.
+
+    ``landed`` maps a plan index to the order its write took effect in (any increasing
+    number); jobs absent from it never took effect, so they cannot be lost, only surfaced.
+    Whoever ran the jobs (armguard's queue or writers on their own) is judged the same way.
+    """
+    by_resource: dict[str, list[tuple[PlannedJob, int]]] = {}
+    for planned in plan.jobs:
+        order = landed.get(planned.index)
+        if order is not None:
+            by_resource.setdefault(planned.resource.key, []).append((planned, order))
+    lost: list[PlannedJob] = []
+    for key, entries in by_resource.items():
+        entries.sort(key=lambda e: e[1])
+        for i, (planned, _) in enumerate(entries):
+            later = [p.intent for p, _ in entries[i + 1 :]]
+            if _superseded(planned.intent, later):
+                continue
+            if not planned.intent.satisfied_by(final.get(key)):
+                lost.append(planned)
+    return sorted(lost, key=lambda p: p.index)
+
+
 def find_lost(
     plan: Plan, jobs: Mapping[int, Job], final: Mapping[str, Mapping[str, Any] | None]
 ) -> list[LostIntent]:
     """Applied intents whose effect is missing although nothing later overwrote their fields."""
     done = (Outcome.APPLIED, Outcome.ALREADY_SATISFIED)
-    by_resource: dict[str, list[tuple[PlannedJob, Job]]] = {}
-    for planned in plan.jobs:
-        job = jobs.get(planned.index)
-        if job is not None:
-            by_resource.setdefault(planned.resource.key, []).append((planned, job))
-    lost: list[LostIntent] = []
-    for key, entries in by_resource.items():
-        entries.sort(key=lambda e: e[1].seq)
-        for i, (planned, job) in enumerate(entries):
-            if job.outcome not in done:
-                continue
-            later = [p.intent for p, j in entries[i + 1 :] if j.outcome in done]
-            if _superseded(planned.intent, later):
-                continue
-            if not planned.intent.satisfied_by(final.get(key)):
-                lost.append(
-                    LostIntent(job.id, job.writer, job.resource_id, planned.intent.to_json())
-                )
-    return lost
+    landed = {i: job.seq for i, job in jobs.items() if job.outcome in done}
+    return [
+        LostIntent(job.id, job.writer, job.resource_id, planned.intent.to_json())
+        for planned in lost_effects(plan, landed, final)
+        for job in (jobs[planned.index],)
+    ]
 
 
 @dataclass
