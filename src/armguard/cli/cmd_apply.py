@@ -8,12 +8,18 @@ any intent was lost.
 Ctrl-C (or SIGTERM) stops the run the way SIGTERM stops ``armguard worker``: batches whose
 write ARM has finish, the others release their leases, and the command exits 130 (143) with
 one line saying where the jobs are; a second Ctrl-C exits at once.
+
+``--compare`` (with ``--emulator``) first runs the same plan's writers on their own, without
+armguard, against a fresh embedded emulator built from the same world (see
+:mod:`armguard.coordinator.naive`), then runs armguard as usual and prints both counts side by
+side: conflicts surfaced to writers and updates lost.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -27,8 +33,10 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from armguard.arm.client import ArmClient, ArmTransportError
+from armguard.arm.ids import ResourceId
 from armguard.cli.common import (
     GracefulStop,
     add_arm_outage_argument,
@@ -44,9 +52,7 @@ from armguard.cli.output import (
     CliError,
     Reporter,
     add_output_argument,
-    clip,
     print_json,
-    print_table,
 )
 from armguard.clock import SystemClock, isoformat
 from armguard.coordinator.apply import (
@@ -60,6 +66,7 @@ from armguard.coordinator.apply import (
 )
 from armguard.coordinator.gates import GateTimeout, Pacer, Stopped
 from armguard.coordinator.model import Job, JobState
+from armguard.coordinator.naive import NaiveReport, run_naive
 from armguard.coordinator.plan import Plan, PlanError, load_plan
 from armguard.coordinator.store import Store
 from armguard.coordinator.stores import open_store, redact
@@ -114,6 +121,18 @@ def register(subparsers: Any) -> None:
         "--report",
         metavar="DIR",
         help="write events.jsonl, the Activity Log (emulator) and a timeline report.html here",
+    )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="with --emulator: first run the plan's writers without armguard (each reads, then "
+        "writes, all at once, with the SDK's default retries) on a fresh emulator with the same "
+        "world, and print both runs' conflicts surfaced and updates lost side by side",
+    )
+    parser.add_argument(
+        "--details",
+        action="store_true",
+        help="table output: add each job's full reason (--output json always has it)",
     )
     add_output_argument(parser)
     parser.set_defaults(func=run)
@@ -198,7 +217,8 @@ def _write_report(
 
 
 def _job_rows(plan: Plan, jobs: dict[int, Job], store: Store) -> list[dict[str, Any]]:
-    """One row per planned job, nothing shortened: the table clips, JSON shows it whole."""
+    """One row per planned job, nothing shortened: the table shows the short columns (and the
+    reason with --details), JSON every field."""
     rows = []
     for planned in plan.jobs:
         job = jobs[planned.index]
@@ -208,6 +228,8 @@ def _job_rows(plan: Plan, jobs: dict[int, Job], store: Store) -> list[dict[str, 
                 "job": job.id,
                 "writer": planned.writer,
                 "resource": planned.resource.name,
+                "name": _short_name(planned.resource),
+                "resourceId": str(planned.resource),
                 "type": planned.resource.type,
                 "intent": planned.intent.kind,
                 "outcome": job.outcome.value if job.outcome else job.state.value,
@@ -246,6 +268,130 @@ def _summary_json(summary: ApplySummary) -> dict[str, Any]:
     }
 
 
+def _short_name(rid: ResourceId) -> str:
+    """``vnet-prod/app`` for a subnet: a child's bare name says too little in a table."""
+    names = [rid.name]
+    while rid.is_child and rid.parent is not None:
+        rid = rid.parent
+        names.insert(0, rid.name)
+    return "/".join(names)
+
+
+def _print_jobs(rows: list[dict[str, Any]], details: bool, title: str) -> None:
+    columns = ["writer", "resource", "intent", "outcome", "takeovers", "kind"]
+    if details:
+        columns.append("reason")
+    table = Table(title=title, header_style="bold")
+    for col in columns:
+        # Fold, never cut: a name ending in an ellipsis cannot be looked up.
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        cells = {**row, "resource": row["name"]}
+        table.add_row(*("" if cells.get(c) is None else escape(str(cells[c])) for c in columns))
+    # COLUMNS is honoured even when piped; without it, CI logs get room for --details.
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+    Console(soft_wrap=True, width=width).print(table)
+
+
+def _build_world(
+    reporter: Reporter, client_for: Callable[[str], ArmClient], plan: Plan, pacer: Pacer
+) -> None:
+    reporter.say(
+        f"building the plan's world ({len(plan.resources)} resource(s), "
+        f"{len(plan.locks)} lock(s), {len(plan.unguarded)} unguarded write(s)); "
+        "waiting for the resources' operations to finish"
+    )
+    try:
+        for note in build_world(
+            client_for, plan, pacer, lambda step: reporter.say(f"world {step}")
+        ):
+            reporter.say(f"world: {note}")
+    except Stopped:
+        pass  # reported by the caller, with nothing queued
+    except (WorldError, GateTimeout) as exc:
+        raise CliError(f"cannot build the plan's world: {exc}", EXIT_FAILED) from None
+
+
+def _naive_json(naive: NaiveReport) -> dict[str, Any]:
+    return {
+        "writers": len(naive.results),
+        "conflictsSurfaced": len(naive.surfaced),
+        "updatesLost": len(naive.lost),
+        "requests": naive.requests,
+        "surfaced": [
+            {
+                "writer": r.writer,
+                "resourceId": r.resource_id,
+                "method": r.method,
+                "status": r.status,
+                "code": r.code or None,
+                "message": r.message,
+            }
+            for r in naive.surfaced
+        ],
+        "lost": [
+            {"writer": p.writer, "resourceId": str(p.resource), "intent": p.intent.to_json()}
+            for p in naive.lost
+        ],
+    }
+
+
+def _run_naive(
+    args: argparse.Namespace, reporter: Reporter, plan: Plan, pacer: Pacer, stop: GracefulStop
+) -> NaiveReport:
+    """The plan's writers without armguard, on an emulator of their own: armguard's run must
+    start from the same untouched world, not from what the naive writers left behind."""
+    with _embedded(args.time_scale, args.seed) as endpoint:
+        reporter.say(
+            f"naive run first: {len(plan.jobs)} writers without armguard on a fresh embedded "
+            f"emulator at {endpoint}, same world"
+        )
+        _build_world(reporter, client_factory(endpoint, args.cloud), plan, pacer)
+        if stop.stopping:
+            raise CliError(f"{stop.reason()} during the naive run", stop.exit_code())
+        reporter.say(
+            f"naive run: {len(plan.jobs)} writers at once, each reads then writes "
+            "(SDK default retries, no If-Match unless it holds an ETag); waiting for them"
+        )
+        try:
+            naive = run_naive(plan, endpoint, pacer, cloud=args.cloud)
+        except Stopped:
+            raise CliError(f"{stop.reason()} during the naive run", stop.exit_code()) from None
+    by_error = ", ".join(f"{n}× {e}" for e, n in sorted(naive.surfaced_by_error().items()))
+    reporter.say(
+        f"naive run: {len(naive.surfaced)} of {len(naive.results)} writers were handed an error"
+        + (f" ({by_error})" if by_error else "")
+        + f", {len(naive.lost)} updates lost, {naive.requests} requests"
+    )
+    return naive
+
+
+def _print_compare(out: Console, naive: NaiveReport, summary: ApplySummary) -> None:
+    surfaced = sum(summary.surfaced.values())
+    out.print("\n[bold]side by side[/bold] — the same plan on the same world:")
+    out.print(
+        f"  naive:    [bold]{len(naive.surfaced)}[/bold] conflicts surfaced, "
+        f"[bold]{len(naive.lost)}[/bold] updates lost  (each writer reads then writes, at once)"
+    )
+    out.print(
+        f"  armguard: [bold]{surfaced}[/bold] conflicts surfaced, "
+        f"[bold]{len(summary.lost)}[/bold] updates lost"
+    )
+    for result in naive.surfaced:
+        name = _short_name(ResourceId.parse(result.resource_id))
+        out.print(
+            f"  naive [red]surfaced[/red]: {escape(result.writer)} {result.method} {escape(name)}"
+            f" → {escape(result.error)}",
+            highlight=False,
+        )
+    for planned in naive.lost:
+        out.print(
+            f"  naive [red]lost[/red]: {escape(planned.writer)}'s {planned.intent.kind} on "
+            f"{escape(_short_name(planned.resource))}",
+            highlight=False,
+        )
+
+
 def _stopped(reason: str, jobs: dict[int, Job], store_url: str | None) -> str:
     finished = sum(1 for j in jobs.values() if j.outcome is not None)
     queued = sum(1 for j in jobs.values() if j.state is JobState.QUEUED)
@@ -269,6 +415,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--arm-outage must be >= 0")
     if args.emulator and args.endpoint:
         raise CliError("give either --emulator or --endpoint, not both")
+    if args.compare and not args.emulator:
+        raise CliError("--compare needs --emulator: the naive run must not touch real resources")
     try:
         plan = load_plan(args.plan)
     except PlanError as exc:
@@ -286,9 +434,23 @@ def run(args: argparse.Namespace) -> int:
         # Jobs left unfinished by a stop are only worth pointing at in a store that outlives
         # this run against an endpoint that does too.
         kept = not args.emulator
+        # Short slices: a stop during the world's operations is seen within a second.
+        pacer = Pacer(
+            clock,
+            keep_alive=lambda: None,
+            should_stop=lambda: stop.stopping,
+            slice=1.0,
+            max_wait=600,
+        )
+        naive: NaiveReport | None = None
+        if args.compare:
+            naive = _run_naive(args, reporter, plan, pacer, stop)
         if args.emulator:
             endpoint = stack.enter_context(_embedded(args.time_scale, args.seed))
-            console.print(f"embedded emulator at {endpoint} (time scale {args.time_scale})")
+            console.print(
+                f"embedded emulator at {endpoint} (time scale {args.time_scale})"
+                + (" for armguard's run" if args.compare else "")
+            )
             if store_url is None:
                 tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="armguard-"))
                 store_url = str(Path(tmp) / "jobs.db")
@@ -302,29 +464,7 @@ def run(args: argparse.Namespace) -> int:
         stack.callback(store.close)
         started = clock.now()
         if args.emulator:
-            # Short slices: a stop during the world's operations is seen within a second.
-            pacer = Pacer(
-                clock,
-                keep_alive=lambda: None,
-                should_stop=lambda: stop.stopping,
-                slice=1.0,
-                max_wait=600,
-            )
-            console.print(
-                f"building the plan's world ({len(plan.resources)} resource(s), "
-                f"{len(plan.locks)} lock(s), {len(plan.unguarded)} unguarded write(s)); "
-                "waiting for the resources' operations to finish",
-                highlight=False,
-                markup=False,
-                soft_wrap=True,
-            )
-            try:
-                for note in build_world(client_for, plan, pacer):
-                    console.print(f"world: {note}")
-            except Stopped:
-                pass  # reported below, with nothing queued
-            except (WorldError, GateTimeout) as exc:
-                raise CliError(f"cannot build the plan's world: {exc}", EXIT_FAILED) from None
+            _build_world(reporter, client_for, plan, pacer)
         if stop.stopping:
             raise CliError(f"{stop.reason()} before any job was queued", stop.exit_code())
         jobs = queue_plan(store, plan)
@@ -392,13 +532,19 @@ def run(args: argparse.Namespace) -> int:
             written = _write_report(Path(args.report), store, done, activity)
         rows = _job_rows(plan, done, store)
     if args.output == "json":
-        print_json({"plan": plan.name, "summary": _summary_json(summary), "jobs": rows})
+        doc: dict[str, Any] = {"plan": plan.name, "summary": _summary_json(summary), "jobs": rows}
+        if naive is not None:
+            doc["compare"] = {
+                "naive": _naive_json(naive),
+                "armguard": {
+                    "writers": summary.jobs,
+                    "conflictsSurfaced": sum(summary.surfaced.values()),
+                    "updatesLost": len(summary.lost),
+                },
+            }
+        print_json(doc)
     else:
-        print_table(
-            [{**row, "reason": clip(row["reason"] or "", 160)} for row in rows],
-            ["writer", "resource", "intent", "outcome", "takeovers", "kind", "reason"],
-            title=f"plan: {plan.name}",
-        )
+        _print_jobs(rows, args.details, f"plan: {plan.name}")
         # Piped summaries are read in CI logs: long lines stay whole, as print_table's do.
         out = Console(soft_wrap=True)
         outcomes = ", ".join(f"{n} {k}" for k, n in sorted(summary.outcomes.items()))
@@ -413,6 +559,8 @@ def run(args: argparse.Namespace) -> int:
             out.print(
                 f"[red]lost[/red]: {missing.writer} {missing.intent} on {missing.resource_id}"
             )
+        if naive is not None:
+            _print_compare(out, naive, summary)
         for path in written:
             out.print(f"wrote {path}")
     sys.stdout.flush()
