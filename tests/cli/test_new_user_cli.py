@@ -110,11 +110,7 @@ def test_a_wrong_flag_before_the_command_is_the_top_levels() -> None:
 # -- 3. every command explains itself ------------------------------------------------------------
 
 
-# 'wait' and 'timeline' are being reworked by other changes, which own their help text.
-OWNED_ELSEWHERE = ("wait", "timeline")
-
-
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c not in OWNED_ELSEWHERE])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_help_has_a_description_with_exit_codes(command: str) -> None:
     proc = armguard(command, "--help")
     assert proc.returncode == 0, proc.stderr

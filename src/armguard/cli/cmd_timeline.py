@@ -52,7 +52,9 @@ def register(subparsers: Any) -> None:
             "Read Activity Log exports (az monitor activity-log list JSON, REST pages, JSON "
             "lines) and armguard job-event logs, and find overlapping writers, each conflict "
             "and the write that caused it, retry storms, stale ETag replays and writers that "
-            "send no concurrency token."
+            "send no concurrency token. Prints a headline and the findings (--output json: the "
+            "whole model); --html writes a self-contained report. Exit 0 when the files were "
+            "read, 2 for bad input (a file that is not a log, bad options)."
         ),
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="log files to read")

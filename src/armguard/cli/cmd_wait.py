@@ -20,6 +20,14 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "wait",
         help="wait for a job's outcome (exit 0 applied/already_satisfied, 1 otherwise)",
+        description=(
+            "Block until the job ends, woken by the store's change notifications (no polling "
+            "loop), and print its outcome, kind and reason (--output json: the whole job). "
+            "A worker must be running on the same store. Exit 0 when the job was applied or "
+            "already satisfied, 1 when it failed, was blocked or dropped, or is still queued or "
+            "running after --timeout, 2 for bad input (an unknown job, a store that does not "
+            "exist)."
+        ),
     )
     parser.add_argument("job", metavar="JOB", help="job id printed by 'armguard submit'")
     add_store_argument(parser)
