@@ -21,6 +21,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: tuple[str, ...] = (
     "emulator",
+    "proxy",
     "apply",
     "submit",
     "worker",
