@@ -86,6 +86,13 @@ def register(subparsers: Any) -> None:
         help="how long a write may wait for its turn before it is answered 409 unsent "
         "(default 240, under the SDKs' 300 s read timeout)",
     )
+    parser.add_argument(
+        "--turn-lease",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="with --store: how long a stopped proxy's turns outlive it (default 30)",
+    )
     parser.add_argument("--events", metavar="FILE", help="append job events (JSON lines) here")
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     parser.add_argument(
@@ -123,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--metrics-port must be between 1 and 65535, not {args.metrics_port}")
     _positive("--wait-max", args.wait_max)
     _positive("--queue-max", args.queue_max)
+    if not args.turn_lease > 0:
+        raise CliError(f"--turn-lease must be > 0, not {args.turn_lease}")
     embedded = None
     if args.emulator:
         scale = 1.0 if args.time_scale is None else _positive("--time-scale", args.time_scale)
@@ -139,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         lost_updates=Mode(args.lost_updates),
         wait_max=args.wait_max,
         queue_max=args.queue_max,
+        turn_lease=args.turn_lease,
         upstream_verify=args.upstream_ca or True,
         cloud=args.cloud,
     )

@@ -58,7 +58,7 @@ def build_proxy_server(
     scheme = "https" if certs else "http"
     shown = f"[{host}]" if ":" in host else host
     base_url = f"{scheme}://{shown}:{sock.getsockname()[1]}"
-    turns: Turns = open_turns(store, clock) if store else MemoryTurns()
+    turns: Turns = open_turns(store, clock, ttl=settings.turn_lease) if store else MemoryTurns()
     proxy = Proxy(
         settings,
         upstream=Upstream(settings.upstream, verify=settings.upstream_verify),

@@ -24,6 +24,9 @@ class ProxySettings:
     policy or its person already knows."""
     follow_max: float = 3600.0
     """How long the proxy follows an accepted operation before it gives its keys back."""
+    turn_lease: float = 30.0
+    """With a shared store: how long a proxy's ticket outlives its last renewal. A proxy that
+    is killed holds no key longer than this."""
     retry_ratio: float = 0.2
     retry_floor: int = 20
     backoff_base: float = 1.0
