@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -21,6 +21,8 @@ from armguard.testing import EmulatorHandle, emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from proxy_helpers import ProxyFactory
 
 from pg_server import PgServer, PgUnavailable, external_url
 
@@ -61,9 +63,6 @@ def pg_schema_url(pg_url: str) -> Iterator[str]:
 def arm() -> Iterator[EmulatorHandle]:
     with emulator(clock=SystemClock(), time_scale=0.02, retry_after_max=1, seed=11) as handle:
         yield handle
-
-
-ProxyFactory = Callable[..., RunningProxy]
 
 
 @pytest.fixture

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from azure.mgmt.network import NetworkManagementClient
 from azure.mgmt.resource.resources import ResourceManagementClient
 
+from armguard.proxy.server import RunningProxy
 from armguard.testing import sdk_client
 
 SUB = "00000000-0000-0000-0000-000000000001"
 RG = "rg1"
 VNET_TYPE = "Microsoft.Network/virtualNetworks"
+
+ProxyFactory = Callable[..., RunningProxy]
+"""``make_proxy(mode=…, store=…, upstream=…, **settings)``: a served proxy, stopped after."""
 
 
 def network(url: str, caller: str = "user@example.com", **kw: Any) -> NetworkManagementClient:

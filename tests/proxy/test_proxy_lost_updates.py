@@ -14,8 +14,7 @@ import pytest
 from azure.core.exceptions import HttpResponseError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ProxyFactory
-from proxy_helpers import RG, a_group_and_vnet, events, network
+from proxy_helpers import RG, ProxyFactory, a_group_and_vnet, events, network
 
 from armguard.proxy.guard import Mode
 from armguard.testing import EmulatorHandle
@@ -69,7 +68,8 @@ def test_guard_turns_it_into_a_412_and_nothing_is_lost(
     proxy = make_proxy(Mode.GUARD)
     a_group_and_vnet(proxy.base_url)
     err = _race(proxy.base_url, {"env": "prod"})
-    assert err is not None and err.status_code == 412
+    assert err is not None
+    assert err.status_code == 412
     assert _tags(arm) == {"owner": "platform"}
     # The normalizer's own read-modify-write was not in the way: it read what it wrote over.
 
@@ -87,8 +87,10 @@ def test_merge_refuses_a_field_both_changed_and_names_it(
     proxy = make_proxy(Mode.MERGE)
     a_group_and_vnet(proxy.base_url)
     err = _race(proxy.base_url, {"owner": "app-team"})
-    assert err is not None and err.status_code == 412
-    assert err.error is not None and err.error.code == "PreconditionFailed"
+    assert err is not None
+    assert err.status_code == 412
+    assert err.error is not None
+    assert err.error.code == "PreconditionFailed"
     assert "tags.owner" in err.message
     assert "normalizer@example.com" in err.message, "the refusal names the other writer"
     assert _tags(arm) == {"owner": "platform"}

@@ -11,8 +11,7 @@ from pathlib import Path
 from azure.core.exceptions import HttpResponseError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ProxyFactory
-from proxy_helpers import RG, a_group_and_vnet, events, network
+from proxy_helpers import RG, ProxyFactory, a_group_and_vnet, events, network
 
 from armguard.testing import EmulatorHandle
 
