@@ -75,6 +75,9 @@ def build_proxy_server(
         lifespan="on",
         timeout_graceful_shutdown=5,
         timeout_keep_alive=240,
+        # ARM's own Date and Server headers pass through; uvicorn must not add a second pair.
+        server_header=False,
+        date_header=False,
         ssl_certfile=str(certs.cert) if certs else None,
         ssl_keyfile=str(certs.key) if certs else None,
     )
