@@ -23,6 +23,7 @@ from armguard.proxy.guard import Mode
 from armguard.proxy.record import ProxyMetrics
 from armguard.proxy.server import build_proxy_server
 from armguard.proxy.settings import ProxySettings
+from armguard.proxy.sql_turns import TurnStoreError
 
 __all__ = ["register", "run"]
 
@@ -163,10 +164,10 @@ def run(args: argparse.Namespace) -> int:
             cert_dir=args.cert_dir if args.tls else None,
             metrics=metrics,
         )
+    except TurnStoreError as err:
+        raise CliError(str(err), EXIT_FAILED) from None
     except OSError as err:
         raise CliError(f"cannot start the proxy: {err.strerror or err}", EXIT_FAILED) from None
-    except Exception as err:  # a store that cannot be opened: psycopg/sqlite errors
-        raise CliError(f"cannot open the store '{args.store}': {err}", EXIT_FAILED) from None
     if args.metrics_port is not None:
         try:
             start_http_server(args.metrics_port, addr=args.host, registry=metrics.registry)

@@ -24,7 +24,12 @@ import psycopg
 from armguard.clock import Clock
 from armguard.proxy.turns import Ticket, TurnLost
 
-__all__ = ["SqlTurns", "open_turns"]
+__all__ = ["SqlTurns", "TurnStoreError", "open_turns"]
+
+
+class TurnStoreError(Exception):
+    """The store named for shared turns cannot be opened; the message says why."""
+
 
 _SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS proxy_tickets (
@@ -224,7 +229,11 @@ def _postgres(url: str, clock: Clock, ttl: float) -> SqlTurns:
 
 def open_turns(store: str, clock: Clock, *, ttl: float = 30.0) -> SqlTurns:
     """Tickets in the database ``store`` names: a ``postgresql://`` URL or a SQLite file."""
-    if store.startswith(("postgresql://", "postgres://")):
-        return _postgres(store, clock, ttl)
-    path = store.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return _sqlite(path, clock, ttl)
+    try:
+        if store.startswith(("postgresql://", "postgres://")):
+            return _postgres(store, clock, ttl)
+        path = store.removeprefix("sqlite:///").removeprefix("sqlite://")
+        return _sqlite(path, clock, ttl)
+    except (OSError, sqlite3.Error, psycopg.Error) as err:
+        reason = getattr(err, "strerror", None) or str(err).strip().splitlines()[0]
+        raise TurnStoreError(f"cannot open the store '{store}': {reason}") from None
