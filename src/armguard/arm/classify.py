@@ -164,6 +164,8 @@ _IN_PROGRESS_CODES = frozenset(
         "conflictingdatabaseoperation",
         "servergroupbusy",
         "serverisbusy",
+        # ResourceGroupDeletionBlocked wraps it: a resource in the group still runs a task.
+        "taskisrunning",
     }
 )
 _REGISTRATION_CODES = frozenset(
@@ -337,6 +339,9 @@ _QUOTA_STRONG_TEXT = (
     # "ZoneRedundant is an immutable property", "… and vice-versa is not allowed".
     "is an immutable property",
     "cannot be changed after",
+    "cannot be changed once",
+    "is not available in the current region",
+    "size is not available",
     "vice-versa is not allowed",
     "resource name isn't available",
     "name is already taken",
