@@ -667,7 +667,12 @@ def classify_error(
     prerequisite = prerequisite_text[1] if prerequisite_text else None
     state_text = sig.pattern(_STATE_RE)
     operation_not_allowed = sig.code(frozenset({"operationnotallowed"}))
-    if state_code or state_text or prerequisite_text:
+    # A state phrase alone decides when nothing more specific was said: no status, a 409, or
+    # no code of its own. A 400 with its own code keeps that code's meaning, as it always has
+    # for the coordinator.
+    specific = [x for x in codes if x.lower() not in _WRAPPER_CODES]
+    phrase_decides = prerequisite_text is not None and (status in (None, 409) or not specific)
+    if state_code or state_text or phrase_decides:
         if state_code and prerequisite is None:
             prerequisite = (
                 "delete_nested" if state_code.lower() == "cannotdeleteresource" else "detach"

@@ -30,15 +30,9 @@ __all__ = [
 
 
 class NoArmError(ValueError):
-    """The text carries no ARM error: no code, no failure status, no ARM phrase.
-
-    ``source`` names the other API the text is an error of, when it shows one (a Kubernetes
-    API error, a Google Cloud or AWS error), so the refusal can say what the text is.
+    """The text carries no error at all: no code, no failure status, no exception, no error
+    word. Any text with an error in it is explained instead, ``unknown`` when nothing matches.
     """
-
-    def __init__(self, message: str, source: str | None = None) -> None:
-        super().__init__(message)
-        self.source = source
 
 
 SEVERITY: tuple[ConflictKind, ...] = (
