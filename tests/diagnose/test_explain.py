@@ -253,10 +253,14 @@ def test_one_error_said_many_times_is_one_error_counted() -> None:
         ),
     ],
 )
-def test_errors_of_other_apis_are_not_read_as_arm(text: str, source: str) -> None:
-    with pytest.raises(NoArmError, match="not an Azure Resource Manager one") as info:
-        explain_text(text)
-    assert info.value.source == source
+def test_errors_of_other_apis_get_a_kind_and_say_what_they_are(text: str, source: str) -> None:
+    # An error is never refused; a paste from another cloud says so, with low confidence,
+    # because ARM's vocabulary read over another API's words is a guess.
+    e = explain_text(text)
+    data = e.to_json()
+    assert data["foreignSource"] == source
+    assert data["confidence"] == "low"
+    assert data["kind"] in {k.value for k in ConflictKind}
 
 
 def test_an_arm_error_that_mentions_kubectl_is_still_arm() -> None:
@@ -279,3 +283,38 @@ def test_a_parent_with_nested_resources_is_deleted_after_them() -> None:
     assert e.classification.prerequisite == "delete_nested"
     assert "nested resources" in e.meaning
     assert any("wait until each returns 404" in step for step in e.recovery)
+
+
+def test_a_missing_registration_says_which_provider_to_register_once() -> None:
+    e = explain_text(
+        "ERROR: (MissingSubscriptionRegistration) The subscription is not registered to use "
+        "namespace 'Microsoft.Sql'. See https://aka.ms/rps-not-found for how to register "
+        "subscriptions."
+    )
+    assert e.kind is ConflictKind.NOT_REGISTERED
+    assert "Microsoft.Sql" in e.meaning
+    assert e.recovery[0].startswith(
+        "Register it once: az provider register --namespace Microsoft.Sql"
+    )
+    commands = [c.command for c in e.next_commands]
+    assert "az provider register --namespace Microsoft.Sql" in commands
+    assert any("policy" in w for w in e.wrong_fix)
+
+
+def test_a_missing_role_names_the_action_and_scope_to_grant() -> None:
+    scope = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app"
+    e = explain_text(
+        "Error type: AuthorizationFailed\nError Message: The client 'x' with object id 'y' does "
+        f"not have authorization to perform action 'Microsoft.Web/sites/write' over scope "
+        f"'{scope}' or the scope is invalid."
+    )
+    assert e.kind is ConflictKind.NOT_AUTHORIZED
+    assert "Microsoft.Web/sites/write" in e.meaning
+    assert scope in e.meaning
+    assert not e.kind.retryable
+    assert any(
+        c.command.startswith("az role assignment list") and scope in c.command
+        for c in e.next_commands
+    )
+    data = e.to_json()
+    assert (data["confidence"], data["decidedBy"][0]) == ("high", "code:AuthorizationFailed")

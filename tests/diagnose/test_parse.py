@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
+from armguard.diagnose.excerpt import excerpt
 from armguard.diagnose.parse import ParsedError, parse_error_text
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -350,3 +352,62 @@ def test_a_log_of_many_message_lines_is_read_once() -> None:
 )
 def test_the_format_is_read_from_the_structure(text: str, fmt: str) -> None:
     assert parsed(text).format == fmt
+
+
+def test_xml_error_bodies_are_read() -> None:
+    facts = parse_error_text(
+        '<?xml version="1.0" encoding="utf-8"?><Error><Code>ConditionNotMet</Code><Message>The '
+        "condition specified using HTTP conditional header(s) is not met.\nRequestId:1</Message>"
+        "</Error>"
+    )
+    assert facts is not None
+    assert facts.code == "ConditionNotMet"
+    assert "conditional header(s) is not met" in facts.message
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [
+        ("The remote server returned an error: (412) The append position condition", 412),
+        ("Error type: 409\nError Message: conflicts with the pending operation", 409),
+        ("Error: The gateway did not receive a response (CODE: 504)", 504),
+        ("PUT https://management.azure.com/x failed with 429", 429),
+        ("[error] Error: HttpError: 503 ", 503),
+        ("(409) Conflict: The scope is locked", 409),
+    ],
+)
+def test_statuses_as_tools_print_them(text: str, status: int) -> None:
+    facts = parse_error_text(text)
+    assert facts is not None
+    assert facts.status == status
+
+
+def test_a_key_line_in_a_numbered_list_is_read() -> None:
+    facts = parse_error_text("1. ErrorCode:AuthorizationPermissionMismatch \n2. ErrorMessage:no")
+    assert facts is not None
+    assert facts.code == "AuthorizationPermissionMismatch"
+
+
+def _log(lines: int, middle: bytes = b"", end: bytes = b"") -> io.BytesIO:
+    step = b"2026-12-05T10:00:00Z ##[section]compiled module: 0 warnings, 0 errors\n"
+    return io.BytesIO(step * (lines // 2) + middle + step * (lines // 2) + end)
+
+
+def test_excerpt_of_a_long_log_is_bounded_and_keeps_the_errors() -> None:
+    middle = b'##[error]Error: {"code": "ScopeLocked", "message": "locked"}\n'
+    end = b"ERROR: (AnotherOperationInProgress) busy\n"
+    read = excerpt(_log(80_000, middle, end))
+    assert read.total_bytes > 5_000_000
+    assert read.cut
+    assert len(read.data) < 800_000
+    assert middle in read.data
+    assert read.data.endswith(end)
+    # The build's "0 errors" summaries are not errors: only the real one was kept.
+    assert read.kept_middle_lines == 1 + 40
+
+
+def test_excerpt_of_a_short_text_is_the_text() -> None:
+    text = b"ERROR: (Conflict) busy\nCode: Conflict\n"
+    read = excerpt(io.BytesIO(text))
+    assert (read.data, read.cut, read.binary) == (text, False, False)
+    assert excerpt(io.BytesIO(b"\x00\x01 binary")).binary

@@ -505,3 +505,123 @@ def test_known_codes_are_lower_case_and_exclude_english_words() -> None:
     assert all(c == c.lower() for c in KNOWN_CODES)
     assert "anotheroperationinprogress" in KNOWN_CODES
     assert {"conflict", "forbidden", "notfound", "badrequest"}.isdisjoint(KNOWN_CODES)
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message", "kind"),
+    [
+        # A person registers the provider once; not a policy refusal.
+        (
+            409,
+            "MissingSubscriptionRegistration",
+            "The subscription is not registered to use namespace 'Microsoft.Web'.",
+            K.NOT_REGISTERED,
+        ),
+        (
+            None,
+            "",
+            "The subscription is not registered to use namespace 'Microsoft.Sql'.",
+            K.NOT_REGISTERED,
+        ),
+        # A person grants a role; not a policy refusal either.
+        (
+            403,
+            "AuthorizationFailed",
+            "The client 'x' with object id 'y' does not have authorization to perform action "
+            "'Microsoft.Web/sites/write' over scope '/subscriptions/0'.",
+            K.NOT_AUTHORIZED,
+        ),
+        # Registering a provider needs a role: the code decides, not the word "register".
+        (
+            403,
+            "AuthorizationFailed",
+            "does not have authorization to perform action 'Microsoft.Web/register/action'",
+            K.NOT_AUTHORIZED,
+        ),
+        (
+            403,
+            "AuthorizationPermissionMismatch",
+            "This request is not authorized.",
+            K.NOT_AUTHORIZED,
+        ),
+        (403, "", "", K.NOT_AUTHORIZED),
+        # "No registered resource provider found" is a wrong api-version, not a registration.
+        (
+            400,
+            "NoRegisteredProviderFound",
+            "No registered resource provider found for location 'eastus' and API version 'x'.",
+            K.INVALID,
+        ),
+        # A policy with a 403 is still a policy.
+        (403, "RequestDisallowedByPolicy", "Resource 'r' was disallowed by policy.", K.NOT_ALLOWED),
+        # Data-plane throttling under each service's own words.
+        (503, "ServerBusy", "Egress is over the account limit.", K.THROTTLED),
+        (None, "RateLimiting", "Client application has been throttled.", K.THROTTLED),
+        (429, "", "Request rate is large. More Request Units may be needed.", K.THROTTLED),
+        (
+            429,
+            "Throttled",
+            "Request was not processed because too many requests were received.",
+            K.THROTTLED,
+        ),
+        # Busy with another operation, in the words of SQL, Redis and Container Apps.
+        (409, "", "Server 'sql-1' is busy with another operation.", K.OPERATION_IN_PROGRESS),
+        (
+            409,
+            "Conflict",
+            "The cache is busy processing a previous update request.",
+            K.OPERATION_IN_PROGRESS,
+        ),
+        (409, "ContainerAppLockConflict", "Cannot modify container app.", K.OPERATION_IN_PROGRESS),
+        # A stopped server is a state to change, not an outage.
+        (
+            409,
+            "ServerUnavailableForOperation",
+            "Operation 'x' cannot be performed as server 's' is currently in state 'Stopped'.",
+            K.STATE_PREREQUISITE,
+        ),
+        # Stale ETags in the words of Storage, Cosmos and API Management, whatever the code.
+        (400, "BadRequest", "One of the specified pre-condition is not met", K.STALE_VERSION),
+        (None, "ValidationError", "Resource was modified since last retrieval.", K.STALE_VERSION),
+        # Transport failures are transient.
+        (
+            None,
+            "",
+            "Post https://x: HTTP response was nil; connection may have been reset",
+            K.TRANSIENT,
+        ),
+        (
+            None,
+            "",
+            "read tcp 10.0.0.1:1->10.0.0.2:443: read: connection reset by peer",
+            K.TRANSIENT,
+        ),
+    ],
+)
+def test_vocabulary_beyond_the_arm_core(
+    status: int | None, code: str, message: str, kind: ConflictKind
+) -> None:
+    assert classify(status, code, message).kind is kind
+
+
+def test_new_kinds_need_a_person_and_are_not_retried() -> None:
+    assert not K.NOT_REGISTERED.retryable
+    assert not K.NOT_AUTHORIZED.retryable
+
+
+def test_confidence_follows_the_evidence() -> None:
+    by_code = classify(409, "ScopeLocked", "locked")
+    assert by_code.confidence == "high"
+    assert by_code.evidence == ("code:ScopeLocked",)
+    by_words = classify(None, "", "Too many requests. Please retry after 60 seconds.")
+    assert (by_words.kind, by_words.confidence) == (K.THROTTLED, "medium")
+    assert by_words.evidence == ("phrase:too many requests",)
+    assert by_words.retry_after == 60
+    by_status = classify(404, "", "")
+    assert (by_status.kind, by_status.confidence, by_status.evidence) == (
+        K.NOT_FOUND,
+        "low",
+        ("status:404",),
+    )
+    nothing = classify(None, "Weird", "never seen")
+    assert (nothing.kind, nothing.confidence) == (K.UNKNOWN, "low")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from typing import Any
 
@@ -11,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from armguard.cli.output import EXIT_OK, CliError, add_output_argument, print_json
+from armguard.diagnose.excerpt import Excerpt, excerpt
 from armguard.diagnose.explain import Explanation, NoArmError, explain_text
-from armguard.diagnose.parse import MAX_INPUT_BYTES
 
 __all__ = ["register"]
 
@@ -22,10 +23,13 @@ def register(subparsers: Any) -> None:
         "explain",
         help="explain a pasted ARM error: kind, meaning, safe recovery, wrong fix",
         description=(
-            "Read an ARM error as az, Terraform, an Azure SDK, PowerShell, a JSON body or an "
-            "Activity Log event printed it, and say what it means and how to recover safely: "
-            "its class, the meaning, the safe recovery and the wrong fix to avoid, as a table "
-            "or -o json. Works offline. Exit 0; 2 when no ARM error is found in the input."
+            "Read an Azure error as az, Terraform, an Azure SDK, PowerShell, a JSON or XML body, "
+            "an Activity Log event or a whole CI log printed it, and say what it means and how "
+            "to recover safely: its kind, how sure that is and the words that decided it, the "
+            "meaning, the safe recovery and the wrong fix to avoid, as a table or -o json. A long "
+            "log is read as a stream: its start, its end and the error lines between. Works "
+            "offline. Exit 0 for any text with an error in it (kind 'unknown' when nothing "
+            "matches); 2 when the input has no error at all, or is empty or binary."
         ),
     )
     parser.add_argument(
@@ -39,49 +43,43 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = _read_input(args.text)
+    text, read = _read_input(args.text)
     try:
         result = explain_text(text)
-    except NoArmError as exc:
-        if exc.source is not None:
-            raise CliError(
-                f"no ARM error found in the input: this is {exc.source} error, not an Azure "
-                "Resource Manager one; armguard explains ARM errors only"
-            ) from None
+    except NoArmError:
         raise CliError(
-            "no ARM error found in the input: expected an error code, an HTTP failure status or "
-            "an ARM error message (paste the whole error as printed)"
+            "no error found in the input: expected an error code, an HTTP failure status, an "
+            "exception or an error message (paste the whole error as printed)"
         ) from None
     if args.output == "json":
-        print_json(result.to_json())
+        data = result.to_json()
+        data["input"] = {"bytes": read.total_bytes, "excerpted": read.cut}
+        print_json(data)
     else:
-        _print_table(result)
+        _print_table(result, read)
     return EXIT_OK
 
 
-def _read_input(arg: str | None) -> str:
+def _read_input(arg: str | None) -> tuple[str, Excerpt]:
+    """The text to explain, and how much of the input it is. Standard input is read as a
+    stream: a log of any size costs the same memory (its start, its end, its error lines)."""
     if arg is not None and arg != "-":
-        data = arg.encode("utf-8", "surrogateescape")
+        read = excerpt(io.BytesIO(arg.encode("utf-8", "surrogateescape")))
     else:
         if arg is None and sys.stdin.isatty():
             raise CliError("give the error text as an argument, or pipe it in ('-' reads stdin)")
-        data = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
-    if len(data) > MAX_INPUT_BYTES:
-        raise CliError(
-            f"input is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MB; paste only the error "
-            "(the parser reads at most that much)"
-        )
-    if b"\x00" in data:
+        read = excerpt(sys.stdin.buffer)
+    if read.binary:
         raise CliError("input is binary, not text: paste the error message itself")
     try:
-        text = data.decode("utf-8")
+        text = read.data.decode("utf-8")
     except UnicodeDecodeError:
-        text = data.decode("utf-8", "replace")
+        text = read.data.decode("utf-8", "replace")
         if text.count("\ufffd") > max(8, len(text) // 20):
             raise CliError("input is not UTF-8 text: paste the error message itself") from None
     if not text.strip():
         raise CliError("input is empty: paste the error text")
-    return text
+    return text, read
 
 
 def _print_errors(console: Console, result: Explanation) -> None:
@@ -101,8 +99,18 @@ def _print_errors(console: Console, result: Explanation) -> None:
     console.print()
 
 
-def _print_table(result: Explanation) -> None:
+def _print_table(result: Explanation, read: Excerpt) -> None:
     console = Console(soft_wrap=True, highlight=False)
+    if read.cut:
+        console.print(
+            f"Read {_size(read.total_bytes)}: explained its start, its end and "
+            f"{read.kept_middle_lines} error lines between them.\n"
+        )
+    if result.foreign_source:
+        console.print(
+            f"[bold]Note:[/bold] this looks like {escape(result.foreign_source)} error, not an "
+            "Azure one; the kind below is Azure's reading of its words (low confidence).\n"
+        )
     if len(result.errors) > 1:
         _print_errors(console, result)
     data = result.to_json()
@@ -112,6 +120,7 @@ def _print_table(result: Explanation) -> None:
     facts.add_column(overflow="fold")
     rows: list[tuple[str, str]] = [
         ("Kind", f"{data['kind']} ({'retryable' if data['retryable'] else 'not retryable'})"),
+        ("Confidence", f"{data['confidence']}" + _decided_by(data["decidedBy"])),
         ("Status", "" if data["status"] is None else str(data["status"])),
         ("Code", " > ".join(data["codes"]) or data["code"]),
         ("Message", _short(data["message"])),
@@ -151,3 +160,11 @@ def _print_table(result: Explanation) -> None:
 def _short(message: str, limit: int = 600) -> str:
     flat = " ".join(message.split())
     return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def _decided_by(evidence: list[str]) -> str:
+    return f" — decided by {', '.join(evidence)}" if evidence else ""
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{n / 1000:.0f} kB"

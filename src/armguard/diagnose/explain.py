@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from armguard.arm.classify import Classification, ConflictKind, classify_error
+from armguard.arm.classify import Classification, Confidence, ConflictKind, classify_error
 from armguard.arm.errors import ErrorDetail
 from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
 from armguard.diagnose.parse import ParsedError, body_facts, foreign_source, parse_error_text
@@ -30,19 +30,15 @@ __all__ = [
 
 
 class NoArmError(ValueError):
-    """The text carries no ARM error: no code, no failure status, no ARM phrase.
-
-    ``source`` names the other API the text is an error of, when it shows one (a Kubernetes
-    API error, a Google Cloud or AWS error), so the refusal can say what the text is.
+    """The text carries no error at all: no code, no failure status, no exception, no error
+    word. Any text with an error in it is explained instead, ``unknown`` when nothing matches.
     """
-
-    def __init__(self, message: str, source: str | None = None) -> None:
-        super().__init__(message)
-        self.source = source
 
 
 SEVERITY: tuple[ConflictKind, ...] = (
     ConflictKind.LOCKED,
+    ConflictKind.NOT_AUTHORIZED,
+    ConflictKind.NOT_REGISTERED,
     ConflictKind.NOT_ALLOWED,
     ConflictKind.INVALID,
     ConflictKind.NOT_FOUND,
@@ -76,6 +72,14 @@ class Explanation:
     errors: tuple[ExplainedError, ...] = ()
     """When the text holds several distinct errors (an Activity Log export), each of them,
     most severe first; this explanation is of the first. Empty for a single error."""
+    foreign_source: str | None = None
+    """``a Kubernetes API``, ``a Google Cloud`` or ``an AWS`` when the paste is that API's
+    error and shows nothing of ARM's: it is still classified, with low confidence."""
+
+    @property
+    def confidence(self) -> Confidence:
+        # ARM's vocabulary read over another API's error is a guess, however strong the words.
+        return Confidence.LOW if self.foreign_source else self.classification.confidence
 
     @property
     def kind(self) -> ConflictKind:
@@ -87,6 +91,8 @@ class Explanation:
         return {
             "kind": self.kind.value,
             "retryable": self.kind.retryable,
+            "confidence": self.confidence.value,
+            "decidedBy": list(self.classification.evidence),
             "count": count,
             "status": facts.status,
             "code": facts.code,
@@ -125,6 +131,9 @@ class Explanation:
         return {
             "kind": self.kind.value,
             "retryable": self.kind.retryable,
+            "confidence": self.confidence.value,
+            "decidedBy": list(self.classification.evidence),
+            "foreignSource": self.foreign_source,
             "reason": self.classification.reason,
             "status": facts.status,
             "code": facts.code,
@@ -164,17 +173,14 @@ class ExplainedError:
 
 
 def explain_text(text: str) -> Explanation:
+    """Explain any text that carries an error. Only a text with no error in it at all (no
+    failure status, error word, exception name or code) raises NoArmError."""
     facts = parse_error_text(text)
     if facts is None:
-        source = foreign_source(text)
-        if source is not None:
-            raise NoArmError(
-                f"no ARM error found in the input: this is {source} error, not an Azure "
-                "Resource Manager one",
-                source,
-            )
-        raise NoArmError("no ARM error found in the input")
-    return explain_all(facts)
+        raise NoArmError("no error found in the input")
+    result = explain_all(facts)
+    source = foreign_source(text)
+    return dataclasses.replace(result, foreign_source=source) if source else result
 
 
 def explain_all(facts: ParsedError) -> Explanation:
@@ -622,7 +628,64 @@ def _unknown(ctx: _Context) -> _Built:
     return meaning, recovery, wrong
 
 
+_NAMESPACE_RE = re.compile(r"namespace '([\w.]+)'|registered for the resource type '([^']+)'", re.I)
+_ACTION_RE = re.compile(r"perform action '([^']+)'", re.I)
+_SCOPE_RE = re.compile(r"(?:over|on) (?:the )?(?:linked )?scope(?:\(s\))? '([^']+)'", re.I)
+
+
+def _not_registered(ctx: _Context) -> _Built:
+    m = _NAMESPACE_RE.search(ctx.facts.text + " " + ctx.low)
+    namespace = next((g for g in m.groups() if g), None) if m else None
+    what = f"the resource provider {namespace}" if namespace else "the resource provider it uses"
+    meaning = (
+        f"The subscription is not registered for {what}, so ARM refuses every request to it "
+        "until someone registers it. It is a one-time setup step, not a rule and not an outage."
+    )
+    ns = namespace or "$NAMESPACE"
+    recovery = [
+        f"Register it once: az provider register --namespace {ns} (needs the "
+        "*/register/action permission, which Contributor and Owner have on the subscription).",
+        f"Wait until az provider show --namespace {ns} --query registrationState says "
+        "Registered (minutes).",
+        "Then run the same request again; nothing in it needs to change.",
+    ]
+    wrong = [
+        "Retrying or backing off: the request fails the same way until the provider is registered.",
+        "Treating it as a policy refusal and asking for an exemption: nothing forbids the "
+        "request once the provider is registered.",
+    ]
+    return meaning, recovery, wrong
+
+
+def _not_authorized(ctx: _Context) -> _Built:
+    text = ctx.facts.text + " " + " ".join(n.message for n in ctx.facts.error.walk())
+    action = _ACTION_RE.search(text)
+    scope = _SCOPE_RE.search(text)
+    needs = f" the action {action.group(1)}" if action else " this action"
+    where = f" on {scope.group(1)}" if scope else ""
+    meaning = (
+        f"The caller (user, service principal or managed identity) has no role that grants"
+        f"{needs}{where}. Azure RBAC decides this per principal and scope; waiting does not "
+        "change it."
+    )
+    recovery = [
+        f"Find the principal in the message and the role that grants{needs} (a built-in role, "
+        "or a data-plane role such as Storage Blob Data Contributor for data requests).",
+        f"Have someone who may assign roles grant it at the narrowest scope{where or ''}.",
+        "Refresh the caller's token (sign in again, or wait a few minutes for a managed "
+        "identity), then retry once.",
+    ]
+    wrong = [
+        "Retrying or backing off: the request fails the same way until the role is granted.",
+        "Granting Owner or Contributor on the whole subscription to get past one action.",
+        "Treating it as a policy or quota refusal: a role assignment fixes it.",
+    ]
+    return meaning, recovery, wrong
+
+
 _BUILDERS = {
+    ConflictKind.NOT_REGISTERED: _not_registered,
+    ConflictKind.NOT_AUTHORIZED: _not_authorized,
     ConflictKind.STALE_VERSION: _stale,
     ConflictKind.OPERATION_IN_PROGRESS: _in_progress,
     ConflictKind.STATE_PREREQUISITE: _state,
@@ -698,6 +761,21 @@ def _commands(ctx: _Context) -> list[NextCommand]:
             '"/subscriptions/$SUBSCRIPTION_ID/resourcegroups?api-version=2021-04-01" --debug '
             "2>&1 | grep -i x-ms-ratelimit-remaining",
             "remaining request budget",
+        )
+    if kind is ConflictKind.NOT_REGISTERED:
+        m = _NAMESPACE_RE.search(ctx.facts.text + " " + ctx.low)
+        ns = (next((g for g in m.groups() if g), None) if m else None) or "$NAMESPACE"
+        if "/" in ns:  # a resource type, not a namespace: registration is per namespace
+            ns = "$NAMESPACE"
+        az(f"az provider show --namespace {ns} --query registrationState", "registration state")
+        az(f"az provider register --namespace {ns}", "register the provider (once)")
+    if kind is ConflictKind.NOT_AUTHORIZED:
+        on = _SCOPE_RE.search(ctx.facts.text)
+        where = f' --scope "{on.group(1)}"' if on else (f" --scope {ids}" if rid else "")
+        az(
+            f"az role assignment list --assignee $PRINCIPAL_ID{where} --include-inherited "
+            "--output table",
+            "the roles the caller holds there",
         )
     if kind is ConflictKind.NOT_ALLOWED and "policy" in ctx.low:
         az(

@@ -24,33 +24,12 @@ from armguard.arm.errors import ErrorDetail
 from armguard.arm.ids import InvalidResourceId, ResourceId, parse_resource_id
 
 __all__ = [
-    "MAX_INPUT_BYTES",
     "ErrorBody",
     "ParsedError",
     "body_facts",
     "foreign_source",
     "parse_error_text",
 ]
-
-MAX_INPUT_BYTES = 4 * 1024 * 1024
-"""Errors are kilobytes; a larger paste is a log file, and the parser is not built for those."""
-
-_PHRASE_KINDS = frozenset(
-    {
-        ConflictKind.STALE_VERSION,
-        ConflictKind.OPERATION_IN_PROGRESS,
-        ConflictKind.LOCKED,
-        ConflictKind.STATE_PREREQUISITE,
-    }
-)
-
-_ARM_MARKER_RE = re.compile(
-    r"aka\.ms/(?:ARMResourceNotFoundFix|azureskunotavailable|arm-deploy|vmpowerstates|"
-    r"azure-resizevm|aks-pending-operation|deletesubnet|DeployOperations|ProdportalCRP)"
-    r"|number of (?:\w+ )?requests for (?:subscription|action|tenant)"
-    r"|exceeding approved|Resource group '[^']*' could not be found|management\.azure\.com",
-    re.IGNORECASE,
-)
 
 _MAX_JSON_STARTS = 400
 _MAX_JSON_SCAN = 8_000_000
@@ -338,7 +317,8 @@ _JSONISH_CODE_RE = re.compile(
     r"[\\\"']*\bcode[\\\"']*\s*(?::|=>)\s*[\\\"']+([A-Za-z][A-Za-z0-9_.]{2,})", re.IGNORECASE
 )
 _KEY_LINE_RE = re.compile(
-    r"^[ \t]*(Code|Message|ERROR CODE|ErrorCode|ErrorMessage|Error Code|Error Message)\s*:[ \t]*(.*)$",
+    r"^[ \t`]*(?:\d{1,2}\.[ \t]*|[-*][ \t]*)?"
+    r"(Code|Message|ERROR CODE|ErrorCode|ErrorMessage|Error Code|Error Message)\s*:[ \t]*(.*?)`?$",
     re.MULTILINE | re.IGNORECASE,
 )
 _KV_RE = re.compile(
@@ -346,6 +326,9 @@ _KV_RE = re.compile(
     re.IGNORECASE,
 )
 _JS_CODE_RE = re.compile(rf"\bcode:\s*'({_CODE})'")
+_XML_ERROR_RE = re.compile(
+    rf"<Code>\s*({_CODE})\s*</Code>\s*(?:<Message>(.*?)(?:</Message>|$))?", re.DOTALL
+)
 _JS_HEAD_RE = re.compile(r"\bRestError:\s*(.+)")
 _WITH_ERROR_RE = re.compile(rf"with error:\s*({_CODE}):\s*(.+)")
 _STATUS_RES = (
@@ -355,6 +338,14 @@ _STATUS_RES = (
     re.compile(r"\bstatus(?: code)?\s+([1-5]\d\d)\b", re.IGNORECASE),
     re.compile(r"\bHTTP(?:/\d(?:\.\d)?)?\s+([1-5]\d\d)\b"),
     re.compile(r"\bHTTPStatusCode:\s*([1-5]\d\d)\b"),
+    re.compile(r"\bError type:\s*([1-5]\d\d)\b"),
+    re.compile(r"\(CODE:\s*([1-5]\d\d)\)", re.IGNORECASE),
+    re.compile(r"\bfailed with (?:status code )?([1-5]\d\d)\b"),
+    re.compile(r"\bHttpError:\s*([1-5]\d\d)\b"),
+    re.compile(r"returned an error: \(([1-5]\d\d)\)"),
+    re.compile(
+        r"(?:^|\s)\(([45]\d\d)\)\s+(?:Message|Conflict|Precondition|Too Many|Not Found|Bad Request|Forbidden|Internal|Server|Service|Gateway)"
+    ),
     re.compile(
         r"\b([1-5]\d\d)\s+\(?(?:Conflict|Precondition Failed|Too Many Requests|Not Found|"
         r"Bad Request|Forbidden|Internal Server Error|Service Unavailable|Bad Gateway|"
@@ -429,6 +420,8 @@ def _text_pairs(text: str) -> list[tuple[int, str, str]]:
         # English "Word: text" line would read as an error code.
         if m.group(1).lower() in KNOWN_CODES:
             pairs.append((m.start(), m.group(1), m.group(2).strip()))
+    for m in _XML_ERROR_RE.finditer(text):
+        pairs.append((m.start(), m.group(1), " ".join((m.group(2) or "").split())[:_MAX_MESSAGE]))
     js_code = _JS_CODE_RE.search(text)
     if js_code:
         head = _JS_HEAD_RE.search(text)
@@ -682,7 +675,7 @@ def foreign_source(text: str) -> str | None:
 
 
 def parse_error_text(raw: str) -> ParsedError | None:
-    """Read a pasted error; ``None`` when the text carries no ARM error at all."""
+    """Read a pasted error; ``None`` when the text carries no error at all."""
     if len(raw) > 2 * _WINDOW:
         raw = raw[:_WINDOW] + "\n…\n" + raw[-_WINDOW:]
     text = _normalise(raw)
@@ -725,8 +718,6 @@ def parse_error_text(raw: str) -> ParsedError | None:
         if _JSONISH_CODE_RE.search(text) and not found.errors:
             residue = _trim(text)
 
-    if _foreign_source(raw, root) is not None:
-        return None
     headers = {m.group(1): m.group(2) for m in _HEADER_RE.finditer(text)}
     status = found.status or _status_from_text(text) or _PHRASES.get(root.code.lower())
     facts = _facts(root, text, status, headers, _detect_format(raw, text, found))
@@ -841,15 +832,25 @@ def _loose_codes(text: str) -> list[str]:
 
 
 def _is_bare_error(text: str, found: _Found) -> bool:
-    """No code anywhere: accept an HTTP failure status or an unmistakable ARM phrase only."""
+    """No code anywhere: still an error when it has a failure status, an error word, an
+    exception name or words the classifier recognises. Only text with none of these (a
+    success log, prose) is not an error."""
     status = found.status or _status_from_text(text)
     if status is not None and status >= 400:
         return True
-    kind = classify(None, "", _trim(text)).kind
-    if kind in _PHRASE_KINDS:
+    if _ERROR_WORD_RE.search(text) is not None:
         return True
-    # Messages ARM alone writes (its aka.ms links, its throttling and quota texts).
-    return kind is not ConflictKind.UNKNOWN and _ARM_MARKER_RE.search(text) is not None
+    return classify(None, "", _trim(text)).kind is not ConflictKind.UNKNOWN
+
+
+_ERROR_WORD_RE = re.compile(
+    r"\b(?:error|errors|exception|failed|failure|fails|denied|forbidden|unauthori[sz]ed"
+    r"|not authori[sz]ed|invalid|cannot|can ?not|could not|unable to|not found"
+    r"|timed out|timeout|throttl\w*|refused|reset by peer|not allowed|not permitted|locked"
+    r"|is busy|not met|deadline exceeded|panic)\b"
+    r"|\b\w+(?:Exception|Error)\b",
+    re.IGNORECASE,
+)
 
 
 def _trim(text: str) -> str:
