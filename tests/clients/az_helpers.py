@@ -54,6 +54,16 @@ class Az:
         )
         return AzResult(done.returncode, done.stdout, done.stderr)
 
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """``az`` in the background, for commands that wait on something the test does."""
+        return subprocess.Popen(
+            [str(self.executable), *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def ok(self, *args: str) -> str:
         result = self(*args)
         assert result.returncode == 0, f"az {' '.join(args)}: {result.stderr}"

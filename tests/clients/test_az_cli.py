@@ -10,7 +10,10 @@ feature lands, so the marker is removed with it.
 from __future__ import annotations
 
 import json
+import re
+import ssl
 
+import httpx
 import pytest
 from az_helpers import Az, EmulatorProcess
 
@@ -49,8 +52,21 @@ def test_register_the_cloud_and_log_in_as_a_service_principal(
     assert json.loads(az.ok("account", "show"))["environmentName"] == "Armguard"
 
 
-def test_group_network_and_nic(az: Az) -> None:
+def test_group_network_and_nic(az: Az, tls_emulator: EmulatorProcess) -> None:
     assert json.loads(az.ok("group", "create", "-n", "rg1", "-l", "eastus"))["id"] == RG
+    # The token az got from the emulator's Entra ID names the caller in the Activity Log.
+    log = json.loads(
+        az.ok(
+            "rest",
+            "--method",
+            "get",
+            "--uri",
+            f"{tls_emulator.url}/subscriptions/{SUB}/providers/microsoft.insights/eventtypes/"
+            "management/values?api-version=2015-04-01"
+            "&$filter=eventTimestamp ge '2025-01-01T00:00:00Z' and resourceGroupName eq 'rg1'",
+        )
+    )
+    assert {e["caller"] for e in log["value"]} == {"deploy-pipeline"}
     az.ok(
         "network", "vnet", "create", "-g", "rg1", "-n", "vnet1", "--address-prefixes", "10.0.0.0/16"
     )
@@ -202,3 +218,29 @@ def test_vm_create_from_an_image_alias(az: Az) -> None:
 )
 def test_disk_create(az: Az) -> None:
     az.ok("disk", "create", "-g", "rg1", "-n", "disk1", "--size-gb", "4")
+
+
+def test_a_user_logs_in_with_a_device_code(az: Az, tls_emulator: EmulatorProcess) -> None:
+    login = az.start("login", "--use-device-code", "--tenant", TENANT)
+    try:
+        assert login.stderr is not None
+        line = login.stderr.readline()
+        code = re.search(r"user_code=(\w+)", line)
+        assert code is not None, line
+        approved = httpx.get(
+            f"{tls_emulator.url}/devicelogin",
+            params={"user_code": code.group(1), "username": "alice@contoso.test"},
+            verify=ssl.create_default_context(cafile=str(tls_emulator.ca_file)),
+        )
+        assert approved.status_code == 200, approved.text
+        out, err = login.communicate(timeout=120)
+    finally:
+        if login.poll() is None:
+            login.kill()
+            login.communicate()
+    assert login.returncode == 0, err
+    (account,) = json.loads(out)
+    assert account["user"] == {"name": "alice@contoso.test", "type": "user"}
+    assert (
+        json.loads(az.ok("group", "create", "-n", "rg-user", "-l", "eastus"))["name"] == "rg-user"
+    )

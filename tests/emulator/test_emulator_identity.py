@@ -303,3 +303,40 @@ def test_a_v1_token_request_names_its_audience_by_resource(http: httpx.Client) -
     claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
     assert claims["aud"] == "https://management.core.windows.net/"
     assert claims["tid"] == DEFAULT_TENANT
+
+
+def test_a_device_code_login_waits_for_approval_then_names_the_user(
+    tls: EmulatorHandle, http: httpx.Client
+) -> None:
+    with _msal_session(tls) as session:
+        app = msal.PublicClientApplication(
+            "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+            authority=f"{tls.base_url}/organizations",
+            instance_discovery=f"{tls.base_url}/common/discovery/instance",
+            http_client=session,
+        )
+        flow = app.initiate_device_flow(scopes=[f"{tls.base_url}/.default"])
+        assert flow["verification_uri"] == f"{tls.base_url}/devicelogin"
+        assert flow["user_code"] in flow["message"]
+        pending = app.acquire_token_by_device_flow(flow, exit_condition=lambda _: True)
+        assert pending["error"] == "authorization_pending"
+        approved = http.get(
+            "/devicelogin",
+            params={"user_code": flow["user_code"], "username": "bob@contoso.test"},
+        )
+        assert approved.status_code == 200, approved.text
+        # A code is approved once.
+        again = http.get(
+            "/devicelogin",
+            params={"user_code": flow["user_code"], "username": "mallory@contoso.test"},
+        )
+        assert again.status_code == 400
+        result = app.acquire_token_by_device_flow(flow, exit_condition=lambda _: True)
+        assert "access_token" in result, result
+        assert result["id_token_claims"]["preferred_username"] == "bob@contoso.test"
+        claims = jwt.decode(result["access_token"], options={"verify_signature": False})
+        assert claims["aud"] == tls.base_url
+        assert claims["upn"] == "bob@contoso.test"
+        assert [a["username"] for a in app.get_accounts()] == ["bob@contoso.test"]
+        redeemed = app.acquire_token_by_device_flow(flow, exit_condition=lambda _: True)
+        assert redeemed["error"] == "invalid_grant"

@@ -9,8 +9,10 @@ Clients that log in before they call ARM (``az``, Terraform, MSAL, azure-identit
   ``/v2.0``): OpenID discovery; ``GET /{tenant}/discovery/v2.0/keys``: the signing keys;
 - ``GET /common/discovery/instance``: MSAL's instance discovery (for clients given its URL);
   ``GET /common/userrealm/{user}``: MSAL's user realm lookup before a password grant;
+- ``POST /{tenant}/oauth2/v2.0/devicecode``: a device-code login, approved by opening
+  ``/devicelogin?user_code=…&username=…``;
 - ``POST /{tenant}/oauth2/v2.0/token`` (and v1 ``/oauth2/token``): ``client_credentials``
-  with a secret or a certificate assertion, ``password``, and ``refresh_token``. User grants
+  with a secret or a certificate assertion, ``password``, ``refresh_token`` and device code. User grants
   answer ``refresh_token``, ``id_token`` and ``client_info`` as MSAL needs to keep an account.
 
 Access tokens are RS256 JWTs whose ``appid`` (service principals) or ``upn`` (users) names
@@ -54,16 +56,19 @@ _GUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 _TENANT = r"(?P<tenant>[A-Za-z0-9.\-]+)"
 _OPENID_RE = re.compile(rf"^/{_TENANT}(?P<v2>/v2\.0)?/\.well-known/openid-configuration$")
 _TOKEN_RE = re.compile(rf"^/{_TENANT}/oauth2(?P<v2>/v2\.0)?/token$")
+_DEVICECODE_RE = re.compile(rf"^/{_TENANT}/oauth2(?P<v2>/v2\.0)?/devicecode$")
 _KEYS_RE = re.compile(rf"^/{_TENANT}/discovery(?:/v2\.0)?/keys$")
 _USERREALM_RE = re.compile(r"^/common/userrealm/[^/]+$")
-_PATHS = (_OPENID_RE, _TOKEN_RE, _KEYS_RE, _USERREALM_RE)
+_PATHS = (_OPENID_RE, _TOKEN_RE, _DEVICECODE_RE, _KEYS_RE, _USERREALM_RE)
+_DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_CODE_LIFETIME = 900
 _SHARED_TENANTS = frozenset({"common", "organizations"})
 
 
 def is_identity_path(path: str) -> bool:
     """Whether ``path`` belongs to the directory or the metadata document, not to ARM.
     ARM paths start with ``/subscriptions``, ``/providers`` or ``/tenants``; none of these do."""
-    if path in ("/metadata/endpoints", "/common/discovery/instance"):
+    if path in ("/metadata/endpoints", "/common/discovery/instance", "/devicelogin"):
         return True
     return any(p.match(path) for p in _PATHS)
 
@@ -84,6 +89,18 @@ class _Grant:
     username: str
 
 
+@dataclass
+class _DeviceLogin:
+    """A device-code login waiting for someone to approve its user code."""
+
+    client_id: str
+    tenant: str
+    user_code: str
+    audience: str
+    expires_at: float
+    username: str | None = None
+
+
 class LocalDirectory:
     """The emulator's Entra ID. ``clock`` stamps tokens (clients judge expiry by their own
     wall clock, so the server passes a :class:`~armguard.clock.SystemClock` even when ARM runs
@@ -95,6 +112,7 @@ class LocalDirectory:
         self.key_id = secrets.token_hex(8)
         self._signing_key: rsa.RSAPrivateKey | None = None
         self._grants: dict[str, _Grant] = {}
+        self._devices: dict[str, _DeviceLogin] = {}
         self._lock = threading.Lock()
 
     @property
@@ -135,7 +153,9 @@ class LocalDirectory:
             )
         if _KEYS_RE.match(path):
             return self._only_get(method) or IdentityReply(200, {"keys": [self._jwk()]})
-        m = _TOKEN_RE.match(path)
+        if path == "/devicelogin":
+            return self.approve_device(query.get("user_code", ""), query.get("username", ""))
+        m = _TOKEN_RE.match(path) or _DEVICECODE_RE.match(path)
         assert m is not None, path
         if method != "POST":
             return _oauth_error(405, "invalid_request", 900561, "The endpoint only accepts POST.")
@@ -143,6 +163,8 @@ class LocalDirectory:
             form = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             form = {}
+        if path.endswith("/devicecode"):
+            return self.device_code(form, base, m.group("tenant"))
         return self.token(form, base, m.group("tenant"), v2=bool(m.group("v2")))
 
     @staticmethod
@@ -271,6 +293,8 @@ class LocalDirectory:
             )
         if grant == "refresh_token":
             return self._refresh(form, base, tid, v2=v2)
+        if grant == _DEVICE_GRANT:
+            return self._device_token(form, base, v2=v2)
         if not client_id:
             return _oauth_error(
                 400,
@@ -311,6 +335,91 @@ class LocalDirectory:
             f"The app requested an unsupported grant type '{grant}'. This directory issues "
             "client_credentials, password and refresh_token grants.",
         )
+
+    # -- device-code login -----------------------------------------------------------------
+
+    def device_code(self, form: Mapping[str, str], base: str, tenant: str) -> IdentityReply:
+        """Start a device-code login (``az login --use-device-code``): the user approves it at
+        ``/devicelogin?user_code=…&username=…`` (a browser or curl), and the client's next
+        poll gets that user's tokens."""
+        tid = self._tenant_id(tenant)
+        if tid is None:
+            return _oauth_error(400, "invalid_tenant", 90002, f"Tenant '{tenant}' not found.")
+        client_id = form.get("client_id", "")
+        if not client_id:
+            return _oauth_error(
+                400,
+                "invalid_request",
+                900144,
+                "The request body must contain the following parameter: 'client_id'.",
+            )
+        device_code = secrets.token_urlsafe(32)
+        user_code = "".join(secrets.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(9))
+        with self._lock:
+            self._devices[device_code] = _DeviceLogin(
+                client_id,
+                tid,
+                user_code,
+                _audience(form, v2=True),
+                self.clock.now() + DEVICE_CODE_LIFETIME,
+            )
+        where = f"{base}/devicelogin"
+        return IdentityReply(
+            200,
+            {
+                "user_code": user_code,
+                "device_code": device_code,
+                "verification_uri": where,
+                "expires_in": DEVICE_CODE_LIFETIME,
+                # Clients sleep this long between polls, in real time.
+                "interval": 1,
+                "message": (
+                    f"To sign in, open {where}?user_code={user_code}&username=YOUR_NAME "
+                    f"(a browser or curl --cacert ca.pem) to sign in as YOUR_NAME, e.g. "
+                    "alice@contoso.test."
+                ),
+            },
+        )
+
+    def approve_device(self, user_code: str, username: str) -> IdentityReply:
+        if not username:
+            return _oauth_error(
+                400, "invalid_request", 900144, "Name the user: ?user_code=…&username=…"
+            )
+        with self._lock:
+            for login in self._devices.values():
+                if login.user_code == user_code.strip().upper() and login.username is None:
+                    login.username = username
+                    return IdentityReply(200, {"user_code": login.user_code, "username": username})
+        return _oauth_error(
+            400, "invalid_grant", 70000, f"No device login is waiting for code '{user_code}'."
+        )
+
+    def _device_token(self, form: Mapping[str, str], base: str, *, v2: bool) -> IdentityReply:
+        code = form.get("device_code", "")
+        with self._lock:
+            login = self._devices.get(code)
+            if login is not None and (
+                login.username is not None or login.expires_at <= self.clock.now()
+            ):
+                del self._devices[code]
+        if login is None:
+            return _oauth_error(
+                400, "invalid_grant", 70000, "The device code is unknown or already redeemed."
+            )
+        if login.username is None:
+            if login.expires_at <= self.clock.now():
+                return _oauth_error(400, "expired_token", 70020, "The device code expired.")
+            return _oauth_error(
+                400,
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            )
+        grant = _Grant(login.client_id, login.tenant, login.username)
+        # The polls need not repeat the scope the login started with.
+        audience = _audience(form, v2=v2) if form.get("scope") else login.audience
+        return IdentityReply(200, self._user_tokens(grant, audience, base, form))
 
     def _refresh(self, form: Mapping[str, str], base: str, tid: str, *, v2: bool) -> IdentityReply:
         with self._lock:
