@@ -9,13 +9,19 @@ feature lands, so the marker is removed with it.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import ssl
+from pathlib import Path
 
 import httpx
 import pytest
 from az_helpers import Az, EmulatorProcess
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 pytestmark = pytest.mark.az
 
@@ -244,3 +250,43 @@ def test_a_user_logs_in_with_a_device_code(az: Az, tls_emulator: EmulatorProcess
     assert (
         json.loads(az.ok("group", "create", "-n", "rg-user", "-l", "eastus"))["name"] == "rg-user"
     )
+
+
+def test_a_service_principal_logs_in_with_a_certificate(az: Az, tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tagger")])
+    now = datetime.datetime.now(tz=datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "tagger.pem"
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    az.ok(
+        "login",
+        "--service-principal",
+        "-u",
+        "tagger",
+        "--certificate",
+        str(pem),
+        "--tenant",
+        TENANT,
+    )
+    assert json.loads(az.ok("account", "show"))["user"] == {
+        "name": "tagger",
+        "type": "servicePrincipal",
+    }
+    az.ok("group", "update", "-n", "rg1", "--tags", "owner=tagger")
