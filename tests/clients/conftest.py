@@ -2,7 +2,7 @@
 
 azure-cli lives in its own virtualenv, ``.venv-az/`` at the repository root (ignored by git):
 its hundreds of pinned packages would clash with the test environment's SDKs. The first run
-creates it (about three minutes and 700 MB); later runs reuse it. Without a package index the
+creates it (two to three minutes here and 700 MB); later runs reuse it. Without a package index the
 tests skip, except under ``CI=true``, where they fail.
 """
 
