@@ -67,7 +67,7 @@ def test_the_proxy_never_sends_a_token_off_the_upstream() -> None:
         up.url("https://attacker.example/steal")
 
 
-@pytest.mark.parametrize(("version", "listed"), [("2022-09-01", True), ("2019-05-01", False)])
+@pytest.mark.parametrize(("version", "listed"), [("2022-09-01", False), ("2019-05-01", True)])
 def test_the_metadata_document_names_the_proxy(
     make_proxy: ProxyFactory, version: str, listed: bool
 ) -> None:

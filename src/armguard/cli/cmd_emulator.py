@@ -8,6 +8,7 @@ exits 0.
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import sys
 from types import FrameType
@@ -43,7 +44,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="multiply every operation's duration (0.01 = 100x faster, 0 = instant; default 1)",
     )
-    parser.add_argument("--seed", type=int, default=None, help="seed for ETags and ids (default 0)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed for ETags, ids and probabilistic faults, to replay a run (default: random)",
+    )
     parser.add_argument("--tls", action="store_true", help="serve https with a throw-away CA")
     parser.add_argument("--cert-dir", help="where --tls writes ca.pem, cert.pem and key.pem")
     parser.add_argument("--config", help="YAML/JSON file: type settings, faults, seed data")
@@ -75,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
     time_scale = args.time_scale if args.time_scale is not None else cfg.time_scale
     if time_scale is not None and time_scale < 0:
         raise CliError(f"--time-scale must be >= 0, not {time_scale}")
-    seed = args.seed if args.seed is not None else (cfg.seed or 0)
+    seed = args.seed if args.seed is not None else cfg.seed
+    if seed is None:
+        # A fixed default would hand a restarted emulator's clients the request ids,
+        # operation ids and vmIds of the last run, which they may still hold.
+        seed = secrets.randbits(63)
     try:
         core = Emulator(
             SystemClock(),

@@ -31,9 +31,11 @@ from armguard.arm.errors import ArmError, reason_phrase
 from armguard.emulator.admin import admin_routes
 from armguard.emulator.auth import caller_of, decode_claims, require_bearer
 from armguard.emulator.core import Emulator, OpFault
+from armguard.emulator.identity import LocalDirectory, is_identity_path
 from armguard.emulator.refusals import internal_error
 from armguard.emulator.request import ArmRequest, ArmResponse, Call
 from armguard.emulator.shapes import invalid_content, parse_json
+from armguard.emulator.subscriptions import SubscriptionApi, is_subscription_api_path
 
 __all__ = [
     "ADMIN_PREFIX",
@@ -111,12 +113,15 @@ def base_url_of(request: Request) -> str:
     return f"{request.url.scheme}://{host}"
 
 
-def create_app(core: Emulator) -> ASGIApp:
-    """The emulator's ASGI app: ARM requests on a lean path, ``/_armguard/`` on Starlette.
+def create_app(core: Emulator, directory: LocalDirectory | None = None) -> ASGIApp:
+    """The emulator's ASGI app: ARM requests on a lean path, ``/_armguard/`` on Starlette,
+    the local Entra ID and cloud metadata (no token needed) from ``directory``.
 
     ARM requests skip Starlette's routing, middleware and request objects: on a small machine
     those cost more CPU than the core itself, and every ARM path shares one handler anyway.
     """
+    login = directory or LocalDirectory()
+    subscriptions = SubscriptionApi(core)
     admin = Starlette(
         routes=[Mount("/_armguard", routes=admin_routes(core))],
         exception_handlers={
@@ -134,7 +139,10 @@ def create_app(core: Emulator) -> ASGIApp:
             await _send(send, _no_route(405, scope["method"], _path_of(scope)), head_only=False)
             return
         try:
-            out = await _arm(core, scope, receive)
+            if is_identity_path(scope["path"]):
+                out = await _login(login, scope, receive)
+            else:
+                out = await _arm(core, subscriptions, scope, receive)
         except ClientDisconnect:
             # Nobody is left to answer; uvicorn drops the connection.
             _log_disconnect(scope["method"], _path_of(scope))
@@ -166,12 +174,30 @@ class _Head:
                 self.first[name] = text
 
 
-async def _arm(core: Emulator, scope: Scope, receive: Receive) -> _Rendered:
+async def _login(directory: LocalDirectory, scope: Scope, receive: Receive) -> _Rendered:
+    """A request to the local Entra ID or the metadata document: no token, no ARM headers."""
+    head = _Head(scope["headers"])
+    raw = await _read_raw(receive, head)
+    query = dict(
+        parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    )
+    reply = directory.serve(
+        scope["method"], scope["path"], query, bytes(raw), _base_url(scope, head)
+    )
+    headers = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache", **reply.headers}
+    return _rendered(reply.status, reply.body, headers)
+
+
+async def _arm(
+    core: Emulator, subscriptions: SubscriptionApi, scope: Scope, receive: Receive
+) -> _Rendered:
     head = _Head(scope["headers"])
     method = scope["method"].upper()
     correlation = head.first.get("x-ms-correlation-request-id") or _new_id()
     try:
-        response = await _serve(core, scope, receive, head, correlation)
+        response = await _serve(
+            core, scope, receive, head, correlation, subscriptions=subscriptions
+        )
     except ArmError as err:
         response = ArmResponse(err.status, err.body(), dict(err.headers))
     except ClientDisconnect:
@@ -292,7 +318,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 async def _serve(
-    core: Emulator, scope: Scope, receive: Receive, head: _Head, correlation: str
+    core: Emulator,
+    scope: Scope,
+    receive: Receive,
+    head: _Head,
+    correlation: str,
+    *,
+    subscriptions: SubscriptionApi,
 ) -> ArmResponse:
     # Unauthenticated requests name no caller, so they are refused before anything is logged.
     token = require_bearer(head.first.get("authorization"))
@@ -318,6 +350,12 @@ async def _serve(
         # ARM logs a write it could not even read (bad JSON, 413, 415) as a failed write.
         core.record_rejection(method, path, call, err)
         raise
+    if is_subscription_api_path(method, path):
+        # Listing subscriptions and providers reads the whole store: off the event loop.
+        return await run_in_threadpool(
+            subscriptions.serve,
+            ArmRequest(method, path, query, dict(head.last), body, call),
+        )
     # The core is synchronous and its critical sections are short, so most requests run on
     # the event loop thread: a hop to a worker thread costs more than the request itself.
     # Its bucket locks still decide concurrency with anything running in worker threads.
@@ -359,6 +397,11 @@ async def _serve(
 
 async def _read_json_body(receive: Receive, head: _Head) -> Any:
     """The JSON body, ``None`` if there is none; an ArmError 400/413/415 otherwise."""
+    raw = await _read_raw(receive, head)
+    return parse_json_body(bytes(raw), head.first.get("content-type", ""))
+
+
+async def _read_raw(receive: Receive, head: _Head) -> bytearray:
     declared = head.first.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large()
@@ -373,4 +416,4 @@ async def _read_json_body(receive: Receive, head: _Head) -> Any:
                 break
         elif message["type"] == "http.disconnect":
             raise ClientDisconnect()
-    return parse_json_body(bytes(raw), head.first.get("content-type", ""))
+    return raw

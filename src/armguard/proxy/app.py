@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from armguard.arm.metadata import metadata_response
 from armguard.proxy.clouds import proxy_metadata
 from armguard.proxy.errors import arm_error
 from armguard.proxy.seen import caller_of_headers
@@ -138,9 +139,8 @@ class ProxyApp:
         elif isinstance(doc, Mapping):
             doc = {**doc, "resourceManager": public}
         else:
-            one = proxy_metadata(p.settings.cloud, public)
             version = request.query_params.get("api-version", "")
-            doc = [one] if version >= "2022-09-01" else one
+            doc = metadata_response(proxy_metadata(p.settings.cloud, public), version)
         return Response(
             json.dumps(doc, separators=(",", ":")), media_type="application/json; charset=utf-8"
         )
