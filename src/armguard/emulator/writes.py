@@ -68,6 +68,7 @@ class WritePath:
             if rid.is_subscription:
                 raise method_not_allowed(method, rid.format())
             provider.check_body(rid, body)
+            provider.check_write(rid, body, method)
             prepared = provider.prepare(self.core, call, rid=rid, body=body, method=method)
             with self.core.store.locked(rid):
                 now = self.core.now() if at is None else at

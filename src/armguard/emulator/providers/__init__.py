@@ -13,7 +13,11 @@ from typing import Any
 from armguard.arm.ids import ResourceId
 from armguard.emulator.idmemo import type_key
 from armguard.emulator.providers.base import Provider
-from armguard.emulator.providers.compute import VirtualMachineProvider, VmScaleSetProvider
+from armguard.emulator.providers.compute import (
+    DiskProvider,
+    VirtualMachineProvider,
+    VmScaleSetProvider,
+)
 from armguard.emulator.providers.deployments import DeploymentProvider
 from armguard.emulator.providers.locks import LockProvider
 from armguard.emulator.providers.network import (
@@ -40,6 +44,8 @@ _BY_TYPE: dict[str, Callable[[], Provider]] = {
     "microsoft.compute/virtualmachines": VirtualMachineProvider,
     "microsoft.compute/virtualmachinescalesets": VmScaleSetProvider,
     "microsoft.storage/storageaccounts": StorageAccountProvider,
+    "microsoft.compute/disks": DiskProvider,
+    "microsoft.compute/snapshots": DiskProvider,
 }
 _BY_NAMESPACE: dict[str, Callable[[], Provider]] = {
     "microsoft.network": NetworkProvider,

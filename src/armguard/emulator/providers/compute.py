@@ -17,14 +17,15 @@ from armguard.arm.ids import ResourceId
 from armguard.clock import isoformat
 from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import ActionResult, Provider, reference_ids
+from armguard.emulator.providers.network import missing_reference
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import ArmResponse, Call
-from armguard.emulator.shapes import BOOL, ENVELOPE, STRING, Arr, Obj
+from armguard.emulator.shapes import BOOL, ENVELOPE, STRING, Arr, Obj, Shape
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
 
-__all__ = ["VirtualMachineProvider", "VmScaleSetProvider", "instance_view"]
+__all__ = ["DiskProvider", "VirtualMachineProvider", "VmScaleSetProvider", "instance_view"]
 
 JSON = dict[str, Any]
 
@@ -39,16 +40,70 @@ STATELESS_ACTIONS = ("redeploy", "reapply", "performMaintenance")
 _ALLOCATED = ("running", "starting", "stopping", "stopped")
 _ACTIONS_BY_LOWER = {a.lower(): a for a in (*POWER_ACTIONS, *STATELESS_ACTIONS)}
 
-_VM_PROPERTIES = Obj(
-    {
-        "hardwareProfile": Obj({"vmSize": STRING}),
-        "networkProfile": Obj(
-            {"networkInterfaces": Arr(Obj({"id": STRING, "properties": Obj({"primary": BOOL})}))}
+
+def _closed(type_name: str, members: str, **fields: Shape) -> Obj:
+    return Obj(fields, closed=type_name, members=tuple(members.split()))
+
+
+# Compute deserialises request bodies into its models and refuses members they do not have
+# (400 InvalidRequestContent "Could not find member ..."). The member lists are those of the
+# models in azure-rest-api-specs (Microsoft.Compute, 2024-11-01), the top level is quoted as
+# 'ResourceDefinition' as compute's errors do.
+_ENVELOPE_MEMBERS = "id name type etag systemData managedBy resources placement"
+_MANAGED_DISK = _closed(
+    "ManagedDiskParameters",
+    "additionalDiskProperties diskEncryptionSet id securityProfile storageAccountType",
+)
+_DISK_MEMBERS = (
+    "caching createOption deleteOption diffDiskSettings diskSizeGB encryptionSettings image "
+    "name vhd writeAcceleratorEnabled storageFaultDomainAlignment"
+)
+_VM_PROPERTIES = _closed(
+    "VirtualMachineProperties",
+    "additionalCapabilities applicationProfile availabilitySet billingProfile "
+    "capacityReservation evictionPolicy extensionsTimeBudget host hostGroup instanceView "
+    "licenseType platformFaultDomain priority provisioningState proximityPlacementGroup "
+    "scheduledEventsPolicy scheduledEventsProfile securityProfile timeCreated userData "
+    "virtualMachineScaleSet vmId flexProfile resiliencyProfile interconnectBlockProfile",
+    hardwareProfile=_closed("HardwareProfile", "vmSizeProperties processorMode", vmSize=STRING),
+    networkProfile=_closed(
+        "NetworkProfile",
+        "networkApiVersion networkInterfaceConfigurations interconnectGroupProfile",
+        networkInterfaces=Arr(
+            _closed(
+                "NetworkInterfaceReference",
+                "",
+                id=STRING,
+                properties=_closed(
+                    "NetworkInterfaceReferenceProperties", "deleteOption", primary=BOOL
+                ),
+            )
         ),
-        "storageProfile": Obj(),
-        "osProfile": Obj(),
-        "diagnosticsProfile": Obj(),
-    }
+    ),
+    storageProfile=_closed(
+        "StorageProfile",
+        "alignRegionalDisksToVMZone diskApiVersion diskControllerType",
+        imageReference=_closed(
+            "ImageReference",
+            "communityGalleryImageId exactVersion id offer publisher sharedGalleryImageId sku "
+            "version",
+        ),
+        osDisk=_closed("OSDisk", f"{_DISK_MEMBERS} osType", managedDisk=_MANAGED_DISK),
+        dataDisks=Arr(
+            _closed(
+                "DataDisk",
+                f"{_DISK_MEMBERS} lun detachOption diskIOPSReadWrite diskMBpsReadWrite "
+                "sourceResource toBeDetached",
+                managedDisk=_MANAGED_DISK,
+            )
+        ),
+    ),
+    osProfile=_closed(
+        "OSProfile",
+        "adminPassword adminUsername allowExtensionOperations computerName customData "
+        "linuxConfiguration requireGuestProvisionSignal secrets windowsConfiguration",
+    ),
+    diagnosticsProfile=_closed("DiagnosticsProfile", "bootDiagnostics"),
 )
 
 POWER_DOCS = (
@@ -100,7 +155,12 @@ class VirtualMachineProvider(Provider):
         },
         op_namespace="Microsoft.Compute",
     )
-    shape = Obj({**ENVELOPE, "properties": _VM_PROPERTIES})
+    location_required = True
+    shape = Obj(
+        {**ENVELOPE, "properties": _VM_PROPERTIES},
+        "ResourceDefinition",
+        tuple(_ENVELOPE_MEMBERS.split()),
+    )
 
     def build(
         self,
@@ -135,6 +195,9 @@ class VirtualMachineProvider(Provider):
         new_body: JSON,
         method: str,
     ) -> None:
+        missing = missing_reference(core, self.references(new_body))
+        if missing is not None:
+            raise ArmError(404, "NotFound", f"Resource {missing.format()} not found.")
         if existing is None:
             return
         old, new = _vm_size(existing.body), _vm_size(new_body)
@@ -248,14 +311,46 @@ class VmScaleSetProvider(Provider):
         durations={"create": 180.0, "update": 120.0, "delete": 150.0, "default": 120.0},
         op_namespace="Microsoft.Compute",
     )
+    location_required = True
     shape = Obj(
         {
             **ENVELOPE,
-            "properties": Obj({"virtualMachineProfile": Obj(), "upgradePolicy": Obj()}),
-        }
+            "properties": _closed(
+                "VirtualMachineScaleSetProperties",
+                "additionalCapabilities automaticRepairsPolicy constrainedMaximumCapacity "
+                "doNotRunExtensionsOnOverprovisionedVMs externalHealthPolicy "
+                "highSpeedInterconnectPlacement hostGroup lifecycleHooksProfile "
+                "orchestrationMode overprovision platformFaultDomainCount priorityMixPolicy "
+                "provisioningState proximityPlacementGroup resiliencyPolicy scaleInPolicy "
+                "scheduledEventsPolicy singlePlacementGroup skuProfile spotRestorePolicy "
+                "timeCreated uniqueId zonalPlatformFaultDomainAlignMode zoneBalance",
+                virtualMachineProfile=Obj(),
+                upgradePolicy=Obj(),
+            ),
+        },
+        "ResourceDefinition",
+        tuple(_ENVELOPE_MEMBERS.split()),
     )
 
     def action(
         self, core: Emulator, call: Call, res: Resource, name: str, body: Any
     ) -> ActionResult:
         return ActionResult(status=202, duration_key=name)
+
+
+class DiskProvider(Provider):
+    """Managed disks (and snapshots): no ETag; the disk API answers a PUT with 200 or 202,
+    never 201 (the SDKs refuse any other status), and refuses unknown top-level members."""
+
+    settings = TypeSettings(
+        put_create_status=202,
+        put_update_status=202,
+        durations={"create": 10.0, "update": 10.0, "delete": 10.0, "default": 10.0},
+        op_namespace="Microsoft.Compute",
+    )
+    location_required = True
+    shape = Obj(
+        {**ENVELOPE, "properties": Obj()},
+        "ResourceDefinition",
+        ("id", "name", "type", "systemData", "managedByExtended"),
+    )

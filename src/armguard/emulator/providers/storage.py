@@ -34,6 +34,7 @@ class StorageAccountProvider(Provider):
         durations={"create": 15.0, "update": 10.0, "default": 10.0},
         op_namespace="Microsoft.Storage",
     )
+    location_required = True
 
     def build(
         self,
