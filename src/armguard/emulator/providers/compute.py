@@ -121,18 +121,77 @@ def _vm_size(body: Mapping[str, Any]) -> str | None:
     return str(size) if size is not None else None
 
 
+def _os_of(res: Resource) -> tuple[str, str, str]:
+    """(osName, osVersion, hyperVGeneration) as the guest agent reports them, from the image."""
+    storage = res.properties.get("storageProfile") or {}
+    image = storage.get("imageReference") if isinstance(storage, Mapping) else None
+    image = image if isinstance(image, Mapping) else {}
+    offer = str(image.get("offer") or "").lower()
+    sku = str(image.get("sku") or "").lower()
+    generation = "V2" if "gen2" in sku or sku.endswith("-g2") else "V1"
+    if "windows" in offer:
+        return "Windows Server 2022 Datacenter", "Microsoft Windows NT 10.0.20348.0", generation
+    if "debian" in offer:
+        return "debian", "11.0", generation
+    return "ubuntu", "22.04", generation
+
+
+def _disk_names(res: Resource) -> list[str]:
+    storage = res.properties.get("storageProfile") or {}
+    if not isinstance(storage, Mapping):
+        return [f"{res.id.name}_OsDisk_1"]
+    os_disk = storage.get("osDisk")
+    named = os_disk.get("name") if isinstance(os_disk, Mapping) else None
+    names = [str(named or f"{res.id.name}_OsDisk_1")]
+    for n, disk in enumerate(storage.get("dataDisks") or []):
+        if isinstance(disk, Mapping):
+            names.append(str(disk.get("name") or f"{res.id.name}_DataDisk_{n}"))
+    return names
+
+
 def instance_view(res: Resource) -> JSON:
     state = str(res.properties.get("provisioningState") or "Succeeded")
     power = str(res.internal.get("power", "running"))
+    when = isoformat(res.changed_at)
+    provisioned = {
+        "code": f"ProvisioningState/{state.lower()}",
+        "level": "Info" if state.lower() != "failed" else "Error",
+        "displayStatus": f"Provisioning {state.lower()}",
+        "time": when,
+    }
+    os_name, os_version, generation = _os_of(res)
+    running = power == "running"
     return {
         "computerName": res.id.name,
+        "osName": os_name,
+        "osVersion": os_version,
+        "hyperVGeneration": generation,
+        "vmAgent": {
+            "vmAgentVersion": "2.7.41491.1102" if running else "Unknown",
+            "statuses": [
+                {
+                    "code": "ProvisioningState/succeeded",
+                    "level": "Info",
+                    "displayStatus": "Ready",
+                    "message": "GuestAgent is running and processing the extensions.",
+                    "time": when,
+                }
+                if running
+                else {
+                    "code": "ProvisioningState/Unavailable",
+                    "level": "Warning",
+                    "displayStatus": "Not Ready",
+                    "message": "VM status blob is found but not yet populated.",
+                    "time": when,
+                }
+            ],
+        },
+        "disks": [
+            {"name": name, "statuses": [{**provisioned, "displayStatus": "Provisioning succeeded"}]}
+            for name in _disk_names(res)
+        ],
         "statuses": [
-            {
-                "code": f"ProvisioningState/{state.lower()}",
-                "level": "Info" if state.lower() != "failed" else "Error",
-                "displayStatus": f"Provisioning {state.lower()}",
-                "time": isoformat(res.changed_at),
-            },
+            provisioned,
             {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
         ],
     }

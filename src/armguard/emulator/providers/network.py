@@ -17,6 +17,7 @@ from armguard.arm.ids import ResourceId
 from armguard.emulator.idmemo import type_key
 from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import Provider, reference_ids
+from armguard.emulator.providers.network_defaults import apply_network_defaults
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import Call
 from armguard.emulator.shapes import BOOL, ENVELOPE, REF, STRING, Arr, Named, Obj
@@ -82,6 +83,7 @@ class NetworkProvider(Provider):
         guid = existing.properties.get("resourceGuid") if existing else None
         if rid.levels and len(rid.levels[-1].pairs) == 1:
             new["properties"]["resourceGuid"] = guid or core.new_guid()
+        apply_network_defaults(core, rid, new, existing.properties if existing else None)
         return new
 
     def references(self, body: JSON) -> set[ResourceId]:

@@ -23,6 +23,24 @@ __all__ = ["StorageAccountProvider"]
 
 _NAME_RE = re.compile(r"^[a-z0-9]{3,24}$")
 KEY_NAMES = ("key1", "key2")
+PAIRED_REGIONS = {
+    "eastus": "westus",
+    "westus": "eastus",
+    "eastus2": "centralus",
+    "centralus": "eastus2",
+    "westus2": "westcentralus",
+    "westus3": "eastus",
+    "northeurope": "westeurope",
+    "westeurope": "northeurope",
+    "uksouth": "ukwest",
+    "ukwest": "uksouth",
+    "eastasia": "southeastasia",
+    "southeastasia": "eastasia",
+    "japaneast": "japanwest",
+    "japanwest": "japaneast",
+    "australiaeast": "australiasoutheast",
+}
+"""Azure's documented region pairs (the secondary of a geo-redundant account)."""
 
 
 class StorageAccountProvider(Provider):
@@ -69,10 +87,34 @@ class StorageAccountProvider(Provider):
                 "file": f"https://{rid.name}.file.core.windows.net/",
             },
         )
-        props.setdefault("primaryLocation", new.get("location"))
+        location = str(new.get("location") or "")
+        props.setdefault("primaryLocation", location)
         props.setdefault("statusOfPrimary", "available")
         created = existing.properties.get("creationTime") if existing else None
         props["creationTime"] = created or isoformat(core.now())
+        props.setdefault(
+            "keyCreationTime", {"key1": props["creationTime"], "key2": props["creationTime"]}
+        )
+        props.setdefault("supportsHttpsTrafficOnly", True)
+        props.setdefault("minimumTlsVersion", "TLS1_2")
+        props.setdefault("allowBlobPublicAccess", False)
+        props.setdefault(
+            "encryption",
+            {
+                "keySource": "Microsoft.Storage",
+                "services": {
+                    "blob": {"enabled": True, "keyType": "Account"},
+                    "file": {"enabled": True, "keyType": "Account"},
+                },
+            },
+        )
+        if str(new.get("kind", "StorageV2")) in ("StorageV2", "BlobStorage"):
+            props.setdefault("accessTier", "Hot")
+        sku = new.get("sku")
+        if isinstance(sku, dict) and "grs" in str(sku.get("name", "")).lower():
+            # Geo-redundant accounts replicate to the region's pair.
+            props.setdefault("secondaryLocation", PAIRED_REGIONS.get(location.lower(), "westus"))
+            props.setdefault("statusOfSecondary", "available")
         return new
 
     def after_write(self, core: Emulator, call: Call, res: Resource, at: float) -> None:
