@@ -121,6 +121,40 @@ def _vm_size(body: Mapping[str, Any]) -> str | None:
     return str(size) if size is not None else None
 
 
+def _is_windows(props: Mapping[str, Any]) -> bool:
+    storage = props.get("storageProfile")
+    image = storage.get("imageReference") if isinstance(storage, Mapping) else None
+    offer = str(image.get("offer") or "") if isinstance(image, Mapping) else ""
+    os_disk = storage.get("osDisk") if isinstance(storage, Mapping) else None
+    os_type = str(os_disk.get("osType") or "") if isinstance(os_disk, Mapping) else ""
+    return "windows" in offer.lower() or os_type.lower() == "windows"
+
+
+def _vm_defaults(props: JSON) -> None:
+    """What compute fills into a VM it returns; the admin password is never returned."""
+    windows = _is_windows(props)
+    os_profile = props.get("osProfile")
+    if isinstance(os_profile, dict):
+        os_profile.pop("adminPassword", None)
+        os_profile.setdefault("secrets", [])
+        if windows:
+            config = os_profile.setdefault("windowsConfiguration", {})
+            if isinstance(config, dict):
+                config.setdefault("provisionVMAgent", True)
+                config.setdefault("enableAutomaticUpdates", True)
+        else:
+            config = os_profile.setdefault("linuxConfiguration", {})
+            if isinstance(config, dict):
+                config.setdefault("disablePasswordAuthentication", False)
+                config.setdefault("provisionVMAgent", True)
+    storage = props.get("storageProfile")
+    if isinstance(storage, dict):
+        storage.setdefault("dataDisks", [])
+        os_disk = storage.get("osDisk")
+        if isinstance(os_disk, dict):
+            os_disk.setdefault("osType", "Windows" if windows else "Linux")
+
+
 def _os_of(res: Resource) -> tuple[str, str, str]:
     """(osName, osVersion, hyperVGeneration) as the guest agent reports them, from the image."""
     storage = res.properties.get("storageProfile") or {}
@@ -161,7 +195,9 @@ def instance_view(res: Resource) -> JSON:
     }
     os_name, os_version, generation = _os_of(res)
     running = power == "running"
-    return {
+    view: JSON = {
+        "platformUpdateDomain": 0,
+        "platformFaultDomain": 0,
         "computerName": res.id.name,
         "osName": os_name,
         "osVersion": os_version,
@@ -185,16 +221,28 @@ def instance_view(res: Resource) -> JSON:
                     "time": when,
                 }
             ],
+            "extensionHandlers": [],
         },
         "disks": [
             {"name": name, "statuses": [{**provisioned, "displayStatus": "Provisioning succeeded"}]}
             for name in _disk_names(res)
         ],
+        "isVMInStandbyPool": False,
         "statuses": [
             provisioned,
             {"code": f"PowerState/{power}", "level": "Info", "displayStatus": f"VM {power}"},
         ],
     }
+    boot = (res.properties.get("diagnosticsProfile") or {}).get("bootDiagnostics")
+    if isinstance(boot, Mapping) and boot.get("enabled"):
+        # Managed boot diagnostics (no storageUri) live in a platform account.
+        base = str(boot.get("storageUri") or "https://bootdiag.blob.core.windows.net/").rstrip("/")
+        folder = f"{base}/bootdiagnostics-{res.id.name}"
+        view["bootDiagnostics"] = {
+            "consoleScreenshotBlobUri": f"{folder}/{res.id.name}.screenshot.bmp",
+            "serialConsoleLogBlobUri": f"{folder}/{res.id.name}.serialconsole.log",
+        }
+    return view
 
 
 class VirtualMachineProvider(Provider):
@@ -237,6 +285,7 @@ class VirtualMachineProvider(Provider):
         )
         vm_id = existing.properties.get("vmId") if existing else None
         new["properties"]["vmId"] = vm_id or core.new_guid()
+        _vm_defaults(new["properties"])
         return new
 
     def references(self, body: JSON) -> set[ResourceId]:

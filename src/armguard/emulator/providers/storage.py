@@ -43,6 +43,24 @@ PAIRED_REGIONS = {
 """Azure's documented region pairs (the secondary of a geo-redundant account)."""
 
 
+def _endpoints(name: str, routing: Any) -> dict[str, Any]:
+    """The account's endpoints; with a routing preference that publishes them, the
+    Microsoft- and internet-routing endpoints too."""
+    services = ("web", "dfs", "blob", "file", "queue", "table")
+    out: dict[str, Any] = {s: f"https://{name}.{s}.core.windows.net/" for s in services}
+    if isinstance(routing, dict):
+        if routing.get("publishMicrosoftEndpoints"):
+            out["microsoftEndpoints"] = {
+                s: f"https://{name}-microsoftrouting.{s}.core.windows.net/" for s in services
+            }
+        if routing.get("publishInternetEndpoints"):
+            out["internetEndpoints"] = {
+                s: f"https://{name}-internetrouting.{s}.core.windows.net/"
+                for s in ("web", "dfs", "blob", "file")
+            }
+    return out
+
+
 class StorageAccountProvider(Provider):
     settings = TypeSettings(
         conflict="storage",
@@ -77,16 +95,10 @@ class StorageAccountProvider(Provider):
             core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
         )
         props = new["properties"]
-        blob = f"https://{rid.name}.blob.core.windows.net/"
-        props.setdefault(
-            "primaryEndpoints",
-            {
-                "blob": blob,
-                "queue": f"https://{rid.name}.queue.core.windows.net/",
-                "table": f"https://{rid.name}.table.core.windows.net/",
-                "file": f"https://{rid.name}.file.core.windows.net/",
-            },
-        )
+        props.setdefault("primaryEndpoints", _endpoints(rid.name, props.get("routingPreference")))
+        sku = new.get("sku")
+        if isinstance(sku, dict) and isinstance(sku.get("name"), str):
+            sku.setdefault("tier", "Premium" if sku["name"].startswith("Premium") else "Standard")
         location = str(new.get("location") or "")
         props.setdefault("primaryLocation", location)
         props.setdefault("statusOfPrimary", "available")
@@ -110,7 +122,6 @@ class StorageAccountProvider(Provider):
         )
         if str(new.get("kind", "StorageV2")) in ("StorageV2", "BlobStorage"):
             props.setdefault("accessTier", "Hot")
-        sku = new.get("sku")
         if isinstance(sku, dict) and "grs" in str(sku.get("name", "")).lower():
             # Geo-redundant accounts replicate to the region's pair.
             props.setdefault("secondaryLocation", PAIRED_REGIONS.get(location.lower(), "westus"))
