@@ -204,6 +204,11 @@ class Provider:
         """Whether a POST action counts as a write (locks and holds apply)."""
         return True
 
+    def action_without_resource(self, name: str) -> bool:
+        """Whether a POST action is served when the resource does not exist (a preview of
+        one that is about to be created)."""
+        return False
+
     def view(self, core: Emulator, res: Resource, query: Mapping[str, str]) -> JSON:
         return res.snapshot()
 
