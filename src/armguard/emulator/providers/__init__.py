@@ -19,6 +19,7 @@ from armguard.emulator.providers.compute import (
     VmScaleSetProvider,
 )
 from armguard.emulator.providers.deployments import DeploymentProvider
+from armguard.emulator.providers.images import IMAGE_TYPES, ImageCatalogProvider
 from armguard.emulator.providers.locks import LockProvider
 from armguard.emulator.providers.network import (
     NetworkInterfaceProvider,
@@ -46,6 +47,7 @@ _BY_TYPE: dict[str, Callable[[], Provider]] = {
     "microsoft.storage/storageaccounts": StorageAccountProvider,
     "microsoft.compute/disks": DiskProvider,
     "microsoft.compute/snapshots": DiskProvider,
+    **dict.fromkeys(IMAGE_TYPES, ImageCatalogProvider),
 }
 _BY_NAMESPACE: dict[str, Callable[[], Provider]] = {
     "microsoft.network": NetworkProvider,
