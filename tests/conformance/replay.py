@@ -144,7 +144,7 @@ def replay(entry: dict[str, Any]) -> Outcome:
             timeout=30,
         ) as http,
     ):
-        if group:
+        if group and not entry.get("noGroup"):
             made = http.put(
                 f"/subscriptions/{SUB}/resourcegroups/{group}",
                 params={"api-version": "2024-03-01"},
