@@ -133,3 +133,27 @@ def test_what_if_predicts_create_modify_no_change_and_ignore(
     assert network.virtual_networks.get(RG, "vnet1").address_space.address_prefixes == [
         "10.0.0.0/16"
     ]
+
+
+def test_a_deployment_is_refused_before_it_starts_as_validate_would(
+    arm: EmulatorHandle, resources: ResourceManagementClient
+) -> None:
+    deployments = arm.client(DeploymentsMgmtClient, subscription_id=SUB)
+    no_location = {
+        "type": "Microsoft.Network/networkSecurityGroups",
+        "apiVersion": "2024-05-01",
+        "name": "nsg1",
+    }
+    with pytest.raises(HttpResponseError) as refused:
+        deployments.deployments.begin_create_or_update(
+            RG, "release", _deployment(_template("10.0.0.0/16", no_location))
+        )
+    assert refused.value.status_code == 400
+    assert refused.value.error is not None
+    assert refused.value.error.code == "InvalidTemplateDeployment"
+    # Nothing started: neither the deployment nor the VNet it would have created exists.
+    with pytest.raises(HttpResponseError):
+        deployments.deployments.get(RG, "release")
+    network = arm.client(NetworkManagementClient, subscription_id=SUB)
+    with pytest.raises(HttpResponseError):
+        network.virtual_networks.get(RG, "vnet1")

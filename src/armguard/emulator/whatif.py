@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
     from armguard.emulator.request import Call
 
-__all__ = ["validate_result", "what_if_result"]
+__all__ = ["preflight", "validate_result", "what_if_result"]
 
 JSON = dict[str, Any]
 
@@ -52,10 +52,9 @@ def _preflight(core: Emulator, planned: PlannedResource) -> ArmError | None:
     return None
 
 
-def validate_result(
-    core: Emulator, call: Call, rid: ResourceId, body: Mapping[str, Any], plan: DeploymentPlan
-) -> JSON:
-    """The 200 body of a successful validation, or raise ``InvalidTemplateDeployment``."""
+def preflight(core: Emulator, call: Call, rid: ResourceId, plan: DeploymentPlan) -> None:
+    """Raise ``InvalidTemplateDeployment`` if any planned resource's PUT would be refused
+    before state is read; ARM runs this before a deployment starts, and for ``validate``."""
     failures = [(planned, err) for planned in plan.resources if (err := _preflight(core, planned))]
     if failures:
         raise ArmError(
@@ -68,6 +67,13 @@ def validate_result(
                 for planned, err in failures
             ],
         )
+
+
+def validate_result(
+    core: Emulator, call: Call, rid: ResourceId, body: Mapping[str, Any], plan: DeploymentPlan
+) -> JSON:
+    """The 200 body of a successful validation, or raise ``InvalidTemplateDeployment``."""
+    preflight(core, call, rid, plan)
     props = body.get("properties") or {}
     mode = str(props.get("mode", "Incremental"))
     return {

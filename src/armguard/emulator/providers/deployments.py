@@ -29,7 +29,7 @@ from armguard.emulator.refusals import internal_error
 from armguard.emulator.request import ArmResponse, Call
 from armguard.emulator.shapes import STRING, Obj, Tags
 from armguard.emulator.templates import DeploymentPlan, plan_deployment
-from armguard.emulator.whatif import validate_result, what_if_result
+from armguard.emulator.whatif import preflight, validate_result, what_if_result
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -164,6 +164,7 @@ class DeploymentProvider(Provider):
                     f"Resource '{planned.id.format()}' is outside the deployment's resource "
                     "group; cross-scope deployments are not supported by this emulator.",
                 )
+        preflight(core, call, rid, plan)
         return plan
 
     def build(
