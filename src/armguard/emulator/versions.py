@@ -58,9 +58,23 @@ def check_route_version(target: Route, version: str, body: Any = None) -> None:
             type_ = "Microsoft.Resources/resourceGroups"
     if rid is None:
         return
-    for level in rid.levels:
-        check_namespace(level.namespace)
     if type_ is None or (rid.is_subscription and isinstance(target, ResourceRoute)):
+        type_ = None
+    _check_cached(tuple(level.namespace for level in rid.levels), type_, version, body)
+
+
+def _check_cached(namespaces: tuple[str, ...], type_: str | None, version: str, body: Any) -> None:
+    if (namespaces, type_, version) in _ACCEPTED:
         return
-    location = body.get("location") if isinstance(body, dict) else None
-    check_api_version_for(type_, version, location if isinstance(location, str) else None)
+    for namespace in namespaces:
+        check_namespace(namespace)
+    if type_ is not None:
+        location = body.get("location") if isinstance(body, dict) else None
+        check_api_version_for(type_, version, location if isinstance(location, str) else None)
+    # Every request of a client names the same few (type, version) pairs: remember the ones
+    # that passed (a refusal is raised afresh, its text names the request's location).
+    if len(_ACCEPTED) < 4096:
+        _ACCEPTED.add((namespaces, type_, version))
+
+
+_ACCEPTED: set[tuple[tuple[str, ...], str | None, str]] = set()
