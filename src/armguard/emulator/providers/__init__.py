@@ -28,6 +28,7 @@ from armguard.emulator.providers.network import (
     VirtualNetworkProvider,
 )
 from armguard.emulator.providers.resource_groups import ResourceGroupProvider, SubscriptionProvider
+from armguard.emulator.providers.statuses import STATUS_SETTINGS
 from armguard.emulator.providers.storage import StorageAccountProvider
 from armguard.emulator.providers.tags import TagsProvider
 
@@ -74,6 +75,8 @@ class Registry:
             if found is None:
                 factory = _BY_TYPE.get(key) or _BY_NAMESPACE.get(key.split("/", 1)[0], Provider)
                 found = factory()
+                if key in STATUS_SETTINGS:
+                    found.settings = found.settings.merged(STATUS_SETTINGS[key])
                 found.settings = self._settings_for(key, found)
                 self._cache[key] = found
             return found
