@@ -8,10 +8,13 @@ from typing import Any
 
 import httpx
 
+from armguard.arm.errors import ArmError
 from armguard.arm.ids import ResourceId
+from armguard.emulator.catalog import supported_versions
 from armguard.emulator.core import Emulator
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.request import Call
+from armguard.emulator.routing import CollectionRoute, ListRoute, ResourceRoute, route
 from armguard.testing import make_token
 
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
@@ -22,6 +25,27 @@ COMPUTE = f"{RG}/providers/Microsoft.Compute"
 VM = f"{COMPUTE}/virtualMachines/vm1"
 STORAGE = f"{RG}/providers/Microsoft.Storage/storageAccounts/store1"
 API = "2024-01-01"
+"""The version for types the emulator lists none for; typed ones get their newest real one."""
+
+
+def api_version_for(path: str) -> str:
+    """The newest api-version the addressed type's real API serves, as a client would send."""
+    try:
+        target = route(path.split("?", 1)[0])
+    except ArmError:
+        return API
+    type_: str | None = None
+    if isinstance(target, ResourceRoute):
+        type_ = target.id.type
+    elif isinstance(target, CollectionRoute):
+        type_ = target.parent.type
+    elif isinstance(target, ListRoute):
+        if target.groups:
+            type_ = "Microsoft.Resources/resourceGroups"
+        elif target.namespace and target.type:
+            type_ = f"{target.namespace}/{target.type}"
+    versions = supported_versions(type_) if type_ else None
+    return versions[-1] if versions else API
 
 
 class Arm:
@@ -38,7 +62,7 @@ class Arm:
         self.http.close()
 
     def _url(self, path: str, params: dict[str, str] | None) -> tuple[str, dict[str, str]]:
-        query = {"api-version": API, **(params or {})}
+        query = {"api-version": api_version_for(path), **(params or {})}
         return path, query
 
     def request(
@@ -103,7 +127,7 @@ class EmulatorWithABug(Emulator):
     """The real emulator, except that one resource type's provider is broken: the only way to
     reach the unexpected-failure paths once every known bad input is refused in ARM's shape."""
 
-    BROKEN_TYPE = "Contoso.Test/widgets"
+    BROKEN_TYPE = "Microsoft.Cache/redis"
     _broken = _BrokenProvider()
 
     def provider_for(self, rid: ResourceId) -> Provider:

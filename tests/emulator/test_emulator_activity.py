@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from arm_helpers import API, RG, SUB, VM, VNET, Arm, EmulatorWithABug, vnet_body
+from arm_helpers import API, RG, SUB, VM, VNET, Arm, EmulatorWithABug, api_version_for, vnet_body
 
 from armguard.arm.errors import reason_phrase
 from armguard.clock import ManualClock
@@ -89,7 +89,7 @@ def test_writes_refused_before_the_write_path_are_recorded(
 ) -> None:
     method, path, content, headers, with_api, status, code, operation = case
     bob = Arm(served.base_url, caller="bob@example.com")
-    url = f"{path}?api-version={API}" if with_api else path
+    url = f"{path}?api-version={api_version_for(path)}" if with_api else path
     try:
         sent = bob.http.request(method, url, content=content, headers=headers)
     finally:

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from arm_helpers import API, NET, RG, SUB, VNET, Arm, vnet_body
+from arm_helpers import API, NET, RG, SUB, VNET, Arm, api_version_for, vnet_body
 
 from armguard.clock import ManualClock
 from armguard.emulator.core import Emulator
@@ -135,7 +135,7 @@ def _send(core: Emulator, method: str, path: str, body: Any = None, **headers: s
     request = ArmRequest(
         method,
         path,
-        {"api-version": API},
+        {"api-version": api_version_for(path)},
         {k.lower(): v for k, v in headers.items()},
         body,
         _call(path),

@@ -35,7 +35,7 @@ def test_opaque_tokens_are_accepted(served: EmulatorHandle) -> None:
     import httpx
 
     response = httpx.put(
-        f"{served.base_url}{SUB}/resourcegroups/g?api-version=2024-01-01",
+        f"{served.base_url}{SUB}/resourcegroups/g?api-version=2024-03-01",
         json={"location": "eastus"},
         headers={"Authorization": "Bearer not-a-jwt"},
     )

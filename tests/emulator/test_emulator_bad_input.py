@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from arm_helpers import API, NET, RG, SUB, VNET, Arm
+from arm_helpers import NET, RG, SUB, VNET, Arm, api_version_for
 
 from armguard.emulator.core import Emulator
 from armguard.testing import EmulatorHandle, emulator, make_token
@@ -181,7 +181,7 @@ def test_bad_requests_are_refused_in_arm_shape(
     with caplog.at_level(logging.ERROR, logger="armguard.emulator"):
         response = httpx.request(
             method,
-            f"{served.base_url}{path}?api-version={API}",
+            f"{served.base_url}{path}?api-version={api_version_for(path)}",
             content=content,
             headers={**AUTH, **headers},
             timeout=30,
@@ -205,7 +205,9 @@ def test_unexpected_exceptions_become_500_arm_errors(caplog: pytest.LogCaptureFi
     server = serve(Broken())
     try:
         with caplog.at_level(logging.ERROR, logger="armguard.emulator"):
-            response = httpx.get(f"{server.base_url}{RG}?api-version={API}", headers=AUTH)
+            response = httpx.get(
+                f"{server.base_url}{RG}?api-version={api_version_for(RG)}", headers=AUTH
+            )
         assert response.status_code == 500
         assert response.json()["error"]["code"] == "InternalServerError"
         assert "boom" not in response.text

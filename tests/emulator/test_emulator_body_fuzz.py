@@ -9,7 +9,7 @@ import copy
 from typing import Any
 
 import pytest
-from arm_helpers import API, NET, RG, STORAGE, SUB, VM, VNET
+from arm_helpers import API, NET, RG, STORAGE, SUB, VM, VNET, api_version_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -173,7 +173,7 @@ def _place(body: Any, path: tuple[Any, ...], value: Any, new_key: str) -> Any:
 
 def _request(core: Emulator, method: str, path: str, body: Any = None, **query: str) -> ArmResponse:
     call = Call(base_url="http://fuzz.invalid", api_version=API, caller="fuzz@example.com")
-    req = ArmRequest(method, path, {"api-version": API, **query}, {}, body, call)
+    req = ArmRequest(method, path, {"api-version": api_version_for(path), **query}, {}, body, call)
     return core.dispatch(req)
 
 

@@ -47,7 +47,7 @@ def test_serves_until_signalled_and_exits_zero(sig: signal.Signals, tmp_path: Pa
     proc, url = start("--config", str(config), "--seed", "3")
     try:
         response = httpx.get(
-            f"{url}/subscriptions/s/resourceGroups/rg?api-version=2024-01-01", headers=AUTH
+            f"{url}/subscriptions/s/resourceGroups/rg?api-version=2024-03-01", headers=AUTH
         )
         assert response.status_code == 200
         assert response.json()["properties"]["provisioningState"] == "Succeeded"

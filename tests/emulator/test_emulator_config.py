@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from arm_helpers import api_version_for
 
 from armguard.clock import ManualClock
 from armguard.emulator.config import ConfigError, apply_seed_data, load_config
@@ -18,7 +19,7 @@ DEMO_RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/de
 def _call(core: Emulator, method: str, path: str) -> tuple[int, object]:
     call = Call(base_url="http://test", api_version="2024-01-01", caller="t")
     response = core.dispatch(
-        ArmRequest(method, path, {"api-version": "2024-01-01"}, {}, None, call)
+        ArmRequest(method, path, {"api-version": api_version_for(path)}, {}, None, call)
     )
     return response.status, response.body
 

@@ -211,7 +211,7 @@ def test_an_unexpected_step_failure_fails_the_deployment(
             f"{SUB}/providers/Microsoft.Insights/eventtypes/management/values",
             params={
                 "$filter": "eventTimestamp ge '2020-01-01' and resourceUri eq "
-                f"'{group}/providers/Contoso.Test/widgets/w1'"
+                f"'{group}/providers/Microsoft.Cache/redis/w1'"
             },
         ).json()["value"]
         assert [(e["caller"], e["status"]["value"]) for e in reversed(log)] == [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from arm_helpers import API, RG, SUB, Arm, error_code
+from arm_helpers import RG, SUB, Arm, api_version_for, error_code
 
 from armguard.testing import EmulatorHandle, emulator_fixture
 
@@ -120,12 +120,13 @@ def test_subscriptions_are_implicit(arm: Arm) -> None:
 
 
 def test_authentication_is_required(served: EmulatorHandle) -> None:
-    response = httpx.get(f"{served.base_url}{RG}?api-version={API}")
+    response = httpx.get(f"{served.base_url}{RG}?api-version={api_version_for(RG)}")
     assert response.status_code == 401
     assert error_code(response) == "AuthenticationFailed"
     assert "insufficient_claims" not in response.headers.get("WWW-Authenticate", "")
     basic = httpx.get(
-        f"{served.base_url}{RG}?api-version={API}", headers={"Authorization": "Basic abc"}
+        f"{served.base_url}{RG}?api-version={api_version_for(RG)}",
+        headers={"Authorization": "Basic abc"},
     )
     assert basic.status_code == 401
 
@@ -141,7 +142,7 @@ def test_api_version_is_required_and_well_formed(arm: Arm, group: str) -> None:
     bad = arm.http.get(group, params={"api-version": "latest"})
     assert bad.status_code == 400
     assert error_code(bad) == "InvalidApiVersionParameter"
-    for good in ("2026-09-01", "2021-04-01-preview"):
+    for good in ("2026-09-01", "2021-04-01"):
         assert arm.http.get(group, params={"api-version": good}).status_code == 200
 
 

@@ -7,11 +7,13 @@ import json
 import socket
 from urllib.parse import urlsplit
 
+from arm_helpers import api_version_for
+
 from armguard.clock import ManualClock
 from armguard.testing import emulator
 
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/wire"
-API = "api-version=2024-01-01"
+API = f"api-version={api_version_for(RG)}"
 
 
 def _request(method: str, path: str, body: bytes = b"") -> bytes:

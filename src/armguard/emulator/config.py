@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from armguard.arm.ids import InvalidResourceId, ResourceId
+from armguard.emulator.catalog import newest_version
 from armguard.emulator.model import OpStatus
 from armguard.emulator.request import ArmRequest, Call
 
@@ -119,14 +120,15 @@ def load_config(path: str | Path) -> EmulatorConfig:
 
 def apply_seed_data(core: Emulator, resources: list[dict[str, Any]], source: str = "seed") -> None:
     """Create each resource through the normal write path, then end its operation at once."""
-    call = Call(base_url="http://seed.invalid", api_version="2024-01-01", caller="armguard-seed")
     for n, item in enumerate(resources):
         rid = ResourceId.parse(item["id"])
+        version = newest_version(rid.type)
+        call = Call(base_url="http://seed.invalid", api_version=version, caller="armguard-seed")
         response = core.dispatch(
             ArmRequest(
                 "PUT",
                 rid.format(),
-                {"api-version": "2024-01-01"},
+                {"api-version": version},
                 {},
                 dict(item.get("body") or {}),
                 call,

@@ -42,7 +42,7 @@ from armguard.emulator.routing import (
 from armguard.emulator.shapes import invalid_content
 from armguard.emulator.snapshot import dump_state, load_state
 from armguard.emulator.store import Store
-from armguard.emulator.versions import check_api_version
+from armguard.emulator.versions import check_api_version, check_route_version
 from armguard.emulator.writes import WritePath
 
 __all__ = ["Emulator", "OpFault"]
@@ -230,7 +230,8 @@ class Emulator:
         method = req.method.upper()
         target = route(req.path)
         try:
-            check_api_version(req.query.get("api-version"))
+            version = check_api_version(req.query.get("api-version"))
+            check_route_version(target, version, req.body)
             if (
                 method in ("PUT", "PATCH")
                 and isinstance(target, ResourceRoute)

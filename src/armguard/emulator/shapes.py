@@ -106,18 +106,35 @@ class _Any:
 
 @dataclass(frozen=True)
 class Obj:
-    """An object; the listed fields have shapes, any other field is free."""
+    """An object; the listed fields have shapes. Any other field is free, unless the object
+    is ``closed``: then only the listed fields and ``members`` may appear, as a resource
+    provider that deserialises into a typed model (compute) refuses unknown members. The
+    ``closed`` value is the model's type name that the refusal quotes."""
 
     fields: Mapping[str, Shape] = field(default_factory=dict)
+    closed: str | None = None
+    members: tuple[str, ...] = ()
     _lower: Mapping[str, Shape] = field(init=False, repr=False, compare=False)
+    _known: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # ARM reads JSON property names case-insensitively.
         object.__setattr__(self, "_lower", {k.lower(): s for k, s in self.fields.items()})
+        object.__setattr__(
+            self, "_known", frozenset([*self._lower, *(m.lower() for m in self.members)])
+        )
 
     def check(self, value: Any, path: str, rid: ResourceId) -> None:
         if not isinstance(value, Mapping):
             raise _wrong(path, "an object", value)
+        if self.closed is not None:
+            for key in value:
+                if str(key).lower() not in self._known:
+                    where = _join(path, str(key))
+                    raise invalid_content(
+                        f"'Could not find member '{key}' on object of type '{self.closed}'. "
+                        f"Path '{where}'.'."
+                    )
         if not self._lower:
             return
         for key, item in value.items():

@@ -68,6 +68,7 @@ class WritePath:
             if rid.is_subscription:
                 raise method_not_allowed(method, rid.format())
             provider.check_body(rid, body)
+            provider.check_write(rid, body, method)
             prepared = provider.prepare(self.core, call, rid=rid, body=body, method=method)
             with self.core.store.locked(rid):
                 now = self.core.now() if at is None else at
@@ -379,7 +380,11 @@ class WritePath:
                 self.core.require_container(rid)
                 res = provider.lookup(self.core, rid)
                 if res is None:
-                    raise not_found(rid)
+                    if not provider.action_without_resource(action):
+                        raise not_found(rid)
+                    # A preview of a resource that may not exist yet (deployment validate,
+                    # whatIf): the provider gets a placeholder and reads no state from it.
+                    res = Resource(rid, {}, created_at=now)
                 if provider.lockable and provider.action_is_write(action):
                     self.check_locks(rid, "write", cascade=False)
                 if provider.holdable and provider.action_is_write(action):

@@ -13,8 +13,13 @@ from typing import Any
 from armguard.arm.ids import ResourceId
 from armguard.emulator.idmemo import type_key
 from armguard.emulator.providers.base import Provider
-from armguard.emulator.providers.compute import VirtualMachineProvider, VmScaleSetProvider
+from armguard.emulator.providers.compute import (
+    DiskProvider,
+    VirtualMachineProvider,
+    VmScaleSetProvider,
+)
 from armguard.emulator.providers.deployments import DeploymentProvider
+from armguard.emulator.providers.images import IMAGE_TYPES, ImageCatalogProvider
 from armguard.emulator.providers.locks import LockProvider
 from armguard.emulator.providers.network import (
     NetworkInterfaceProvider,
@@ -23,6 +28,7 @@ from armguard.emulator.providers.network import (
     VirtualNetworkProvider,
 )
 from armguard.emulator.providers.resource_groups import ResourceGroupProvider, SubscriptionProvider
+from armguard.emulator.providers.statuses import STATUS_SETTINGS
 from armguard.emulator.providers.storage import StorageAccountProvider
 from armguard.emulator.providers.tags import TagsProvider
 
@@ -40,6 +46,9 @@ _BY_TYPE: dict[str, Callable[[], Provider]] = {
     "microsoft.compute/virtualmachines": VirtualMachineProvider,
     "microsoft.compute/virtualmachinescalesets": VmScaleSetProvider,
     "microsoft.storage/storageaccounts": StorageAccountProvider,
+    "microsoft.compute/disks": DiskProvider,
+    "microsoft.compute/snapshots": DiskProvider,
+    **dict.fromkeys(IMAGE_TYPES, ImageCatalogProvider),
 }
 _BY_NAMESPACE: dict[str, Callable[[], Provider]] = {
     "microsoft.network": NetworkProvider,
@@ -66,6 +75,8 @@ class Registry:
             if found is None:
                 factory = _BY_TYPE.get(key) or _BY_NAMESPACE.get(key.split("/", 1)[0], Provider)
                 found = factory()
+                if key in STATUS_SETTINGS:
+                    found.settings = found.settings.merged(STATUS_SETTINGS[key])
                 found.settings = self._settings_for(key, found)
                 self._cache[key] = found
             return found

@@ -77,6 +77,9 @@ class Provider:
     has_provisioning_state = True
     shape: Shape = Obj(ENVELOPE)
     """What a PUT/PATCH body must look like (see :mod:`~armguard.emulator.shapes`)."""
+    location_required = False
+    """A tracked type its provider validates: a PUT without ``location`` is refused. Generic
+    types stay lenient: some real ones are global or proxy resources without a location."""
 
     def __init__(self, settings: TypeSettings | None = None) -> None:
         if settings is not None:
@@ -92,6 +95,17 @@ class Provider:
         """Refuse a body ARM could not deserialise into this type (400), before any lock."""
         check_depth(body)
         check_shape(body, self.shape, rid)
+
+    def check_write(self, rid: ResourceId, body: JSON, method: str) -> None:
+        """Refuse what ARM refuses for this method before reading any state (400)."""
+        if method != "PUT" or not self.location_required or rid.is_child:
+            return
+        if not any(str(k).lower() == "location" and v for k, v in body.items()):
+            raise ArmError(
+                400,
+                "LocationRequired",
+                "The location property is required for this definition.",
+            )
 
     def prepare(
         self, core: Emulator, call: Call, *, rid: ResourceId, body: JSON, method: str
@@ -189,6 +203,11 @@ class Provider:
     def action_is_write(self, name: str) -> bool:
         """Whether a POST action counts as a write (locks and holds apply)."""
         return True
+
+    def action_without_resource(self, name: str) -> bool:
+        """Whether a POST action is served when the resource does not exist (a preview of
+        one that is about to be created)."""
+        return False
 
     def view(self, core: Emulator, res: Resource, query: Mapping[str, str]) -> JSON:
         return res.snapshot()

@@ -29,6 +29,7 @@ from armguard.emulator.refusals import internal_error
 from armguard.emulator.request import ArmResponse, Call
 from armguard.emulator.shapes import STRING, Obj, Tags
 from armguard.emulator.templates import DeploymentPlan, plan_deployment
+from armguard.emulator.whatif import preflight, validate_result, what_if_result
 
 if TYPE_CHECKING:
     from armguard.emulator.core import Emulator
@@ -43,6 +44,7 @@ DEPLOYMENT_FAILED = (
 RESOURCE_FAILED = "The resource operation completed with terminal provisioning state 'Failed'."
 
 log = logging.getLogger("armguard.emulator")
+_PREVIEWS = ("validate", "whatif")
 
 
 def _template_hash(template: Mapping[str, Any]) -> str:
@@ -162,6 +164,7 @@ class DeploymentProvider(Provider):
                     f"Resource '{planned.id.format()}' is outside the deployment's resource "
                     "group; cross-scope deployments are not supported by this emulator.",
                 )
+        preflight(core, call, rid, plan)
         return plan
 
     def build(
@@ -378,9 +381,27 @@ class DeploymentProvider(Provider):
         if running is not None:
             raise self._active_error(core, res.id, running, "delete")
 
+    def action_is_write(self, name: str) -> bool:
+        return name.lower() not in _PREVIEWS
+
+    def action_without_resource(self, name: str) -> bool:
+        return name.lower() in _PREVIEWS
+
     def action(
         self, core: Emulator, call: Call, res: Resource, name: str, body: Any
     ) -> ActionResult:
+        if name.lower() in _PREVIEWS:
+            if not isinstance(body, dict):
+                raise ArmError(400, "InvalidRequestContent", "The request needs a deployment body.")
+            self.check_body(res.id, body)
+            plan = self.prepare(core, call, rid=res.id, body=body, method="PUT")
+            assert isinstance(plan, DeploymentPlan)
+            if name.lower() == "validate":
+                return ActionResult(body=validate_result(core, call, res.id, body, plan))
+            # whatIf is long-running in ARM: 202 and a Location that returns the result.
+            return ActionResult(
+                duration_key="whatIf", result=what_if_result(core, res.id, body, plan)
+            )
         if name.lower() != "cancel":
             return super().action(core, call, res, name, body)
         running = self._running(core, res)

@@ -12,11 +12,12 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from armguard.arm.errors import ArmError
+from armguard.arm.errors import ArmError, ErrorDetail
 from armguard.arm.ids import ResourceId
 from armguard.emulator.idmemo import type_key
 from armguard.emulator.model import Operation, OpKind, OpStatus, Resource
 from armguard.emulator.providers.base import Provider, reference_ids
+from armguard.emulator.providers.network_defaults import apply_network_defaults
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import Call
 from armguard.emulator.shapes import BOOL, ENVELOPE, REF, STRING, Arr, Named, Obj
@@ -63,6 +64,7 @@ class NetworkProvider(Provider):
         op_namespace="Microsoft.Network",
     )
     shape = Obj({**ENVELOPE, "properties": Obj(_REFS)})
+    location_required = True
 
     def build(
         self,
@@ -81,11 +83,42 @@ class NetworkProvider(Provider):
         guid = existing.properties.get("resourceGuid") if existing else None
         if rid.levels and len(rid.levels[-1].pairs) == 1:
             new["properties"]["resourceGuid"] = guid or core.new_guid()
+        apply_network_defaults(core, rid, new, existing.properties if existing else None)
         return new
 
     def references(self, body: JSON) -> set[ResourceId]:
         props = body.get("properties") or {}
         return reference_ids(props.get("networkSecurityGroup"), props.get("routeTable"))
+
+    def validate(
+        self,
+        core: Emulator,
+        call: Call,
+        *,
+        rid: ResourceId,
+        existing: Resource | None,
+        new_body: JSON,
+        method: str,
+    ) -> None:
+        missing = missing_reference(core, self.references(new_body))
+        if missing is not None:
+            # Read without the other group's lock: a snapshot, like the in-use checks.
+            raise ArmError(
+                400,
+                "InvalidResourceReference",
+                f"Resource {missing.format()} referenced by resource {rid.format()} was not "
+                "found. Please make sure that the referenced resource exists, and that both "
+                "resources are in the same region.",
+                details=[ErrorDetail("NotFound", f"Resource {missing.format()} not found.")],
+            )
+
+
+def missing_reference(core: Emulator, refs: set[ResourceId]) -> ResourceId | None:
+    """The first referenced resource that does not exist (sorted, so the answer is stable)."""
+    for ref in sorted(refs, key=lambda r: r.key):
+        if core.provider_for(ref).lookup(core, ref) is None:
+            return ref
+    return None
 
 
 def _nic_users(core: Emulator, subnet: ResourceId) -> list[str]:
@@ -182,6 +215,7 @@ class VirtualNetworkProvider(NetworkProvider):
         new_body: JSON,
         method: str,
     ) -> None:
+        super().validate(core, call, rid=rid, existing=existing, new_body=new_body, method=method)
         wanted = {str(s["name"]).lower() for s in new_body["properties"]["subnets"]}
         for subnet in _subnets(core, rid):
             if subnet.id.name.lower() not in wanted:

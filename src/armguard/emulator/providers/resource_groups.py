@@ -27,6 +27,7 @@ class ResourceGroupProvider(Provider):
         op_namespace="Microsoft.Resources",
     )
     shape = Obj({"location": STRING, "tags": Tags(), "properties": Obj(), "managedBy": STRING})
+    location_required = True
 
     def build(
         self,

@@ -23,6 +23,42 @@ __all__ = ["StorageAccountProvider"]
 
 _NAME_RE = re.compile(r"^[a-z0-9]{3,24}$")
 KEY_NAMES = ("key1", "key2")
+PAIRED_REGIONS = {
+    "eastus": "westus",
+    "westus": "eastus",
+    "eastus2": "centralus",
+    "centralus": "eastus2",
+    "westus2": "westcentralus",
+    "westus3": "eastus",
+    "northeurope": "westeurope",
+    "westeurope": "northeurope",
+    "uksouth": "ukwest",
+    "ukwest": "uksouth",
+    "eastasia": "southeastasia",
+    "southeastasia": "eastasia",
+    "japaneast": "japanwest",
+    "japanwest": "japaneast",
+    "australiaeast": "australiasoutheast",
+}
+"""Azure's documented region pairs (the secondary of a geo-redundant account)."""
+
+
+def _endpoints(name: str, routing: Any) -> dict[str, Any]:
+    """The account's endpoints; with a routing preference that publishes them, the
+    Microsoft- and internet-routing endpoints too."""
+    services = ("web", "dfs", "blob", "file", "queue", "table")
+    out: dict[str, Any] = {s: f"https://{name}.{s}.core.windows.net/" for s in services}
+    if isinstance(routing, dict):
+        if routing.get("publishMicrosoftEndpoints"):
+            out["microsoftEndpoints"] = {
+                s: f"https://{name}-microsoftrouting.{s}.core.windows.net/" for s in services
+            }
+        if routing.get("publishInternetEndpoints"):
+            out["internetEndpoints"] = {
+                s: f"https://{name}-internetrouting.{s}.core.windows.net/"
+                for s in ("web", "dfs", "blob", "file")
+            }
+    return out
 
 
 class StorageAccountProvider(Provider):
@@ -34,6 +70,7 @@ class StorageAccountProvider(Provider):
         durations={"create": 15.0, "update": 10.0, "default": 10.0},
         op_namespace="Microsoft.Storage",
     )
+    location_required = True
 
     def build(
         self,
@@ -58,20 +95,37 @@ class StorageAccountProvider(Provider):
             core, call, rid=rid, existing=existing, body=body, method=method, prepared=prepared
         )
         props = new["properties"]
-        blob = f"https://{rid.name}.blob.core.windows.net/"
-        props.setdefault(
-            "primaryEndpoints",
-            {
-                "blob": blob,
-                "queue": f"https://{rid.name}.queue.core.windows.net/",
-                "table": f"https://{rid.name}.table.core.windows.net/",
-                "file": f"https://{rid.name}.file.core.windows.net/",
-            },
-        )
-        props.setdefault("primaryLocation", new.get("location"))
+        props.setdefault("primaryEndpoints", _endpoints(rid.name, props.get("routingPreference")))
+        sku = new.get("sku")
+        if isinstance(sku, dict) and isinstance(sku.get("name"), str):
+            sku.setdefault("tier", "Premium" if sku["name"].startswith("Premium") else "Standard")
+        location = str(new.get("location") or "")
+        props.setdefault("primaryLocation", location)
         props.setdefault("statusOfPrimary", "available")
         created = existing.properties.get("creationTime") if existing else None
         props["creationTime"] = created or isoformat(core.now())
+        props.setdefault(
+            "keyCreationTime", {"key1": props["creationTime"], "key2": props["creationTime"]}
+        )
+        props.setdefault("supportsHttpsTrafficOnly", True)
+        props.setdefault("minimumTlsVersion", "TLS1_2")
+        props.setdefault("allowBlobPublicAccess", False)
+        props.setdefault(
+            "encryption",
+            {
+                "keySource": "Microsoft.Storage",
+                "services": {
+                    "blob": {"enabled": True, "keyType": "Account"},
+                    "file": {"enabled": True, "keyType": "Account"},
+                },
+            },
+        )
+        if str(new.get("kind", "StorageV2")) in ("StorageV2", "BlobStorage"):
+            props.setdefault("accessTier", "Hot")
+        if isinstance(sku, dict) and "grs" in str(sku.get("name", "")).lower():
+            # Geo-redundant accounts replicate to the region's pair.
+            props.setdefault("secondaryLocation", PAIRED_REGIONS.get(location.lower(), "westus"))
+            props.setdefault("statusOfSecondary", "available")
         return new
 
     def after_write(self, core: Emulator, call: Call, res: Resource, at: float) -> None:
