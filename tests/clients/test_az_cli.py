@@ -198,7 +198,6 @@ def test_activity_log_names_the_service_principal(az: Az) -> None:
     assert "deploy-pipeline" in {e["caller"] for e in events}
 
 
-@pytest.mark.xfail(strict=True, reason="the emulator has no VM image catalog for --image aliases")
 def test_vm_create_from_an_image_alias(az: Az) -> None:
     az.ok(
         "vm",
@@ -218,10 +217,6 @@ def test_vm_create_from_an_image_alias(az: Az) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a generic type answers 201 to a create; the disk API allows only 200 and 202",
-)
 def test_disk_create(az: Az) -> None:
     az.ok("disk", "create", "-g", "rg1", "-n", "disk1", "--size-gb", "4")
 

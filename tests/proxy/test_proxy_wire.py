@@ -68,18 +68,31 @@ def test_the_proxy_never_sends_a_token_off_the_upstream() -> None:
 
 
 @pytest.mark.parametrize(("version", "listed"), [("2022-09-01", False), ("2019-05-01", True)])
-def test_the_metadata_document_names_the_proxy(
-    make_proxy: ProxyFactory, version: str, listed: bool
+def test_the_metadata_document_names_the_proxy_and_keeps_the_upstreams_login(
+    arm: EmulatorHandle, make_proxy: ProxyFactory, version: str, listed: bool
 ) -> None:
     proxy = make_proxy()
     r = httpx.get(f"{proxy.base_url}/metadata/endpoints?api-version={version}")
     assert r.status_code == 200
     doc = r.json()
-    entry = doc[0] if listed else doc
     assert isinstance(doc, list) is listed
+    entry = doc[0] if listed else doc
     assert entry["resourceManager"] == proxy.base_url + "/"
-    assert entry["authentication"]["loginEndpoint"].startswith("https://")
-    assert entry["authentication"]["audiences"]
+    upstream = httpx.get(f"{arm.base_url}/metadata/endpoints?api-version={version}").json()
+    upstream_entry = upstream[0] if listed else upstream
+    assert entry["authentication"] == upstream_entry["authentication"], (
+        "tokens still come from where the upstream says"
+    )
+
+
+def test_without_an_upstream_document_the_clouds_login_is_named(
+    make_proxy: ProxyFactory,
+) -> None:
+    proxy = make_proxy(upstream="http://127.0.0.1:9")
+    doc = httpx.get(f"{proxy.base_url}/metadata/endpoints?api-version=2022-09-01").json()
+    assert doc["resourceManager"] == proxy.base_url + "/"
+    assert doc["authentication"]["loginEndpoint"].rstrip("/") == "https://login.microsoftonline.com"
+    assert "https://management.azure.com/" in doc["authentication"]["audiences"]
 
 
 def test_reads_are_not_queued_behind_a_held_write(

@@ -135,9 +135,11 @@ class ProxyApp:
             doc = None
         public = p.public_url.rstrip("/") + "/"
         if isinstance(doc, list) and all(isinstance(d, Mapping) for d in doc):
-            doc = [{**d, "resourceManager": public} for d in doc]
+            doc = [{**d, "resourceManager": public} if "resourceManager" in d else d for d in doc]
         elif isinstance(doc, Mapping):
-            doc = {**doc, "resourceManager": public}
+            # The legacy shape names no resource manager: clients that read it take the
+            # endpoint they were given, which is the proxy already.
+            doc = {**doc, "resourceManager": public} if "resourceManager" in doc else doc
         else:
             version = request.query_params.get("api-version", "")
             doc = metadata_response(proxy_metadata(p.settings.cloud, public), version)
