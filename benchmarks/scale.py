@@ -197,7 +197,7 @@ def backlog(
             "queued": size,
             "resources": size if shape == "distinct" else min(resources, size),
             "submit_many_ms_per_job": round(fill_s * 1000 / size, 4),
-            "submit_ms_p50": _ms(statistics.median(submit_ms)),
+            "submit_ms_p50": _ms(statistics.median(submit_ms)) if submit_ms else None,
             "claim_ms_p50": _ms(claim_p50),
             "claim_ms_p99": _ms(_pct(claim_ms, 0.99)),
             "jobs_per_claim_p50": jobs_p50,
@@ -407,7 +407,7 @@ def measure_store(args: argparse.Namespace) -> dict[str, Any]:
                 "interleaved",
                 1024,
                 resources=16,
-                claims=args.claims,
+                claims=min(args.claims, 1024 // BATCH),
                 submits=0,
             )
             result["backlogs"]["interleaved_1024_over_16"] = same_batch

@@ -131,6 +131,36 @@ def test_a_follower_waits_for_an_older_job_on_a_key_it_locks(store: SqlStore) ->
     assert [j.spec.intent["tags"]["n"] for j in lease.jobs] == ["1"]
 
 
+def test_a_follower_waits_for_an_older_job_linked_to_it_by_a_learned_scope(
+    db_factory: Callable[[], StoreDb],
+) -> None:
+    """The older job's lock on the follower's resource, or the follower's on the older job's
+    resource, may come from a learned scope alone; either way the follower waits. A job linked
+    only through a third key commutes and is passed."""
+    a, b, y, z = vm(1), vm(2), f"{VNET}/y", f"{VNET}/z"
+    cases = {
+        # older job keys, learned (key, other) pairs, whether the follower waits
+        "its other key depends on the follower's resource": ((b, y), [(y, a)], True),
+        "its resource depends on the follower's": ((b,), [(a, b)], True),
+        "both depend on a third key": ((b, y), [(y, z), (a, z)], False),
+    }
+    for name, (older_keys, learned, waits) in cases.items():
+        store = db_factory().open(ManualClock())
+        for key, other in learned:
+            store.learn_scope(key, other, "test")
+        store.submit_many(
+            [
+                job(a, n=1),
+                *[job(vm(100 + i), n=100 + i) for i in range(5)],
+                job(b, *older_keys[1:], n=2),
+                job(a, n=3),
+            ]
+        )
+        lease = claim(store)
+        expected = ["1"] if waits else ["1", "3"]
+        assert [j.spec.intent["tags"]["n"] for j in lease.jobs] == expected, name
+
+
 def test_a_batch_is_cut_where_the_claim_stopped_looking(store: SqlStore) -> None:
     """Siblings that only share the VNet's key commute, so a subnet's later job may pass them —
     but only those the claim has read: past ``_CROSSED_LIMIT`` of them it stops and the rest of

@@ -944,9 +944,12 @@ class _LiveState:
 # The claim's reach past its head: CTEs to follow a ``head(seq, resource_key, barrier)`` CTE,
 # with one parameter (how many followers), defining
 #   same    the queued jobs after the head on its resource, in seq order (none after a barrier);
-#   near    the keys whose holders could share a key with one of them: their own keys (the
-#           resource, and the others from ``job_keys``) and learned scopes two steps out (a job's
-#           effective keys are its keys and their scopes, on both sides of the comparison);
+#   near    their keys (the resource, and the others from ``job_keys``) and the keys learned
+#           to depend on those. An older job stops a follower only when it holds a key that
+#           follower locks — its resource is one of the follower's effective keys, or the
+#           follower's resource is one of its own (see _coalesce) — and each of those puts one
+#           of the older job's own keys (resource or other) in ``near``. Jobs that share a key
+#           only further out commute with the batch, so they are not read;
 #   crossed the seqs of the other queued jobs between the head and the last follower holding
 #           one of ``near`` as their resource or as another key, the first _CROSSED_LIMIT.
 # So a claim reads the jobs that can stop its batch, never the whole queue between the head and
@@ -961,12 +964,9 @@ def _near_sql(in_set: Callable[[str, str], str]) -> str:
         " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?),"
         " own AS (SELECT resource_key AS key FROM head"
         f" UNION SELECT key FROM job_keys WHERE {in_set('seq', 'SELECT seq FROM same')}),"
-        " near1 AS (SELECT key FROM own"
+        " near AS (SELECT key FROM own"
         " UNION SELECT other FROM learned_scopes WHERE key IN (SELECT key FROM own)"
         " UNION SELECT key FROM learned_scopes WHERE other IN (SELECT key FROM own)),"
-        " near AS (SELECT key FROM near1"
-        " UNION SELECT other FROM learned_scopes WHERE key IN (SELECT key FROM near1)"
-        " UNION SELECT key FROM learned_scopes WHERE other IN (SELECT key FROM near1)),"
         " crossed AS (SELECT seq FROM ("
         "SELECT seq FROM jobs WHERE state = 'queued'"
         # The head's own resource is never crossed: its jobs are the followers.
