@@ -29,7 +29,7 @@ throw-away local PostgreSQL 15 with fsync and synchronous_commit on. Prints JSON
 
     python benchmarks/scale.py [--part store|emulator|all] [--sizes 1000,10000,100000]
         [--million] [--backends sqlite,postgres] [--claims 30] [--submits 30]
-        [--drain-jobs 5000] [--drain-resources 100] [--workers 1,2,4,8] [--rounds 2]
+        [--drain-jobs 5000] [--drain-resources 100] [--workers 1,2,4,8] [--rounds 2] [--pg-waits]
         [--sections backlogs,drain,workers]
 """
 
@@ -280,8 +280,54 @@ def _thread_worker(
     done[i] = _worker_loop(handles[i], f"thread-{i}")
 
 
-def workers(backend: Backend, jobs: int, count: int, mode: str) -> dict[str, Any]:
+class WaitSampler:
+    """What the store's PostgreSQL backends are doing, sampled every 2 ms from
+    ``pg_stat_activity`` during a run: the share of samples per state and wait event
+    (``active/Lock/advisory``: waiting for the store lock; ``idle/Client/ClientRead``: between
+    transactions, waiting for the client; ``active/Client/ClientRead``: inside one, waiting
+    for the client's next round trip; ``active/IO/WALSync``: flushing a commit)."""
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.samples: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.url is not None:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.url is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        import psycopg
+
+        assert self.url is not None
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                for state, kind, event in conn.execute(
+                    "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                    " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                    " AND datname = current_database()"
+                ):
+                    key = f"{state}/{kind}/{event}"
+                    self.samples[key] = self.samples.get(key, 0) + 1
+                time.sleep(0.002)
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.samples.values()) or 1
+        ranked = sorted(self.samples.items(), key=lambda kv: -kv[1])[:8]
+        return {k: round(v / total, 3) for k, v in ranked}
+
+
+def workers(
+    backend: Backend, jobs: int, count: int, mode: str, waits: bool = False
+) -> dict[str, Any]:
     """One drain of ``jobs`` distinct jobs by ``count`` worker loops (threads or processes)."""
+    sampler = WaitSampler(backend.pg_url if waits and backend.name == "postgres" else None)
     if True:
         target = backend.new_target()
         store = backend.open(target)
@@ -301,11 +347,13 @@ def workers(backend: Backend, jobs: int, count: int, mode: str) -> dict[str, Any
                     t.start()
                 s0 = sum(c() for c in cpus)
                 c0 = time.process_time()
+                sampler.start()
                 barrier.wait()
                 start = time.perf_counter()
                 for t in threads:
                     t.join()
                 took = time.perf_counter() - start
+                sampler.stop()
                 client_cpu = time.process_time() - c0
                 server_cpu = sum(c() for c in cpus) - s0
                 for h in handles:
@@ -325,10 +373,12 @@ def workers(backend: Backend, jobs: int, count: int, mode: str) -> dict[str, Any
                     p.start()
                 for _ in procs:
                     ready.get(timeout=60)
+                sampler.start()
                 start = time.perf_counter()
                 go.set()
                 got = [out.get(timeout=600) for _ in procs]
                 took = time.perf_counter() - start
+                sampler.stop()
                 for p in procs:
                     p.join()
                 total = sum(g[0] for g in got)
@@ -343,18 +393,24 @@ def workers(backend: Backend, jobs: int, count: int, mode: str) -> dict[str, Any
             }
         finally:
             backend.drop(store, target)
-        print(f"  {backend.name} {mode} x{count}: {result}", file=sys.stderr)
+    if sampler.samples:
+        result["postgres_backends"] = sampler.shares()
+    print(f"  {backend.name} {mode} x{count}: {result}", file=sys.stderr)
     return result
 
 
-def scaling(backend: Backend, jobs: int, counts: list[int], rounds: int) -> dict[str, Any]:
+def scaling(
+    backend: Backend, jobs: int, counts: list[int], rounds: int, waits: bool
+) -> dict[str, Any]:
     """Every (mode, count) once per round, rounds interleaved so that load from elsewhere on a
     shared machine falls on all alike; the fastest run of each, with every run's jobs/s."""
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {"threads": {}, "processes": {}}
     for _ in range(rounds):
         for mode, by_count in runs.items():
             for count in counts:
-                by_count.setdefault(str(count), []).append(workers(backend, jobs, count, mode))
+                by_count.setdefault(str(count), []).append(
+                    workers(backend, jobs, count, mode, waits)
+                )
     return {
         mode: {
             count: {
@@ -464,7 +520,9 @@ def measure_store(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 result["drain"]["target"] = ">= 0.8"
             if "workers" in args.sections:
-                result["workers"] = scaling(backend, args.drain_jobs, args.workers, args.rounds)
+                result["workers"] = scaling(
+                    backend, args.drain_jobs, args.workers, args.rounds, args.pg_waits
+                )
             out[name] = result
     return out
 
@@ -512,6 +570,11 @@ def main(argv: list[str] | None = None) -> int:
         help="of the store part: backlogs,drain,workers",
     )
     parser.add_argument("--rounds", type=int, default=2, help="worker-scaling rounds")
+    parser.add_argument(
+        "--pg-waits",
+        action="store_true",
+        help="sample what PostgreSQL's backends wait on during each worker-scaling run",
+    )
     args = parser.parse_args(argv)
     if set(args.backends.split(",")) - {"sqlite", "postgres", ""}:
         print("ERROR: --backends takes sqlite and/or postgres", file=sys.stderr)
