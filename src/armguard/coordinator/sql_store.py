@@ -837,9 +837,7 @@ class SqlStore(ABC):
             f" UNION ALL SELECT 'q', {_CANDIDATE_COLUMNS}, NULL, NULL FROM page"
             f" UNION ALL SELECT 'c', {_CANDIDATE_COLUMNS}, NULL, NULL FROM same"
             f" UNION ALL SELECT 'b', {_CROSSED_COLUMNS}, NULL, NULL FROM jobs"
-            " WHERE seq IN (SELECT seq FROM crossed)"
-            + draw
-            + burst,
+            " WHERE seq IN (SELECT seq FROM crossed)" + draw + burst,
             (room, now_param, now_param),
         ):
             if tag == "q":
