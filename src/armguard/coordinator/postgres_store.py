@@ -282,8 +282,17 @@ def _hung_up(conn: psycopg.Connection[Any]) -> bool:
 _REPLAN_FROM = 256
 
 
-def _pg(sql: str, plans: str) -> str:
-    return sql.replace("?", "%s") + plans
+def _pg(sql: str, plans: str, params: Sequence[Any] = ()) -> str:
+    """psycopg's placeholders for ``?``: a list travels as a binary array (``%b``), whose
+    elements need no quoting — a claim's or completion's event lines as a text array were
+    escaped one by one, most of the client's time in a 64-job claim."""
+    if not any(isinstance(p, list) for p in params):
+        return sql.replace("?", "%s") + plans
+    parts = sql.split("?")
+    if len(parts) != len(params) + 1:  # not ours to reinterpret: let psycopg report it
+        return sql.replace("?", "%s") + plans
+    marks = ["%b" if isinstance(p, list) else "%s" for p in params]
+    return "".join(part + mark for part, mark in zip(parts, [*marks, ""], strict=True)) + plans
 
 
 def _together(statements: Sequence[Statement], guard: Statement | None = None) -> list[Statement]:
@@ -338,7 +347,7 @@ class _PgTx:
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._refusals():
-            self._cur.execute(_pg(sql, self._plans), params)
+            self._cur.execute(_pg(sql, self._plans, params), params)
             if self._pipe is None or not self._hold:
                 if self._pipe is not None:
                     self._pipe.sync()
@@ -363,7 +372,7 @@ class _PgTx:
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self._refusals():  # an earlier statement's error may surface at any later one
-            self._cur.execute(_pg(sql, self._plans), params)
+            self._cur.execute(_pg(sql, self._plans, params), params)
             if self._pipe is not None and not self._hold:
                 self._pipe.sync()
 
@@ -373,7 +382,7 @@ class _PgTx:
         """The statements and the commit (a Sync) in one round trip; the last one's rows."""
         with self._refusals():
             for sql, params in _together(statements) if together and statements else statements:
-                self._cur.execute(_pg(sql, self._plans), params)
+                self._cur.execute(_pg(sql, self._plans, params), params)
             if self._pipe is not None:
                 self._pipe.sync()
         self.committed = True
@@ -639,9 +648,9 @@ class PostgresStore(SqlStore):
                     cur.execute(*head)
                 if guard is not None:
                     guard_sql = f"SELECT armguard_fenced({guard[0]})"
-                    cur.execute(_pg(guard_sql, self._plans), guard[1])
+                    cur.execute(_pg(guard_sql, self._plans, guard[1]), guard[1])
                 for sql, stmt_params in statements:
-                    cur.execute(_pg(sql, self._plans), stmt_params)
+                    cur.execute(_pg(sql, self._plans, stmt_params), stmt_params)
             except psycopg.Error as exc:
                 failed = exc  # a server error may surface at any later statement; Sync below
             except BaseException:
