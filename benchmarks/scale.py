@@ -323,11 +323,49 @@ class WaitSampler:
         return {k: round(v / total, 3) for k, v in ranked}
 
 
+class GateTimer:
+    """For SQLite worker threads: the time each write transaction waited for the store's write
+    gate and then held it, summed over the run, by wrapping ``SqliteStore._transaction`` (the
+    gate, ``BEGIN IMMEDIATE`` … ``COMMIT``) while installed."""
+
+    def __init__(self) -> None:
+        self.waited = 0.0
+        self.held = 0.0
+        self._lock = threading.Lock()
+        self._original = SqliteStore._transaction
+
+    def __enter__(self) -> GateTimer:
+        timer, original = self, self._original
+
+        @contextmanager
+        def timed(store: SqliteStore, conn: sqlite3.Connection) -> Iterator[Any]:
+            asked = time.perf_counter()
+            with original(store, conn) as tx:
+                got = time.perf_counter()
+                try:
+                    yield tx
+                finally:
+                    # The gate is released when the transaction ends, just after this.
+                    timer.add(got - asked, time.perf_counter() - got)
+
+        SqliteStore._transaction = timed  # type: ignore[method-assign, assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        SqliteStore._transaction = self._original  # type: ignore[method-assign]
+
+    def add(self, waited: float, held: float) -> None:
+        with self._lock:
+            self.waited += waited
+            self.held += held
+
+
 def workers(
     backend: Backend, jobs: int, count: int, mode: str, waits: bool = False
 ) -> dict[str, Any]:
     """One drain of ``jobs`` distinct jobs by ``count`` worker loops (threads or processes)."""
     sampler = WaitSampler(backend.pg_url if waits and backend.name == "postgres" else None)
+    gate = GateTimer() if waits and backend.name == "sqlite" and mode == "threads" else None
     if True:
         target = backend.new_target()
         store = backend.open(target)
@@ -348,11 +386,12 @@ def workers(
                 s0 = sum(c() for c in cpus)
                 c0 = time.process_time()
                 sampler.start()
-                barrier.wait()
-                start = time.perf_counter()
-                for t in threads:
-                    t.join()
-                took = time.perf_counter() - start
+                with gate if gate is not None else _nothing():
+                    barrier.wait()
+                    start = time.perf_counter()
+                    for t in threads:
+                        t.join()
+                    took = time.perf_counter() - start
                 sampler.stop()
                 client_cpu = time.process_time() - c0
                 server_cpu = sum(c() for c in cpus) - s0
@@ -395,6 +434,9 @@ def workers(
             backend.drop(store, target)
     if sampler.samples:
         result["postgres_backends"] = sampler.shares()
+    if gate is not None:
+        result["write_gate_waited_ms_per_job"] = round(gate.waited * 1000 / jobs, 4)
+        result["write_gate_held_ms_per_job"] = round(gate.held * 1000 / jobs, 4)
     print(f"  {backend.name} {mode} x{count}: {result}", file=sys.stderr)
     return result
 
@@ -573,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pg-waits",
         action="store_true",
-        help="sample what PostgreSQL's backends wait on during each worker-scaling run",
+        help="during each worker-scaling run, sample what PostgreSQL's backends wait on, and"
+        " time how long SQLite worker threads wait for and hold the store's write gate",
     )
     args = parser.parse_args(argv)
     if set(args.backends.split(",")) - {"sqlite", "postgres", ""}:
