@@ -255,6 +255,14 @@ class SqliteStore(SqlStore):
         self._all_lock = threading.Lock()
         self._closed = False
         with self._write() as tx:
+            try:
+                tx.rows("SELECT COUNT(*) FROM json_each('[]')")
+            except sqlite3.OperationalError:
+                raise StoreError(
+                    "the SQLite store needs SQLite's JSON functions (json_each: built in since"
+                    f" 3.38, an option before); this Python's SQLite {sqlite3.sqlite_version}"
+                    " lacks them"
+                ) from None
             found = tx.rows(
                 "SELECT version FROM armguard_schema"
                 if tx.rows("SELECT 1 FROM sqlite_master WHERE name = 'armguard_schema'")
