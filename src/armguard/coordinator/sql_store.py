@@ -80,7 +80,10 @@ __all__ = [
 WriteLock = Literal["exclusive", "shared", "none"]
 Statement = tuple[str, Sequence[Any]]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first schema. 2: ``job_keys``, an index of each job's lock keys other than its own
+resource (filled by a trigger on ``jobs``), so a claim finds the queued jobs that share a key
+with its batch without reading the ones that do not."""
 
 _JOB_COLUMNS = (
     "seq, id, spec, state, attempts, outcome, kind, reason, result, created_at, updated_at"
@@ -91,6 +94,9 @@ _CANDIDATE_COLUMNS = "seq, resource_key, keys, barrier, id, spec"
 _FIRST_PAGE = 8
 _LAST_PAGE = 512
 _SUBMIT_ROWS = 1000  # jobs per submit_many transaction, and per group commit
+# At most this many older queued jobs that share a key with a batch are read per claim; a batch
+# that would reach past the last one read is cut there (see _near_sql).
+_CROSSED_LIMIT = 256
 # Stores on the system clock (each may hold its own instance) stamp group commits with this one.
 _SYSTEM_CLOCK = SystemClock()
 # A burst has ended once it has been silent for this many of its own mean gaps (see _settled).
@@ -142,6 +148,7 @@ class SqlStore(ABC):
         """``clock`` None: "now" is the database server's (only where ``_now_sql`` falls back
         to it)."""
         self._clock = clock
+        self._near_text = _near_sql(self._in_query)
 
     # -- what a backend provides -----------------------------------------------------------
 
@@ -256,6 +263,14 @@ class SqlStore(ABC):
                 )
             )
         return out
+
+    def _in_query(self, column: str, query: str) -> str:
+        """``column`` is one of the values ``query`` returns."""
+        return f"{column} IN ({query})"
+
+    def _near(self) -> str:
+        """This backend's :func:`_near_sql`."""
+        return self._near_text
 
     def _lock_from(self, lock: WriteLock, notify: Change | None) -> Statement | None:
         """A FROM item that takes ``lock`` (and announces ``notify``) inside the statement
@@ -505,6 +520,7 @@ class SqlStore(ABC):
                 batch += _coalesce(
                     tx,
                     head,
+                    near_sql=self._near(),
                     held=live.held,
                     passed=passed,
                     scopes=live.scopes,
@@ -805,11 +821,7 @@ class SqlStore(ABC):
         )
         for tag, *row in tx.rows(
             "WITH head AS (SELECT seq, resource_key, barrier FROM jobs WHERE state = 'queued'"
-            " ORDER BY seq LIMIT 1),"
-            # A barrier head rides alone: reading its followers would be wasted.
-            f" same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
-            " AND resource_key = (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
-            " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?),"
+            f" ORDER BY seq LIMIT 1), {self._near()},"
             f" page AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
             f" ORDER BY seq LIMIT {_FIRST_PAGE})"
             " SELECT 'n', CAST((SELECT MAX(seq) FROM jobs) AS BIGINT), CAST(NULL AS TEXT),"
@@ -824,11 +836,8 @@ class SqlStore(ABC):
             " FROM learned_scopes"
             f" UNION ALL SELECT 'q', {_CANDIDATE_COLUMNS}, NULL, NULL FROM page"
             f" UNION ALL SELECT 'c', {_CANDIDATE_COLUMNS}, NULL, NULL FROM same"
-            f" UNION ALL SELECT 'b', {_CANDIDATE_COLUMNS}, NULL, NULL FROM jobs"
-            " WHERE state = 'queued' AND resource_key <> (SELECT resource_key FROM head)"
-            " AND seq > (SELECT seq FROM head) AND seq < (SELECT MAX(seq) FROM same)"
-            + draw
-            + burst,
+            f" UNION ALL SELECT 'b', {_CROSSED_COLUMNS}, NULL, NULL FROM jobs"
+            " WHERE seq IN (SELECT seq FROM crossed)" + draw + burst,
             (room, now_param, now_param),
         ):
             if tag == "q":
@@ -888,7 +897,11 @@ class _Candidate:
     @property
     def keys(self) -> list[str]:
         if self._keys is None:
-            self._keys = json.loads(self.keys_json)
+            # Most jobs lock their own resource alone: no JSON to parse for them.
+            if self.keys_json == f'["{self.resource_key}"]':
+                self._keys = [self.resource_key]
+            else:
+                self._keys = json.loads(self.keys_json)
         return self._keys
 
     def effective(self, scopes: Mapping[str, set[str]]) -> set[str]:
@@ -924,6 +937,53 @@ class _LiveState:
         self.page: list[_Candidate] | None = []
         self.followers: list[tuple[Any, ...]] | None = []
         self.bursts: dict[str, tuple[float, float, int]] = {}
+
+
+# The claim's reach past its head: CTEs to follow a ``head(seq, resource_key, barrier)`` CTE,
+# with one parameter (how many followers), defining
+#   same    the queued jobs after the head on its resource, in seq order (none after a barrier);
+#   near    their keys (the resource, and the others from ``job_keys``) and the keys learned
+#           to depend on those. An older job stops a follower only when it holds a key that
+#           follower locks — its resource is one of the follower's effective keys, or the
+#           follower's resource is one of its own (see _coalesce) — and each of those puts one
+#           of the older job's own keys (resource or other) in ``near``. Jobs that share a key
+#           only further out commute with the batch, so they are not read;
+#   crossed the seqs of the other queued jobs between the head and the last follower holding
+#           one of ``near`` as their resource or as another key, the first _CROSSED_LIMIT.
+# So a claim reads the jobs that can stop its batch, never the whole queue between the head and
+# its last follower: jobs on a thousand unrelated resources in between cost nothing. Both
+# lookups are index ranges (``jobs_queued_resource``, the ``job_keys`` primary key), driven by
+# the few keys of ``near`` (``in_set`` says "one of a subquery's values" so that the backend's
+# planner probes the index per value rather than scanning the range between head and follower).
+def _near_sql(in_set: Callable[[str, str], str]) -> str:
+    return (
+        f"same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
+        " AND resource_key = (SELECT resource_key FROM head) AND seq > (SELECT seq FROM head)"
+        " AND (SELECT barrier FROM head) = 0 ORDER BY seq LIMIT ?),"
+        " own AS (SELECT resource_key AS key FROM head"
+        f" UNION SELECT key FROM job_keys WHERE {in_set('seq', 'SELECT seq FROM same')}),"
+        " near AS (SELECT key FROM own"
+        " UNION SELECT other FROM learned_scopes WHERE key IN (SELECT key FROM own)"
+        " UNION SELECT key FROM learned_scopes WHERE other IN (SELECT key FROM own)),"
+        " crossed AS (SELECT seq FROM ("
+        "SELECT seq FROM jobs WHERE state = 'queued'"
+        # The head's own resource is never crossed: its jobs are the followers.
+        " AND "
+        + in_set(
+            "resource_key",
+            "SELECT key FROM near WHERE key <> (SELECT resource_key FROM head)",
+        )
+        + " AND seq > (SELECT seq FROM head) AND seq < (SELECT MAX(seq) FROM same)"
+        " UNION SELECT k.seq FROM job_keys k JOIN jobs j ON j.seq = k.seq"
+        f" WHERE {in_set('k.key', 'SELECT key FROM near')} AND k.seq > (SELECT seq FROM head)"
+        " AND k.seq < (SELECT MAX(seq) FROM same) AND j.state = 'queued'"
+        " AND j.resource_key <> (SELECT resource_key FROM head)"
+        f") AS u ORDER BY seq LIMIT {_CROSSED_LIMIT})"
+    )
+
+
+# A crossed job is only compared by its keys: its id and spec are not read.
+_CROSSED_COLUMNS = "seq, resource_key, keys, barrier, CAST(NULL AS TEXT), CAST(NULL AS TEXT)"
 
 
 def _queued_page(after: int, size: int) -> tuple[str, tuple[int, int]]:
@@ -1012,6 +1072,7 @@ def _coalesce(
     tx: Tx,
     head: _Candidate,
     *,
+    near_sql: str,
     held: set[str],
     passed: Sequence[_Candidate],
     scopes: Mapping[str, set[str]],
@@ -1029,18 +1090,21 @@ def _coalesce(
     the older job nothing: it still waits for exactly this one lease.
 
     One statement reads both the same-resource followers and the other queued jobs between
-    them (tagged 1 and 0), ordered by seq — unless ``known`` already holds those rows."""
+    them that may share a key with them (tagged 1 and 0; see :func:`_near_sql`), ordered by seq —
+    unless ``known`` already holds those rows. When that read stopped at its limit, the batch
+    stops at the last job it saw: what lies beyond was not looked at."""
     found = known
     if found is None:
         found = tx.rows(
-            f"WITH same AS (SELECT {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
-            " AND resource_key = ? AND seq > ? ORDER BY seq LIMIT ?)"
+            "WITH head AS (SELECT CAST(? AS BIGINT) AS seq, CAST(? AS TEXT) AS resource_key,"
+            f" 0 AS barrier), {near_sql}"
             f" SELECT 1, {_CANDIDATE_COLUMNS} FROM same"
-            f" UNION ALL SELECT 0, {_CANDIDATE_COLUMNS} FROM jobs WHERE state = 'queued'"
-            " AND resource_key <> ? AND seq > ? AND seq < (SELECT MAX(seq) FROM same)"
-            " ORDER BY 2",
-            (head.resource_key, head.seq, room, head.resource_key, head.seq),
+            f" UNION ALL SELECT 0, {_CROSSED_COLUMNS} FROM jobs"
+            " WHERE seq IN (SELECT seq FROM crossed) ORDER BY 2",
+            (head.seq, head.resource_key, room),
         )
+    crossed = [int(row[1]) for row in found if not int(row[0])]
+    horizon = max(crossed) if len(crossed) >= _CROSSED_LIMIT else None
     # Older queued jobs outside the batch, by key, as (their resource, their keys).
     older: dict[str, list[tuple[str, set[str]]]] = {}
 
@@ -1059,6 +1123,8 @@ def _coalesce(
             continue
         eff = cand.effective(scopes)
         if cand.barrier or not eff.isdisjoint(held):
+            break
+        if horizon is not None and cand.seq > horizon:
             break
         if any(
             resource in eff or cand.resource_key in their

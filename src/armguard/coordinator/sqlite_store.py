@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -151,8 +152,35 @@ CREATE TABLE IF NOT EXISTS learned_scopes (
     last_seen REAL NOT NULL,
     PRIMARY KEY (key, other)
 );
+CREATE TABLE IF NOT EXISTS job_keys (
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (key, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS job_keys_seq ON job_keys (seq);
+CREATE TRIGGER IF NOT EXISTS jobs_other_keys AFTER INSERT ON jobs
+WHEN NEW.keys <> '["' || NEW.resource_key || '"]'
+BEGIN
+    INSERT OR IGNORE INTO job_keys (key, seq)
+    SELECT value, NEW.seq FROM json_each(NEW.keys) WHERE value <> NEW.resource_key;
+END;
 INSERT INTO counters (name, value) VALUES ('fence', 0) ON CONFLICT (name) DO NOTHING
 """
+
+# Schema 1 → 2: index the other keys of the jobs that can still be claimed (a done job never
+# runs again). Jobs submitted from now on are indexed by the trigger, whichever armguard
+# submits them.
+_MIGRATE_TO_2 = """
+INSERT OR IGNORE INTO job_keys (key, seq)
+SELECT e.value, j.seq FROM jobs j, json_each(j.keys) e
+WHERE j.state <> 'done' AND e.value <> j.resource_key
+"""
+
+
+def _ddl_statements() -> list[str]:
+    """The DDL's statements; a trigger's body holds semicolons of its own."""
+    head, trigger, tail = re.split(r"(CREATE TRIGGER .*?END;)", _DDL, flags=re.DOTALL)
+    return [*split_statements(head), trigger.removesuffix(";"), *split_statements(tail)]
 
 
 class _SqliteTx:
@@ -227,16 +255,31 @@ class SqliteStore(SqlStore):
         self._all_lock = threading.Lock()
         self._closed = False
         with self._write() as tx:
-            for stmt in split_statements(_DDL):
-                tx.rows(stmt)
-            found = tx.rows("SELECT version FROM armguard_schema")
-            if not found:
-                tx.rows("INSERT INTO armguard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
-            elif int(found[0][0]) > SCHEMA_VERSION:
+            try:
+                tx.rows("SELECT COUNT(*) FROM json_each('[]')")
+            except sqlite3.OperationalError:
+                raise StoreError(
+                    "the SQLite store needs SQLite's JSON functions (json_each: built in since"
+                    f" 3.38, an option before); this Python's SQLite {sqlite3.sqlite_version}"
+                    " lacks them"
+                ) from None
+            found = tx.rows(
+                "SELECT version FROM armguard_schema"
+                if tx.rows("SELECT 1 FROM sqlite_master WHERE name = 'armguard_schema'")
+                else "SELECT 1 WHERE FALSE"
+            )
+            if found and int(found[0][0]) > SCHEMA_VERSION:
                 raise StoreError(
                     f"{self.path} has store schema version {found[0][0]}; this armguard"
                     f" understands up to {SCHEMA_VERSION}: upgrade armguard"
                 )
+            for stmt in _ddl_statements():
+                tx.rows(stmt)
+            if not found:
+                tx.rows("INSERT INTO armguard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif int(found[0][0]) < SCHEMA_VERSION:
+                tx.rows(_MIGRATE_TO_2)
+                tx.rows("UPDATE armguard_schema SET version = ?", (SCHEMA_VERSION,))
 
     def _conn(self) -> sqlite3.Connection:
         self._ready()
