@@ -9,10 +9,8 @@ directory keyed by the lockfile's hash (``$ARMGUARD_JS_CACHE`` or ``~/.cache/arm
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,45 +21,16 @@ import pytest
 
 from armguard.testing import make_token
 
-JS_DIR = Path(__file__).resolve().parent / "js"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from js_helpers import installed, require_node
+
 SCRIPT = "sdk_checks.mjs"
-
-
-def _require_node() -> tuple[str, str]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node and npm:
-        return node, npm
-    reason = "the JavaScript SDK tests need node and npm on PATH"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason + " (CI=true: a missing client is a failure, not a skip)")
-    pytest.skip(reason)
-
-
-def _installed(npm: str) -> Path:
-    lock = (JS_DIR / "package-lock.json").read_bytes()
-    root = Path(os.environ.get("ARMGUARD_JS_CACHE") or Path.home() / ".cache" / "armguard")
-    project = root / f"js-sdk-{hashlib.sha256(lock).hexdigest()[:16]}"
-    done = project / ".installed"
-    if not done.exists():
-        project.mkdir(parents=True, exist_ok=True)
-        for name in ("package.json", "package-lock.json"):
-            shutil.copy(JS_DIR / name, project / name)
-        subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-            cwd=project,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-        done.write_text("ok\n")
-    shutil.copy(JS_DIR / SCRIPT, project / SCRIPT)
-    return project
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    node, npm = _require_node()
-    project = _installed(npm)
+    node, npm = require_node()
+    project = installed(npm, SCRIPT)
     certs = tmp_path_factory.mktemp("certs")
     server = subprocess.Popen(
         [

@@ -52,13 +52,50 @@ class Verdict:
     conflicts: list[FieldConflict] = field(default_factory=list)
 
 
+# Server-stamped at every depth: a sub-resource's ETag and state change whenever its parent is
+# written, and clients leave them out of what they send, so they are never anyone's change.
+_VOLATILE = frozenset({"etag", "provisioningState"})
+
+
+def _normalized(doc: Any) -> Any:
+    if isinstance(doc, Mapping):
+        return {k: _normalized(v) for k, v in doc.items() if k not in _VOLATILE}
+    if isinstance(doc, list):
+        return [_normalized(v) for v in doc]
+    return doc
+
+
+def _fill_omitted(sent: Any, base: Any) -> Any:
+    """``sent`` with what it left out of list elements taken from ``base``.
+
+    Lists are leaves of the three-way merge, and a client re-sending a list it read (a VNet's
+    subnets) serialises its elements without their read-only members. Counting that as a
+    change to the list would make every blind PUT "change" every list it carries; a member
+    left out of an element is provider-computed, as it is for the body's own properties.
+    """
+    if isinstance(sent, Mapping) and isinstance(base, Mapping):
+        return {k: _fill_omitted(v, base[k]) if k in base else v for k, v in sent.items()}
+    if isinstance(sent, list) and isinstance(base, list) and len(sent) == len(base):
+        out = []
+        for s, b in zip(sent, base, strict=True):
+            if isinstance(s, Mapping) and isinstance(b, Mapping):
+                filled = dict(_fill_omitted(s, b))
+                for key, value in b.items():
+                    filled.setdefault(key, value)
+                out.append(filled)
+            else:
+                out.append(s)
+        return out
+    return sent
+
+
 def _moved(seen: Seen, live: Mapping[str, Any], live_etag: str | None) -> bool | None:
     """Whether the live version differs from the one the caller read (None: cannot tell)."""
     if live_etag and seen.etag:
         return live_etag != seen.etag
     if seen.body is None:
         return None
-    return strip_read_only(seen.body) != strip_read_only(live)
+    return bool(_normalized(strip_read_only(seen.body)) != _normalized(strip_read_only(live)))
 
 
 def judge_blind_put(
@@ -88,7 +125,9 @@ def judge_blind_put(
     # merge
     if seen.body is None or sent is None:
         return Verdict("refuse", "no body of the version the caller read is kept to merge on")
-    rebase = three_way(seen.body, PutIntent(dict(sent)), live)
+    base = _normalized(seen.body)
+    ours = _fill_omitted(_normalized(dict(sent)), base)
+    rebase = three_way(base, PutIntent(ours), _normalized(live))
     if rebase.conflicts:
         return Verdict("refuse", "fields changed by both", conflicts=rebase.conflicts)
     merged = strip_read_only(MergeIntent(rebase.patch).apply(live)) if rebase.yours else None
