@@ -3,6 +3,8 @@ reaches the client as ARM said it, and nothing is resent that ARM may have start
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -66,6 +68,25 @@ def test_a_writer_outside_the_proxy_holding_the_vnet_is_waited_out(
         assert "waiting" in kinds, "it waited on the operation ARM named, not a fixed sleep"
         assert kinds[-1] == "released"
         assert proxy.proxy.metrics.absorbed.labels("operation_in_progress")._value.get() >= 1
+        # The timeline reads the proxy's events as it reads a worker's.
+        shown = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "armguard.cli.main",
+                "timeline",
+                str(tmp_path / "events-0.jsonl"),
+                "--output",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        headline = json.loads(shown.stdout)["headline"]
+        assert set(headline["conflicts_absorbed"]) == {"operation_in_progress"}
+        assert headline["conflicts_surfaced"] == {}
 
 
 def test_a_429_storm_is_absorbed_within_the_budget(
