@@ -28,6 +28,7 @@ from armguard.emulator.lifecycle import Lifecycle, OpFault, op_fault_var
 from armguard.emulator.listing import collection, list_route
 from armguard.emulator.model import Resource
 from armguard.emulator.operations import RETRY_AFTER_MAX, StatusRoute
+from armguard.emulator.paging import DEFAULT_PAGE_SIZE
 from armguard.emulator.providers import Registry
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.refusals import method_not_allowed, not_found
@@ -60,7 +61,8 @@ class Emulator:
     settings, keyed by type (``Microsoft.Network/virtualNetworks``) or namespace pattern
     (``Microsoft.Network/*``); ``retry_after_max`` caps the Retry-After the emulator sends
     (a client that sleeps in real time — one not built by ``EmulatorHandle.client`` under a
-    ManualClock — waits that long whatever the emulator's clock says).
+    ManualClock — waits that long whatever the emulator's clock says); ``page_size`` is the
+    most items a list page holds before its ``nextLink`` (ARM's 1,000; small in tests).
     """
 
     def __init__(
@@ -71,9 +73,13 @@ class Emulator:
         seed: int = 0,
         type_settings: Mapping[str, Mapping[str, Any]] | None = None,
         retry_after_max: int = RETRY_AFTER_MAX,
+        page_size: int = DEFAULT_PAGE_SIZE,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        self.page_size = page_size
         self.clock: Clock = clock or SystemClock()
         self.time_scale = time_scale
         self.retry_after_max = max(1, retry_after_max)

@@ -146,6 +146,8 @@ class Store:
     def __init__(self) -> None:
         self._index_lock = threading.Lock()
         self._buckets: dict[str, Bucket] = {}
+        # A subscription's buckets, so a list reads its own subscription, not every one.
+        self._by_subscription: dict[str, dict[str, Bucket]] = {}
         self._operations: dict[str, Operation] = {}
         # Operations not yet settled, so hold checks scan the few live ones, not the history.
         self._active = _ActiveIndex()
@@ -161,6 +163,8 @@ class Store:
             found = self._buckets.get(key)
             if found is None:
                 found = self._buckets[key] = Bucket(key)
+                sub = key.split("/", 1)[0]
+                self._by_subscription.setdefault(sub, {})[key] = found
             return found
 
     def bucket_for(self, rid: ResourceId) -> Bucket:
@@ -169,6 +173,19 @@ class Store:
     def buckets(self) -> list[Bucket]:
         with self._index_lock:
             return list(self._buckets.values())
+
+    def subscription_buckets(self, subscription: str) -> list[Bucket]:
+        """The buckets of one subscription: its own and its groups'."""
+        with self._index_lock:
+            return list(self._by_subscription.get(subscription.lower(), {}).values())
+
+    def scope_buckets(self, scope: ResourceId) -> list[Bucket]:
+        """The buckets that can hold resources within ``scope``: a group's (or a resource's)
+        own bucket, or every bucket of a subscription."""
+        if scope.resource_group is not None:
+            found = self._buckets.get(bucket_key(scope))
+            return [] if found is None else [found]
+        return self.subscription_buckets(scope.subscription)
 
     def locked(self, *ids: ResourceId) -> AbstractContextManager[object]:
         """Hold the buckets of ``ids`` (acquired in key order, so two callers never deadlock)."""
@@ -211,7 +228,7 @@ class Store:
         prefix = rid.key + "/"
         if rid.is_subscription:
             out: list[Resource] = []
-            for b in self.buckets():
+            for b in self.subscription_buckets(rid.subscription):
                 out.extend(r for r in b.resources.values() if r.id.key.startswith(prefix))
             return out
         return [r for r in self.bucket_for(rid).resources.values() if r.id.key.startswith(prefix)]
@@ -263,5 +280,6 @@ class Store:
     def clear(self) -> None:
         with self._index_lock:
             self._buckets.clear()
+            self._by_subscription.clear()
             self._operations.clear()
             self._active = _ActiveIndex()
