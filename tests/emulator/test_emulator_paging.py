@@ -172,3 +172,98 @@ def test_sdk_item_paged_follows_next_links(arm: Arm, served: EmulatorHandle, gro
     assert pages == [["v0", "v1"], ["v2", "v3"], ["v4"]]
     tagged = client.resources.list(filter="substringof('v3', name)", top=1)
     assert [r.name for r in tagged] == ["v3"]
+
+
+LOG = f"{SUB}/providers/Microsoft.Insights/eventtypes/management/values"
+SINCE = "eventTimestamp ge '2020-01-01T00:00:00Z'"
+
+
+def _all_events(served: EmulatorHandle) -> list[str]:
+    """Every event id of the subscription, newest first, read from the core in one piece."""
+    served.core.operations.settle_all()
+    return [e["eventDataId"] for e in served.core.audit.log.query(SUB.rsplit("/", 1)[1], SINCE)]
+
+
+def _events(arm: Arm, params: dict[str, str]) -> list[list[str]]:
+    """Every Activity Log page's event ids, following nextLink."""
+    pages: list[list[str]] = []
+    response = arm.get(LOG, params=params)
+    while True:
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append([e["eventDataId"] for e in body["value"]])
+        if body.get("nextLink") is None:
+            return pages
+        response = arm.get(body["nextLink"])
+
+
+def test_activity_log_pages_newest_first_without_gaps(
+    arm: Arm, served: EmulatorHandle, group: str
+) -> None:
+    for n in range(4):
+        _vnet(arm, f"v{n}")
+        served.advance(1)
+    everything = _all_events(served)
+    assert len(everything) >= 10
+    served.core.page_size = 3
+    pages = _events(arm, {"$filter": SINCE})
+    assert [len(p) for p in pages[:-1]] == [3] * (len(pages) - 1)
+    assert [e for page in pages for e in page] == everything
+    # A filtered query pages over its matches only: one group's, by the group's own index.
+    other = f"{SUB}/resourceGroups/rg2"
+    assert arm.put(other, {"location": "eastus"}).status_code == 201
+    mine = _events(arm, {"$filter": f"{SINCE} and resourceGroupName eq 'RG1'"})
+    assert [e for page in mine for e in page] == everything
+    [theirs] = _events(arm, {"$filter": f"{SINCE} and resourceGroupName eq 'rg2'"})
+    assert len(theirs) == 2
+    by_uri = _events(arm, {"$filter": f"{SINCE} and resourceUri eq '{VNETS}/v1'"})
+    events = {
+        e["eventDataId"]: e for e in served.core.audit.log.query(SUB.rsplit("/", 1)[1], SINCE)
+    }
+    found = [events[e] for page in by_uri for e in page]
+    # Its request's start and acceptance, and its operation's end.
+    assert [e["status"]["value"] for e in found] == ["Succeeded", "Accepted", "Started"]
+    assert {e["resourceId"] for e in found} == {f"{VNETS}/v1"}
+
+
+@pytest.mark.parametrize(
+    "time_filter",
+    [
+        # az monitor activity-log list: unquoted, no zone (datetime.isoformat()).
+        "eventTimestamp ge 2020-01-01T00:00:00.123456 and eventTimestamp le 2099-01-01T00:00:00",
+        # Older az and scripts: unquoted with Z, the time clause after another one.
+        "resourceProvider eq Microsoft.Network and eventTimestamp ge 2020-01-01T00:00:00Z",
+        # str(datetime) in a script: a space for the T.
+        "eventTimestamp ge 2020-01-01 00:00:00.5 and eventTimestamp le 2099-01-01 00:00:00",
+        # PowerShell (Get-AzActivityLog): quoted round-trip format with 7 digits and an offset.
+        "eventTimestamp ge '2020-01-01T00:00:00.0000000+00:00' and "
+        "eventTimestamp le '2099-01-01T00:00:00.0000000Z' and resourceGroupName eq 'rg1'",
+        # A date alone.
+        "eventTimestamp ge 2020-01-01 and resourceUri eq '" + VNETS + "/v0'",
+    ],
+)
+def test_activity_log_filters_as_clients_build_them(
+    arm: Arm, served: EmulatorHandle, group: str, time_filter: str
+) -> None:
+    _vnet(arm, "v0")
+    [page] = _events(arm, {"$filter": time_filter})
+    assert len(page) >= 2
+
+
+def test_activity_log_through_the_sdk_item_paged(
+    arm: Arm, served: EmulatorHandle, group: str
+) -> None:
+    from azure.mgmt.monitor import MonitorManagementClient
+
+    for n in range(3):
+        _vnet(arm, f"v{n}")
+    sub = SUB.rsplit("/", 1)[1]
+    everything = _all_events(served)
+    served.core.page_size = 2
+    client = served.client(MonitorManagementClient, subscription_id=sub)
+    paged = client.activity_logs.list(filter=f"{SINCE} and resourceGroupName eq 'rg1'")
+    pages = [[e.event_data_id for e in page] for page in paged.by_page()]
+    assert len(pages) == (len(everything) + 1) // 2
+    assert [e for page in pages for e in page] == everything
+    selected = client.activity_logs.list(filter=SINCE, select="eventDataId,status")
+    assert [e.event_data_id for e in selected] == everything

@@ -28,7 +28,13 @@ from armguard.emulator.lifecycle import Lifecycle, OpFault, op_fault_var
 from armguard.emulator.listing import collection, list_route
 from armguard.emulator.model import Resource
 from armguard.emulator.operations import RETRY_AFTER_MAX, StatusRoute
-from armguard.emulator.paging import DEFAULT_PAGE_SIZE
+from armguard.emulator.paging import (
+    DEFAULT_PAGE_SIZE,
+    decode_token,
+    encode_token,
+    next_link,
+    query_value,
+)
 from armguard.emulator.providers import Registry
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.refusals import method_not_allowed, not_found
@@ -252,14 +258,7 @@ class Emulator:
             if method != "GET":
                 raise method_not_allowed(method, req.path)
             self.operations.settle_all()
-            return ArmResponse(
-                200,
-                {
-                    "value": self.audit.query(
-                        target.subscription, req.query.get("$filter"), req.query.get("$select")
-                    )
-                },
-            )
+            return self._activity_page(target, req)
         if isinstance(target, ListRoute):
             if method != "GET":
                 raise method_not_allowed(method, req.path)
@@ -292,6 +291,28 @@ class Emulator:
                 if_none_match=req.header("if-none-match"),
             )
         raise method_not_allowed(method, req.path)
+
+    def _activity_page(self, target: ActivityLogRoute, req: ArmRequest) -> ArmResponse:
+        """One page of the Activity Log, newest first, with a ``nextLink`` if more match."""
+        after = decode_token(req.query)
+        if after is not None and not (
+            len(after) == 2 and all(isinstance(v, int | float) for v in after)
+        ):
+            raise ArmError(
+                400, "InvalidSkipToken", "The '$skipToken' is not one this server issued."
+            )
+        events, following = self.audit.log.page(
+            target.subscription,
+            query_value(req.query, "$filter"),
+            query_value(req.query, "$select"),
+            size=self.page_size,
+            after=None if after is None else (float(after[0]), int(after[1])),
+        )
+        body: JSON = {"value": events}
+        if following is not None:
+            token = encode_token(following)
+            body["nextLink"] = next_link(req.call.base_url, req.path, req.query, token)
+        return ArmResponse(200, body)
 
     # -- reads --------------------------------------------------------------------------
 
