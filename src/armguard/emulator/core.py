@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import random
 import threading
 import uuid
@@ -48,11 +49,11 @@ from armguard.emulator.routing import (
 )
 from armguard.emulator.shapes import invalid_content
 from armguard.emulator.snapshot import dump_state, load_state
-from armguard.emulator.store import Store
+from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION, Store
 from armguard.emulator.versions import check_api_version
 from armguard.emulator.writes import WritePath
 
-__all__ = ["Emulator", "OpFault"]
+__all__ = ["Emulator", "OpFault", "freeze_heap"]
 
 JSON = dict[str, Any]
 DEPLOYMENT_TYPE = "microsoft.resources/deployments"
@@ -68,7 +69,10 @@ class Emulator:
     (``Microsoft.Network/*``); ``retry_after_max`` caps the Retry-After the emulator sends
     (a client that sleeps in real time — one not built by ``EmulatorHandle.client`` under a
     ManualClock — waits that long whatever the emulator's clock says); ``page_size`` is the
-    most items a list page holds before its ``nextLink`` (ARM's 1,000; small in tests).
+    most items a list page holds before its ``nextLink`` (ARM's 1,000; small in tests);
+    a settled operation's status URLs answer for ``operation_retention`` seconds of the
+    emulator clock, and at most ``max_settled_operations`` settled operations are kept
+    (after either, the URL answers 404 ``OperationNotFound``).
     """
 
     def __init__(
@@ -80,6 +84,8 @@ class Emulator:
         type_settings: Mapping[str, Mapping[str, Any]] | None = None,
         retry_after_max: int = RETRY_AFTER_MAX,
         page_size: int = DEFAULT_PAGE_SIZE,
+        operation_retention: float = OPERATION_RETENTION,
+        max_settled_operations: int = MAX_SETTLED_OPERATIONS,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -89,7 +95,7 @@ class Emulator:
         self.clock: Clock = clock or SystemClock()
         self.time_scale = time_scale
         self.retry_after_max = max(1, retry_after_max)
-        self.store = Store()
+        self.store = Store(retention=operation_retention, max_settled=max_settled_operations)
         self.registry = Registry(type_settings or {})
         self._rng_lock = threading.Lock()
         self._seed = seed
@@ -253,6 +259,7 @@ class Emulator:
             self.record_rejection(method, req.path, req.call, err)
             raise
         if isinstance(target, StatusRoute):
+            self.store.expire(self.now())
             return self.operations.status(target, req.call)
         if isinstance(target, ActivityLogRoute):
             if method != "GET":
@@ -377,3 +384,12 @@ class Emulator:
 
     def load(self, data: Mapping[str, Any]) -> None:
         load_state(self, data)
+        freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Move everything alive now out of the garbage collector's sight. After a bulk load the
+    loaded state is long-lived; left tracked, every full collection walks all of it, and
+    those pauses, growing with the estate, set the emulator's tail latency."""
+    gc.collect()
+    gc.freeze()
