@@ -19,6 +19,7 @@ import functools
 import json
 import random
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -172,10 +173,6 @@ class _Stored:
         if fields is None:
             assert self._event is not None
             return _EQ_FIELDS[key][1](self._event)
-        if key == "resourcegroupname":
-            return _resource_facts(fields[4])[0]
-        if key == "resourceprovider":
-            return _resource_facts(fields[4])[1]
         return fields[_FIELD_INDEX[key]]
 
     def group(self) -> str:
@@ -185,7 +182,15 @@ class _Stored:
 
 
 # Where a filter field's value sits in a recorded event's tuple (see ActivityLog._prepare).
-_FIELD_INDEX = {"resourceuri": 4, "resourceid": 4, "correlationid": 7, "caller": 2, "status": 5}
+_FIELD_INDEX = {
+    "resourceuri": 4,
+    "resourceid": 4,
+    "correlationid": 7,
+    "caller": 2,
+    "status": 5,
+    "resourcegroupname": 18,
+    "resourceprovider": 19,
+}
 
 
 class _Series:
@@ -312,6 +317,8 @@ class ActivityLog:
             event_id = self._uuid()
             request_id = service_request_id or self._uuid()
         error_text = None if error is None else json.dumps(error, separators=(",", ":"))
+        # Parsed once here and shared: a query filters on them and every event repeats them.
+        group, provider, rtype = (sys.intern(v) for v in _resource_facts(resource_id))
         fields = (
             ts,
             subscription,
@@ -333,6 +340,9 @@ class ActivityLog:
             event_id,
             request_id,
             self._tenant,
+            group,
+            provider,
+            rtype,
         )
         return _Stored(ts, fields=fields)
 
@@ -402,12 +412,16 @@ class ActivityLog:
         predicate = _parse_filter(filter_text)
         fields = _parse_select(select)
         sub = subscription.lower()
+        group = predicate.group()
+        # The group's own events all lie in the group: its clause needs no check.
+        equals = {k: v for k, v in predicate.equals.items() if k != "resourcegroupname"}
+        if group is None:
+            equals = predicate.equals
         with self._lock:
-            group = predicate.group()
             series = self._events if group is None else self._groups.get(group, _Series())
             hits: list[_Stored] = []
             for stored in series.newest_first(predicate.start, predicate.end, after):
-                if stored.subscription().lower() == sub and predicate.matches(stored):
+                if stored.subscription().lower() == sub and _matches(stored, equals):
                     if size is not None and len(hits) == size:
                         break
                     hits.append(stored)
@@ -494,9 +508,11 @@ def _build_event(fields: tuple[Any, ...]) -> dict[str, Any]:
         event_id,
         request_id,
         tenant,
+        group,
+        provider,
+        rtype,
     ) = fields
     claims_dict = dict(claims)
-    group, provider, rtype = _resource_facts(resource_id)
     stamp = isoformat(ts)
     properties: dict[str, str] = {
         "eventCategory": "Administrative",
@@ -680,14 +696,6 @@ class _Filter:
     end: float | None
     equals: dict[str, str]  # lowered filter field → lowered value
 
-    def matches(self, stored: _Stored) -> bool:
-        """Whether an event between the time bounds passes the equality clauses."""
-        for key, wanted in self.equals.items():
-            actual = stored.value(key)
-            if not isinstance(actual, str) or actual.lower() != wanted:
-                return False
-        return True
-
     def group(self) -> str | None:
         """The one resource group every match lies in, when the filter names it (directly, or
         by a resource ID in it); None when matches may lie anywhere."""
@@ -699,6 +707,15 @@ class _Filter:
             if uri is not None:
                 return _resource_facts(uri)[0].lower()
         return None
+
+
+def _matches(stored: _Stored, equals: Mapping[str, str]) -> bool:
+    """Whether an event passes the equality clauses (lower-cased field → lower-cased value)."""
+    for key, wanted in equals.items():
+        actual = stored.value(key)
+        if not isinstance(actual, str) or actual.lower() != wanted:
+            return False
+    return True
 
 
 def _parse_filter(text: str | None) -> _Filter:
