@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -267,3 +270,88 @@ def test_activity_log_through_the_sdk_item_paged(
     assert [e for page in pages for e in page] == everything
     selected = client.activity_logs.list(filter=SINCE, select="eventDataId,status")
     assert [e.event_data_id for e in selected] == everything
+
+
+def test_the_command_line_and_config_set_page_size_and_retention(tmp_path: Path) -> None:
+    config = tmp_path / "emulator.yaml"
+    config.write_text(
+        "timeScale: 0\npageSize: 5\noperationRetention: 0\nresources:\n"
+        + "".join(
+            f"  - {{id: {SUB}/resourceGroups/g{n}, body: {{location: eastus}}}}\n" for n in range(3)
+        )
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "armguard.cli.main",
+            "emulator",
+            "--port",
+            "0",
+            "--config",
+            str(config),
+            "--page-size",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        assert url.startswith("http://127.0.0.1:"), url
+        arm = Arm(url)
+        try:
+            # --page-size wins over the config's pageSize.
+            assert _follow(arm, f"{SUB}/resourcegroups", {}) == [["g0", "g1"], ["g2"]]
+            # With no retention, a settled operation's status URL is gone at once.
+            accepted = arm.delete(f"{SUB}/resourceGroups/g2")
+            assert accepted.status_code == 202, accepted.text
+            assert arm.get(f"{SUB}/resourceGroups/g2").status_code == 404
+            gone = arm.get(accepted.headers["Location"])
+            assert gone.status_code == 404
+            assert gone.json()["error"]["code"] == "OperationNotFound"
+        finally:
+            arm.close()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+
+
+@pytest.mark.parametrize(
+    ("args", "text", "message"),
+    [
+        ((), "pageSize: 0\n", "pageSize must be an integer >= 1"),
+        ((), "operationRetention: -1\n", "operationRetention must be a number >= 0"),
+        ((), "maxSettledOperations: many\n", "maxSettledOperations must be an integer >= 0"),
+        (("--page-size", "0"), "", "--page-size must be >= 1"),
+        (("--operation-retention", "-5"), "", "--operation-retention must be >= 0"),
+    ],
+)
+def test_bad_page_size_and_retention_are_refused(
+    tmp_path: Path, args: tuple[str, ...], text: str, message: str
+) -> None:
+    config = tmp_path / "emulator.yaml"
+    config.write_text(text or "{}\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "armguard.cli.main",
+            "emulator",
+            "--port",
+            "0",
+            "--config",
+            str(config),
+            *args,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
