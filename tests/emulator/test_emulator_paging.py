@@ -355,3 +355,17 @@ def test_bad_page_size_and_retention_are_refused(
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_skip_token_from_another_list_is_a_400(arm: Arm, group: str) -> None:
+    for n in range(3):
+        _vnet(arm, f"v{n}")
+    lock = {"properties": {"level": "CanNotDelete"}}
+    for name in ("a", "b"):
+        path = f"{RG}/providers/Microsoft.Authorization/locks/{name}"
+        assert arm.put(path, lock).status_code in (200, 201)
+    locks = arm.get(f"{RG}/providers/Microsoft.Authorization/locks", params={"$top": "1"})
+    token = parse_qs(urlsplit(locks.json()["nextLink"]).query)["$skiptoken"][0]
+    response = arm.get(f"{RG}/resources", params={"$skiptoken": token})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "InvalidSkipToken"

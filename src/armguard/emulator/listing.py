@@ -68,7 +68,13 @@ def _page(
     after = decode_token(req.query)
     start = 0
     if after is not None:
-        start = bisect.bisect_right(ordered, tuple(after), key=position)
+        try:
+            start = bisect.bisect_right(ordered, tuple(after), key=position)
+        except TypeError:
+            # A token from another list (or made up) orders unlike this list's items.
+            raise ArmError(
+                400, "InvalidSkipToken", "The '$skiptoken' was not issued for this list."
+            ) from None
     size = page_size(req.query, core.page_size)
     chosen = ordered[start : start + size]
     expand = _expansions(req.query)
