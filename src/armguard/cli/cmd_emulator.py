@@ -16,7 +16,7 @@ from typing import Any
 from armguard.cli.output import EXIT_FAILED, EXIT_OK, CliError
 from armguard.clock import SystemClock
 from armguard.emulator.config import ConfigError, EmulatorConfig, apply_seed_data, load_config
-from armguard.emulator.core import Emulator
+from armguard.emulator.core import Emulator, freeze_heap
 from armguard.emulator.paging import DEFAULT_PAGE_SIZE
 from armguard.emulator.server import bind, build_server
 from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION
@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         if cfg.faults:
             core.faults.load_config({"faults": cfg.faults})
         apply_seed_data(core, cfg.resources, args.config or "seed")
+        # The seed and the emulator's own tables live as long as the process.
+        freeze_heap()
     except (ConfigError, ValueError) as err:
         raise CliError(f"{args.config}: {err}" if args.config else str(err)) from None
     except RecursionError:
