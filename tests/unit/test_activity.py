@@ -372,3 +372,16 @@ def test_group_queries_and_pages_follow_eviction_and_a_clock_set_back() -> None:
     assert end is None
     # A page exactly as long as what is left says it is the last.
     assert log.page(SUB, SINCE, size=4)[1] is None
+
+
+def test_dropped_events_are_not_kept_alive_by_the_group_index() -> None:
+    clock = ManualClock()
+    log = ActivityLog(clock, max_events=10)
+    groups = [VNET.replace("Prod-RG", f"rg-{n}") for n in range(5)]
+    for n in range(5_000):
+        record(log, resource_id=groups[n % 5], operation_id=f"op-{n}")
+        clock.advance(1)
+    index = [log._events, *log._groups.values()]
+    assert len(log._groups) == 5
+    # Each series holds its live events and at most as many dropped ones.
+    assert sum(len(series.items) for series in index) <= 2 * 2 * 10

@@ -219,7 +219,10 @@ class _Series:
         items = self.items
         if self.head < len(items) and items[self.head] is stored:
             self.head += 1
-            if self.head > 1024 and self.head * 2 > len(items):
+            # Dropped events stay referenced until the list is cut: cut it once they are half
+            # of it, so a series holds at most as many dropped events as live ones (a per-group
+            # series is small, and a fixed floor would keep thousands alive in each).
+            if self.head * 2 > len(items):
                 del items[: self.head]
                 self.head = 0
             return
