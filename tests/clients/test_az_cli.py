@@ -180,19 +180,11 @@ def test_resource_tag_reads_the_api_version_from_the_provider(az: Az) -> None:
     assert tags == {"env": "prod"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the emulator refuses $filter=resourceGroup eq '…' on /resources (ARM's list contract)",
-)
 def test_resource_list_by_group(az: Az) -> None:
     listed = json.loads(az.ok("resource", "list", "-g", "rg1"))
     assert VNET in {r["id"] for r in listed}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the Activity Log filter refuses the CLI's unquoted timestamps without 'Z'",
-)
 def test_activity_log_names_the_service_principal(az: Az) -> None:
     events = json.loads(az.ok("monitor", "activity-log", "list", "-g", "rg1", "--offset", "1h"))
     assert "deploy-pipeline" in {e["caller"] for e in events}

@@ -113,10 +113,6 @@ def test_a_deleted_resource_reads_404(results: dict[str, Any]) -> None:
     assert results["delete_lro"] == {"ok": True, "value": 404}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="$top/nextLink paging is added to listing.py on another branch; every list is one page",
-)
 def test_lists_page_with_top(results: dict[str, Any]) -> None:
     paging = results["paging"]
     assert paging["ok"], paging

@@ -336,3 +336,52 @@ def test_queries_read_loaded_events_that_lack_fields() -> None:
     for clause in ("caller", "status", "resourceProvider", "resourceGroupName", "correlationId"):
         assert log.query(SUB, f"{SINCE} and {clause} eq 'x'") == []
     assert len(log.query(SUB, SINCE, "caller,status")) == 1
+
+
+class _WallClock(ManualClock):
+    """A wall clock, which (unlike the monotonic one) an NTP step can set back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = 0.0
+
+    def now(self) -> float:
+        return super().now() + self.step
+
+
+def test_group_queries_and_pages_follow_eviction_and_a_clock_set_back() -> None:
+    clock = _WallClock()
+    log = ActivityLog(clock, max_events=4)
+    other = VNET.replace("Prod-RG", "Other-RG")
+    for n in range(6):
+        record(log, operation_id=f"op-{n}", resource_id=VNET if n % 2 else other)
+        clock.advance(10)
+    clock.step = -25  # a clock set back: the event sorts by its time, not its arrival
+    record(log, operation_id="late", resource_id=VNET)
+
+    def ids(clause: str) -> list[str]:
+        return [e["operationId"] for e in log.query(SUB, f"{SINCE}{clause}")]
+
+    assert ids("") == ["op-5", "op-4", "late", "op-3"]
+    assert ids(" and resourceGroupName eq 'prod-rg'") == ["op-5", "late", "op-3"]
+    assert ids(f" and resourceUri eq '{other}'") == ["op-4"]
+    first, following = log.page(SUB, SINCE, size=3)
+    assert [e["operationId"] for e in first] == ["op-5", "op-4", "late"]
+    rest, end = log.page(SUB, SINCE, size=3, after=following)
+    assert [e["operationId"] for e in rest] == ["op-3"]
+    assert end is None
+    # A page exactly as long as what is left says it is the last.
+    assert log.page(SUB, SINCE, size=4)[1] is None
+
+
+def test_dropped_events_are_not_kept_alive_by_the_group_index() -> None:
+    clock = ManualClock()
+    log = ActivityLog(clock, max_events=10)
+    groups = [VNET.replace("Prod-RG", f"rg-{n}") for n in range(5)]
+    for n in range(5_000):
+        record(log, resource_id=groups[n % 5], operation_id=f"op-{n}")
+        clock.advance(1)
+    index = [log._events, *log._groups.values()]
+    assert len(log._groups) == 5
+    # Each series holds its live events and at most as many dropped ones.
+    assert sum(len(series.items) for series in index) <= 2 * 2 * 10

@@ -17,8 +17,10 @@ from typing import Any
 from armguard.cli.output import EXIT_FAILED, EXIT_OK, CliError
 from armguard.clock import SystemClock
 from armguard.emulator.config import ConfigError, EmulatorConfig, apply_seed_data, load_config
-from armguard.emulator.core import Emulator
+from armguard.emulator.core import Emulator, freeze_heap
+from armguard.emulator.paging import DEFAULT_PAGE_SIZE
 from armguard.emulator.server import bind, build_server
+from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION
 
 __all__ = ["register", "run"]
 
@@ -49,6 +51,18 @@ def register(subparsers: Any) -> None:
         type=int,
         default=None,
         help="seed for ETags, ids and probabilistic faults, to replay a run (default: random)",
+    )
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=None,
+        help="most items a list or Activity Log page holds before its nextLink (default 1000)",
+    )
+    parser.add_argument(
+        "--operation-retention",
+        type=float,
+        default=None,
+        help="seconds a settled operation's status URLs keep answering (default 86400)",
     )
     parser.add_argument("--tls", action="store_true", help="serve https with a throw-away CA")
     parser.add_argument("--cert-dir", help="where --tls writes ca.pem, cert.pem and key.pem")
@@ -86,16 +100,35 @@ def run(args: argparse.Namespace) -> int:
         # A fixed default would hand a restarted emulator's clients the request ids,
         # operation ids and vmIds of the last run, which they may still hold.
         seed = secrets.randbits(63)
+    page_size = args.page_size if args.page_size is not None else cfg.page_size
+    if page_size is not None and page_size < 1:
+        raise CliError(f"--page-size must be >= 1, not {page_size}")
+    retention = (
+        args.operation_retention
+        if args.operation_retention is not None
+        else cfg.operation_retention
+    )
+    if retention is not None and not retention >= 0:
+        raise CliError(f"--operation-retention must be >= 0, not {retention}")
     try:
         core = Emulator(
             SystemClock(),
             time_scale=1.0 if time_scale is None else time_scale,
             seed=seed,
             type_settings=cfg.types,
+            page_size=page_size or DEFAULT_PAGE_SIZE,
+            operation_retention=OPERATION_RETENTION if retention is None else retention,
+            max_settled_operations=(
+                MAX_SETTLED_OPERATIONS
+                if cfg.max_settled_operations is None
+                else cfg.max_settled_operations
+            ),
         )
         if cfg.faults:
             core.faults.load_config({"faults": cfg.faults})
         apply_seed_data(core, cfg.resources, args.config or "seed")
+        # The seed and the emulator's own tables live as long as the process.
+        freeze_heap()
     except (ConfigError, ValueError) as err:
         raise CliError(f"{args.config}: {err}" if args.config else str(err)) from None
     except RecursionError:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -477,9 +478,10 @@ def _from_event_data(data: Mapping[str, Any], source: str, where: str) -> Activi
     return ActivityEvent(
         source=source,
         ts=parse_time(str(data.get("eventTimestamp"))),
-        resource_id=_resource(data, source, where),
-        operation=_localized(data.get("operationName")),
-        caller=_caller(data.get("caller"), {"claims": data.get("claims")}),
+        # A log names few resources, operations and callers many times over: one string each.
+        resource_id=sys.intern(_resource(data, source, where)),
+        operation=sys.intern(_localized(data.get("operationName"))),
+        caller=sys.intern(_caller(data.get("caller"), {"claims": data.get("claims")})),
         correlation_id=str(data.get("correlationId") or ""),
         operation_id=str(data.get("operationId") or ""),
         event_name=_localized(data.get("eventName")),
@@ -503,9 +505,9 @@ def _from_export_record(data: Mapping[str, Any], source: str, where: str) -> Act
     return ActivityEvent(
         source=source,
         ts=parse_time(str(data.get("time"))),
-        resource_id=_resource(data, source, where),
-        operation=_localized(data.get("operationName")),
-        caller=caller,
+        resource_id=sys.intern(_resource(data, source, where)),
+        operation=sys.intern(_localized(data.get("operationName"))),
+        caller=sys.intern(caller),
         correlation_id=str(data.get("correlationId") or ""),
         operation_id=str(data.get("operationId") or ""),
         event_name="BeginRequest" if status == "Started" else "EndRequest",

@@ -20,6 +20,7 @@ resource and caller; the analysis then finds
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import json
 import math
@@ -725,11 +726,18 @@ class _Resources:
 # --- building operations -------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
+def _one_file(source: str) -> tuple[str, ...]:
+    """One shared tuple per input file: most operations come from one."""
+    return (source,)
+
+
+_VERBS = {v: v for v in ("write", "delete", "action", "read")}
+
+
 def _verb(operation: str) -> str:
-    last = operation.rsplit("/", 1)[-1].lower()
-    if last in ("write", "delete", "action", "read"):
-        return last
-    return "other"
+    # The constant, not the sliced text: every operation shares one string.
+    return _VERBS.get(operation.rsplit("/", 1)[-1].lower(), "other")
 
 
 def _classify(http_status: int | None, message: str | None) -> tuple[str | None, str | None, Any]:
@@ -780,7 +788,7 @@ class _ActivityGroup:
         self.operation = event.operation
         self.caller = event.caller
         self.correlation_id = event.correlation_id
-        self.files = {event.source}
+        self.files: tuple[str, ...] = _one_file(event.source)
         self.last: tuple[float, str, int | None] = (event.ts, event.status, event.http_status)
         self.terminal: tuple[float, str, int | None] | None = None
         self.http_any: int | None = None
@@ -790,7 +798,8 @@ class _ActivityGroup:
 
     def add(self, event: ActivityEvent, first: bool = False) -> None:
         if not first:
-            self.files.add(event.source)
+            if event.source not in self.files:
+                self.files = tuple(sorted((*self.files, event.source)))
             if event.ts < self.first_ts:
                 self.first_ts = event.ts
                 self.resource_id = event.resource_id
@@ -832,7 +841,7 @@ class _ActivityGroup:
             status=status,
             http_status=http,
             correlation_id=self.correlation_id or None,
-            files=tuple(sorted(self.files)),
+            files=self.files,
         )
         op.token, op.etag_sent = self.token
         if status == "Failed":
@@ -1378,8 +1387,11 @@ def analyse(
             groups[key] = _ActivityGroup(rec)
         else:
             group.add(rec)
-    activity = [g.operation_record() for g in groups.values()]
-    groups.clear()
+    # Each group is dropped as its operation is built, so the two never all exist at once.
+    activity: list[Operation] = []
+    while groups:
+        activity.append(groups.popitem()[1].operation_record())
+    activity.reverse()
     ops = _merge_sources(activity, _job_operations(jobs, resources))
     jobs.clear()
     log_end = max((o.end if o.end is not None else o.start for o in ops), default=0.0)

@@ -13,14 +13,15 @@ combined and are ANDed, which never returns an event ARM would not.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import functools
 import json
 import random
 import re
+import sys
 import threading
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -130,30 +131,128 @@ def _localized_operation(operation_name: str) -> str:
 
 class _Stored:
     """One event. Writes record two or three events each and the log is read far less often,
-    so an event's dict is built on first read, from the values fixed at record time. They are
-    kept as one flat tuple of strings and numbers, which the garbage collector stops tracking:
-    a busy emulator's history then costs collections nothing."""
+    so an event is kept as the flat tuple of strings and numbers fixed at record time (which
+    the garbage collector stops tracking) and its dict is built only for the page a query
+    hands out, never kept. A query filters on the tuple itself. An event loaded from a dump
+    keeps the dict it came as."""
 
-    __slots__ = ("_event", "_fields", "ts")
+    __slots__ = ("_event", "_fields", "seq", "ts")
 
     def __init__(
         self,
         ts: float,
         event: dict[str, Any] | None = None,
         fields: tuple[Any, ...] | None = None,
+        seq: int = 0,
     ) -> None:
         self.ts = ts
+        self.seq = seq
         self._event = event
         self._fields = fields
 
     @property
-    def event(self) -> dict[str, Any]:
-        event = self._event
-        if event is None:
-            assert self._fields is not None
-            # Two readers may both build; they build equal dicts and either may be kept.
-            event = self._event = _build_event(self._fields)
-        return event
+    def position(self) -> tuple[float, int]:
+        return (self.ts, self.seq)
+
+    def build(self) -> dict[str, Any]:
+        """A fresh copy of the event's dict: the caller may keep or change it."""
+        if self._fields is not None:
+            return _build_event(self._fields)
+        assert self._event is not None
+        return copy.deepcopy(self._event)
+
+    def subscription(self) -> str:
+        if self._fields is not None:
+            return str(self._fields[1])
+        value = self._event.get("subscriptionId") if self._event is not None else None
+        return value if isinstance(value, str) else ""
+
+    def value(self, key: str) -> Any:
+        """The event's value for the filter field ``key`` (lower-cased)."""
+        fields = self._fields
+        if fields is None:
+            assert self._event is not None
+            return _EQ_FIELDS[key][1](self._event)
+        return fields[_FIELD_INDEX[key]]
+
+    def group(self) -> str:
+        """The lower-cased resource group the event is about ('' for none)."""
+        found = self.value("resourcegroupname")
+        return found.lower() if isinstance(found, str) else ""
+
+
+# Where a filter field's value sits in a recorded event's tuple (see ActivityLog._prepare).
+_FIELD_INDEX = {
+    "resourceuri": 4,
+    "resourceid": 4,
+    "correlationid": 7,
+    "caller": 2,
+    "status": 5,
+    "resourcegroupname": 18,
+    "resourceprovider": 19,
+}
+
+
+class _Series:
+    """Events in (time, record order), oldest first, with a moving head so dropping the
+    oldest is O(1) and a time bound is a binary search."""
+
+    __slots__ = ("head", "items")
+
+    def __init__(self) -> None:
+        self.items: list[_Stored] = []
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.items) - self.head
+
+    def add(self, stored: _Stored) -> None:
+        items = self.items
+        if len(items) == self.head or items[-1].position <= stored.position:
+            items.append(stored)
+        else:
+            # A clock set back: keep the series sorted by time.
+            at = bisect.bisect_right(items, stored.position, lo=self.head, key=_position)
+            items.insert(at, stored)
+
+    def drop(self, stored: _Stored) -> None:
+        items = self.items
+        if self.head < len(items) and items[self.head] is stored:
+            self.head += 1
+            # Dropped events stay referenced until the list is cut: cut it once they are half
+            # of it, so a series holds at most as many dropped events as live ones (a per-group
+            # series is small, and a fixed floor would keep thousands alive in each).
+            if self.head * 2 > len(items):
+                del items[: self.head]
+                self.head = 0
+            return
+        for n in range(self.head, len(items)):
+            if items[n] is stored:
+                del items[n]
+                return
+
+    def oldest(self) -> _Stored:
+        return self.items[self.head]
+
+    def newest_first(
+        self, start: float, end: float | None, before: tuple[float, int] | None
+    ) -> Iterator[_Stored]:
+        """Events with ``start <= ts <= end`` and a position before ``before``, newest first."""
+        items = self.items
+        lo = bisect.bisect_left(items, start, lo=self.head, key=_ts)
+        hi = len(items) if end is None else bisect.bisect_right(items, end, lo=lo, key=_ts)
+        if before is not None:
+            hi = min(hi, bisect.bisect_left(items, before, lo=lo, hi=hi, key=_position))
+        for n in range(hi - 1, lo - 1, -1):
+            yield items[n]
+
+
+def _ts(stored: _Stored) -> float:
+    return stored.ts
+
+
+def _position(stored: _Stored) -> tuple[float, int]:
+    return (stored.ts, stored.seq)
 
 
 class ActivityLog:
@@ -174,7 +273,12 @@ class ActivityLog:
             raise ValueError("max_events must be at least 1")
         self._clock = clock
         self._tenant = tenant_id
-        self._events: deque[_Stored] = deque(maxlen=max_events)
+        self._max = max_events
+        self._events = _Series()
+        # The same events by lower-cased resource group: a query for one group (or for a
+        # resource in it) reads that group's events, not the whole log's.
+        self._groups: dict[str, _Series] = {}
+        self._seq = 0
         self._lock = threading.Lock()
         # Event ids come from a seedable generator so a seeded emulator run is reproducible.
         self._rng = random.Random(seed)
@@ -216,6 +320,8 @@ class ActivityLog:
             event_id = self._uuid()
             request_id = service_request_id or self._uuid()
         error_text = None if error is None else json.dumps(error, separators=(",", ":"))
+        # Parsed once here and shared: a query filters on them and every event repeats them.
+        group, provider, rtype = (sys.intern(v) for v in _resource_facts(resource_id))
         fields = (
             ts,
             subscription,
@@ -237,6 +343,9 @@ class ActivityLog:
             event_id,
             request_id,
             self._tenant,
+            group,
+            provider,
+            rtype,
         )
         return _Stored(ts, fields=fields)
 
@@ -245,8 +354,8 @@ class ActivityLog:
         is the stored event: read it, do not modify it (queries hand out copies)."""
         stored = self._prepare(**fields)
         with self._lock:
-            self._events.append(stored)
-        return stored.event
+            self._add(stored)
+        return stored.build()
 
     def append(self, **fields: Any) -> None:
         """Append one event: subscription, caller, operation_name, resource_id, status,
@@ -255,35 +364,86 @@ class ActivityLog:
         when first read."""
         stored = self._prepare(**fields)
         with self._lock:
-            self._events.append(stored)
+            self._add(stored)
+
+    def _add(self, stored: _Stored) -> None:
+        """Append one event, dropping the oldest past ``max_events``. Holds the lock."""
+        self._seq += 1
+        stored.seq = self._seq
+        self._events.add(stored)
+        group = stored.group()
+        series = self._groups.get(group)
+        if series is None:
+            series = self._groups[group] = _Series()
+        series.add(stored)
+        if len(self._events) > self._max:
+            dropped = self._events.oldest()
+            self._events.drop(dropped)
+            old_group = dropped.group()
+            found = self._groups.get(old_group)
+            if found is not None:
+                found.drop(dropped)
+                if not found:
+                    del self._groups[old_group]
 
     def query(
         self, subscription: str, filter_text: str | None, select: str | None = None
     ) -> list[dict[str, Any]]:
-        """Events of ``subscription`` matching ARM's ``$filter``, newest first.
+        """Every event of ``subscription`` matching ARM's ``$filter``, newest first.
 
         Raises ``ArmError(400, "BadRequest")`` naming the problem for a missing or malformed
         filter or an unknown ``$select`` field.
         """
+        events, _ = self.page(subscription, filter_text, select)
+        return events
+
+    def page(
+        self,
+        subscription: str,
+        filter_text: str | None,
+        select: str | None = None,
+        *,
+        size: int | None = None,
+        after: tuple[float, int] | None = None,
+    ) -> tuple[list[dict[str, Any]], tuple[float, int] | None]:
+        """One page of :meth:`query`: at most ``size`` events older than the position
+        ``after``, and the position to continue from (None on the last page).
+
+        The time bounds are found by binary search and only the events between them are
+        read, from one group's events when the filter names a group or a resource in one.
+        """
         predicate = _parse_filter(filter_text)
         fields = _parse_select(select)
         sub = subscription.lower()
+        group = predicate.group()
+        # The group's own events all lie in the group: its clause needs no check.
+        equals = {k: v for k, v in predicate.equals.items() if k != "resourcegroupname"}
+        if group is None:
+            equals = predicate.equals
         with self._lock:
-            snapshot = list(self._events)
-        hits = [
-            s for s in snapshot if s.event["subscriptionId"].lower() == sub and predicate.matches(s)
-        ]
-        # Stable sort on the reversed log: equal timestamps keep newest-recorded first.
-        hits.reverse()
-        hits.sort(key=lambda s: s.ts, reverse=True)
+            series = self._events if group is None else self._groups.get(group, _Series())
+            hits: list[_Stored] = []
+            for stored in series.newest_first(predicate.start, predicate.end, after):
+                if stored.subscription().lower() == sub and _matches(stored, equals):
+                    if size is not None and len(hits) == size:
+                        break
+                    hits.append(stored)
+            else:
+                size = None
+        following = hits[-1].position if size is not None and hits else None
         if fields is None:
-            return [copy.deepcopy(s.event) for s in hits]
-        return [{f: copy.deepcopy(s.event[f]) for f in fields if f in s.event} for s in hits]
+            return [s.build() for s in hits], following
+        out = []
+        for s in hits:
+            event = s.build()
+            out.append({f: event[f] for f in fields if f in event})
+        return out, following
 
     def dump(self) -> list[dict[str, Any]]:
         """Every event, oldest first, for a state dump."""
         with self._lock:
-            return [copy.deepcopy(s.event) for s in self._events]
+            stored = self._events.items[self._events.head :]
+        return [s.build() for s in stored]
 
     def load(self, events: list[dict[str, Any]]) -> None:
         """Replace the log with a dump. Raises ValueError naming the first unusable event."""
@@ -311,14 +471,19 @@ class ActivityLog:
 
         def commit() -> None:
             with self._lock:
-                self._events.clear()
-                self._events.extend(loaded)
+                self._reset()
+                for stored in loaded[-self._max :]:
+                    self._add(stored)
 
         return commit
 
     def clear(self) -> None:
         with self._lock:
-            self._events.clear()
+            self._reset()
+
+    def _reset(self) -> None:
+        self._events = _Series()
+        self._groups = {}
 
     def __len__(self) -> int:
         with self._lock:
@@ -346,9 +511,11 @@ def _build_event(fields: tuple[Any, ...]) -> dict[str, Any]:
         event_id,
         request_id,
         tenant,
+        group,
+        provider,
+        rtype,
     ) = fields
     claims_dict = dict(claims)
-    group, provider, rtype = _resource_facts(resource_id)
     stamp = isoformat(ts)
     properties: dict[str, str] = {
         "eventCategory": "Administrative",
@@ -480,6 +647,11 @@ _EQ_FIELDS: dict[str, tuple[str, Any]] = {
 }
 
 
+_BARE_TIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:[Zz]|[+-]\d{2}:?\d{2})?(?![\w.:-])"
+)
+
+
 @dataclass(frozen=True)
 class _FilterToken:
     kind: str  # word | string | end
@@ -503,9 +675,14 @@ def _tokenize_filter(text: str) -> list[_FilterToken]:
                 )
             tokens.append(_FilterToken("string", quoted[0], i))
             i = quoted[1]
+        elif bare := _BARE_TIME_RE.match(text, i):
+            # az monitor activity-log list and scripts formatting a datetime write the time
+            # unquoted, often without a zone (or with a space for the 'T').
+            tokens.append(_FilterToken("string", bare.group(0), i))
+            i = bare.end()
         elif ch.isalnum() or ch == "_":
             start = i
-            while i < n and (text[i].isalnum() or text[i] in "_."):
+            while i < n and (text[i].isalnum() or text[i] in "_.-/@:"):
                 i += 1
             tokens.append(_FilterToken("word", text[start:i], start))
         else:
@@ -522,14 +699,26 @@ class _Filter:
     end: float | None
     equals: dict[str, str]  # lowered filter field → lowered value
 
-    def matches(self, stored: _Stored) -> bool:
-        if stored.ts < self.start or (self.end is not None and stored.ts > self.end):
+    def group(self) -> str | None:
+        """The one resource group every match lies in, when the filter names it (directly, or
+        by a resource ID in it); None when matches may lie anywhere."""
+        named = self.equals.get("resourcegroupname")
+        if named is not None:
+            return named
+        for key in ("resourceuri", "resourceid"):
+            uri = self.equals.get(key)
+            if uri is not None:
+                return _resource_facts(uri)[0].lower()
+        return None
+
+
+def _matches(stored: _Stored, equals: Mapping[str, str]) -> bool:
+    """Whether an event passes the equality clauses (lower-cased field → lower-cased value)."""
+    for key, wanted in equals.items():
+        actual = stored.value(key)
+        if not isinstance(actual, str) or actual.lower() != wanted:
             return False
-        for key, wanted in self.equals.items():
-            actual = _EQ_FIELDS[key][1](stored.event)
-            if not isinstance(actual, str) or actual.lower() != wanted:
-                return False
-        return True
+    return True
 
 
 def _parse_filter(text: str | None) -> _Filter:
@@ -561,6 +750,9 @@ def _parse_filter(text: str | None) -> _Filter:
                 f"The $filter clause on '{field_name}' needs an operator 'eq', 'ge' or 'le' at "
                 f"position {op_tok.pos}. {_FILTER_HELP}"
             )
+        if value_tok.kind == "word" and value_tok.text.lower() != "and":
+            # The CLI's older filters leave values unquoted (resourceProvider eq Microsoft.X).
+            value_tok = _FilterToken("string", value_tok.text, value_tok.pos)
         if value_tok.kind != "string":
             raise _bad_request(
                 f"The $filter clause on '{field_name}' needs a quoted value at position "

@@ -2,6 +2,9 @@
 
 timeScale: 0.01            # optional; the command line wins
 seed: 7                    # optional; the command line wins
+pageSize: 1000             # optional; most items per list page (the command line wins)
+operationRetention: 86400  # optional; seconds a settled operation's status URLs answer
+maxSettledOperations: 50000  # optional; settled operations kept at most
 types:                     # per-type setting overrides (exact type or "Namespace/*")
   Microsoft.Network/*:
     conflict: retryable    # another_operation | retryable | storage | tags | compute
@@ -40,7 +43,16 @@ if TYPE_CHECKING:
 
 __all__ = ["ConfigError", "EmulatorConfig", "apply_seed_data", "load_config"]
 
-_KEYS = {"timeScale", "seed", "types", "faults", "resources"}
+_KEYS = {
+    "timeScale",
+    "seed",
+    "pageSize",
+    "operationRetention",
+    "maxSettledOperations",
+    "types",
+    "faults",
+    "resources",
+}
 POWER_STATES = ("running", "stopped", "deallocated")
 
 
@@ -52,6 +64,9 @@ class ConfigError(ValueError):
 class EmulatorConfig:
     time_scale: float | None = None
     seed: int | None = None
+    page_size: int | None = None
+    operation_retention: float | None = None
+    max_settled_operations: int | None = None
     types: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
@@ -88,6 +103,21 @@ def load_config(path: str | Path) -> EmulatorConfig:
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ConfigError(f"config file '{source}': seed must be an integer")
         cfg.seed = seed
+    for key, attr in (
+        ("pageSize", "page_size"),
+        ("maxSettledOperations", "max_settled_operations"),
+    ):
+        value = data.get(key)
+        if value is not None:
+            least = 1 if key == "pageSize" else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ConfigError(f"config file '{source}': {key} must be an integer >= {least}")
+            setattr(cfg, attr, value)
+    retention = data.get("operationRetention")
+    if retention is not None:
+        if not isinstance(retention, int | float) or isinstance(retention, bool) or retention < 0:
+            raise ConfigError(f"config file '{source}': operationRetention must be a number >= 0")
+        cfg.operation_retention = float(retention)
     types = data.get("types") or {}
     if not isinstance(types, Mapping) or not all(isinstance(v, Mapping) for v in types.values()):
         raise ConfigError(f"config file '{source}': types must map a type to its settings")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import random
 import threading
 import uuid
@@ -28,6 +29,13 @@ from armguard.emulator.lifecycle import Lifecycle, OpFault, op_fault_var
 from armguard.emulator.listing import collection, list_route
 from armguard.emulator.model import Resource
 from armguard.emulator.operations import RETRY_AFTER_MAX, StatusRoute
+from armguard.emulator.paging import (
+    DEFAULT_PAGE_SIZE,
+    decode_token,
+    encode_token,
+    next_link,
+    query_value,
+)
 from armguard.emulator.providers import Registry
 from armguard.emulator.providers.base import Provider
 from armguard.emulator.refusals import method_not_allowed, not_found
@@ -41,11 +49,11 @@ from armguard.emulator.routing import (
 )
 from armguard.emulator.shapes import invalid_content
 from armguard.emulator.snapshot import dump_state, load_state
-from armguard.emulator.store import Store
+from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION, Store
 from armguard.emulator.versions import check_api_version, check_route_version
 from armguard.emulator.writes import WritePath
 
-__all__ = ["Emulator", "OpFault"]
+__all__ = ["Emulator", "OpFault", "freeze_heap"]
 
 JSON = dict[str, Any]
 DEPLOYMENT_TYPE = "microsoft.resources/deployments"
@@ -60,7 +68,11 @@ class Emulator:
     settings, keyed by type (``Microsoft.Network/virtualNetworks``) or namespace pattern
     (``Microsoft.Network/*``); ``retry_after_max`` caps the Retry-After the emulator sends
     (a client that sleeps in real time — one not built by ``EmulatorHandle.client`` under a
-    ManualClock — waits that long whatever the emulator's clock says).
+    ManualClock — waits that long whatever the emulator's clock says); ``page_size`` is the
+    most items a list page holds before its ``nextLink`` (ARM's 1,000; small in tests);
+    a settled operation's status URLs answer for ``operation_retention`` seconds of the
+    emulator clock, and at most ``max_settled_operations`` settled operations are kept
+    (after either, the URL answers 404 ``OperationNotFound``).
     """
 
     def __init__(
@@ -71,13 +83,19 @@ class Emulator:
         seed: int = 0,
         type_settings: Mapping[str, Mapping[str, Any]] | None = None,
         retry_after_max: int = RETRY_AFTER_MAX,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        operation_retention: float = OPERATION_RETENTION,
+        max_settled_operations: int = MAX_SETTLED_OPERATIONS,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        self.page_size = page_size
         self.clock: Clock = clock or SystemClock()
         self.time_scale = time_scale
         self.retry_after_max = max(1, retry_after_max)
-        self.store = Store()
+        self.store = Store(retention=operation_retention, max_settled=max_settled_operations)
         self.registry = Registry(type_settings or {})
         self._rng_lock = threading.Lock()
         self._seed = seed
@@ -242,19 +260,13 @@ class Emulator:
             self.record_rejection(method, req.path, req.call, err)
             raise
         if isinstance(target, StatusRoute):
+            self.store.expire(self.now())
             return self.operations.status(target, req.call)
         if isinstance(target, ActivityLogRoute):
             if method != "GET":
                 raise method_not_allowed(method, req.path)
             self.operations.settle_all()
-            return ArmResponse(
-                200,
-                {
-                    "value": self.audit.query(
-                        target.subscription, req.query.get("$filter"), req.query.get("$select")
-                    )
-                },
-            )
+            return self._activity_page(target, req)
         if isinstance(target, ListRoute):
             if method != "GET":
                 raise method_not_allowed(method, req.path)
@@ -287,6 +299,28 @@ class Emulator:
                 if_none_match=req.header("if-none-match"),
             )
         raise method_not_allowed(method, req.path)
+
+    def _activity_page(self, target: ActivityLogRoute, req: ArmRequest) -> ArmResponse:
+        """One page of the Activity Log, newest first, with a ``nextLink`` if more match."""
+        after = decode_token(req.query)
+        if after is not None and not (
+            len(after) == 2 and all(isinstance(v, int | float) for v in after)
+        ):
+            raise ArmError(
+                400, "InvalidSkipToken", "The '$skipToken' is not one this server issued."
+            )
+        events, following = self.audit.log.page(
+            target.subscription,
+            query_value(req.query, "$filter"),
+            query_value(req.query, "$select"),
+            size=self.page_size,
+            after=None if after is None else (float(after[0]), int(after[1])),
+        )
+        body: JSON = {"value": events}
+        if following is not None:
+            token = encode_token(following)
+            body["nextLink"] = next_link(req.call.base_url, req.path, req.query, token)
+        return ArmResponse(200, body)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -351,3 +385,12 @@ class Emulator:
 
     def load(self, data: Mapping[str, Any]) -> None:
         load_state(self, data)
+        freeze_heap()
+
+
+def freeze_heap() -> None:
+    """Move everything alive now out of the garbage collector's sight. After a bulk load the
+    loaded state is long-lived; left tracked, every full collection walks all of it, and
+    those pauses, growing with the estate, set the emulator's tail latency."""
+    gc.collect()
+    gc.freeze()

@@ -1,16 +1,25 @@
 """Collection reads: groups in a subscription, resources in a scope, resources of a type,
-children of a resource, and locks at a scope (own, inherited and below)."""
+children of a resource, and locks at a scope (own, inherited and below), each paged with
+``$top``/``nextLink`` and filtered by ``$filter`` as ARM's lists are.
+
+A list reads only the buckets that can hold what it lists (one group's, or one
+subscription's), so listing a group costs the same however many other groups exist."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
+import bisect
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from armguard.arm.errors import ArmError
+from armguard.arm.ids import ResourceId
+from armguard.clock import isoformat
 from armguard.emulator.locks import LOCK_TYPE
 from armguard.emulator.model import Resource
+from armguard.emulator.paging import decode_token, encode_token, next_link, page_size, query_value
 from armguard.emulator.refusals import not_found
 from armguard.emulator.request import ArmRequest, ArmResponse
+from armguard.emulator.resource_filter import parse_resource_filter
 from armguard.emulator.routing import CollectionRoute, ListRoute
 
 if TYPE_CHECKING:
@@ -19,27 +28,104 @@ if TYPE_CHECKING:
 __all__ = ["collection", "list_route"]
 
 _NOT_LISTED = (LOCK_TYPE, "microsoft.resources/deployments", "microsoft.resources/tags")
-_TYPE_FILTER_RE = re.compile(r"^\s*resourceType\s+eq\s+'(?P<type>[^']+)'\s*$", re.I)
+_EXPANDABLE = ("createdtime", "changedtime", "provisioningstate")
 
 
-def _in_scope(core: Emulator, route: ListRoute) -> list[Resource]:
+def _in_scope(core: Emulator, scope: ResourceId) -> list[Resource]:
+    """The resources within ``scope``, read from the buckets that can hold them: a group's
+    own bucket for a group scope, the subscription's buckets otherwise."""
     now = core.now()
-    sub = route.scope.subscription.lower()
     out: list[Resource] = []
-    for bucket in core.store.buckets():
-        if bucket.key != sub and not bucket.key.startswith(sub + "/"):
-            continue
+    for bucket in core.store.scope_buckets(scope):
         with bucket.lock:
             if bucket.pending:
                 core.operations.settle(bucket.pending[0].target, now)
-            out.extend(r for r in bucket.resources.values() if r.id.is_within(route.scope))
-    return sorted(out, key=lambda r: (r.created_at, r.id.key))
+            if scope.resource_group is None or scope.is_resource_group:
+                # Every resource of a group's bucket is within the group.
+                out.extend(bucket.resources.values())
+            else:
+                out.extend(r for r in bucket.resources.values() if r.id.is_within(scope))
+    return out
 
 
-def _page(core: Emulator, resources: list[Resource]) -> ArmResponse:
-    return ArmResponse(
-        200, {"value": [core.provider_for(r.id).view(core, r, {}) for r in resources]}
-    )
+def _by_creation(r: Resource) -> tuple[float, str]:
+    return (r.created_at, r.id.key)
+
+
+def _by_key(r: Resource) -> tuple[str]:
+    return (r.id.key,)
+
+
+def _page(
+    core: Emulator,
+    req: ArmRequest,
+    resources: list[Resource],
+    position: Callable[[Resource], tuple[Any, ...]] = _by_creation,
+) -> ArmResponse:
+    """One page of ``resources`` in ``position`` order: those after the request's skip token,
+    at most ``$top`` (or the emulator's page size) of them, and a ``nextLink`` if more follow."""
+    ordered = sorted(resources, key=position)
+    after = decode_token(req.query)
+    start = 0
+    if after is not None:
+        try:
+            start = bisect.bisect_right(ordered, tuple(after), key=position)
+        except TypeError:
+            # A token from another list (or made up) orders unlike this list's items.
+            raise ArmError(
+                400, "InvalidSkipToken", "The '$skiptoken' was not issued for this list."
+            ) from None
+    size = page_size(req.query, core.page_size)
+    chosen = ordered[start : start + size]
+    expand = _expansions(req.query)
+    body: dict[str, Any] = {"value": [_view(core, r, expand) for r in chosen]}
+    if start + size < len(ordered):
+        token = encode_token(position(chosen[-1]))
+        body["nextLink"] = next_link(req.call.base_url, req.path, req.query, token)
+    return ArmResponse(200, body)
+
+
+def _expansions(query: Mapping[str, str]) -> frozenset[str]:
+    raw = query_value(query, "$expand")
+    if not raw:
+        return frozenset()
+    # Unknown names are ignored, as ARM ignores them.
+    return frozenset(p.strip().lower() for p in raw.split(",")) & frozenset(_EXPANDABLE)
+
+
+def _view(core: Emulator, res: Resource, expand: frozenset[str]) -> dict[str, Any]:
+    view = core.provider_for(res.id).view(core, res, {})
+    if "createdtime" in expand:
+        view["createdTime"] = isoformat(res.created_at)
+    if "changedtime" in expand:
+        view["changedTime"] = isoformat(res.changed_at or res.created_at)
+    if "provisioningstate" in expand and res.provisioning_state is not None:
+        view["provisioningState"] = res.provisioning_state
+    return view
+
+
+def _filtered(resources: list[Resource], req: ArmRequest) -> list[Resource]:
+    predicate = parse_resource_filter(query_value(req.query, "$filter"))
+    if predicate is None:
+        return resources
+    return [r for r in resources if predicate(r)]
+
+
+def _locks(core: Emulator, scope: ResourceId) -> list[Resource]:
+    """Locks at ``scope``, above it (inherited) and below it."""
+    buckets = core.store.scope_buckets(scope)
+    if scope.resource_group is not None:
+        # A subscription's own locks apply to every group in it.
+        buckets = [*buckets, core.store.bucket(scope.subscription.lower())]
+    found: list[Resource] = []
+    for bucket in buckets:
+        with bucket.lock:
+            found.extend(
+                r
+                for r in bucket.locks.values()
+                if scope.is_within(r.id.scope) or r.id.scope.is_within(scope)
+            )
+    return found
 
 
 def list_route(core: Emulator, route: ListRoute, req: ArmRequest) -> ArmResponse:
@@ -54,46 +140,29 @@ def list_route(core: Emulator, route: ListRoute, req: ArmRequest) -> ArmResponse
             "ResourceGroupNotFound",
             f"Resource group '{scope.resource_group}' could not be found.",
         )
-    everything = _in_scope(core, route)
     if route.groups:
-        return _page(core, [r for r in everything if r.id.is_resource_group])
+        groups = [r for r in _in_scope(core, scope) if r.id.is_resource_group]
+        return _page(core, req, _filtered(groups, req))
     if route.namespace is None:
         found = [
             r
-            for r in everything
+            for r in _in_scope(core, scope)
             if r.id.is_resource
             and not r.id.is_child
             and not r.id.is_extension
             and r.id.type.lower() not in _NOT_LISTED
         ]
-        wanted = req.query.get("$filter")
-        if wanted:
-            m = _TYPE_FILTER_RE.match(wanted)
-            if not m:
-                raise ArmError(
-                    400,
-                    "InvalidFilterInQueryString",
-                    f"The $filter '{wanted}' is not supported; use resourceType eq '{{type}}'.",
-                )
-            found = [r for r in found if r.id.type.lower() == m.group("type").lower()]
-        return _page(core, found)
+        return _page(core, req, _filtered(found, req))
     type_ = f"{route.namespace}/{route.type}".lower()
     if type_ == LOCK_TYPE:
-        locks = [
-            r
-            for r in core.store.all_resources()
-            if r.id.type.lower() == LOCK_TYPE
-            and (scope.is_within(r.id.scope) or r.id.scope.is_within(scope))
-        ]
-        return _page(core, sorted(locks, key=lambda r: r.id.key))
-    return _page(
-        core,
-        [
-            r
-            for r in everything
-            if r.id.type.lower() == type_ and len(r.id.levels) == len(scope.levels) + 1
-        ],
-    )
+        return _page(core, req, _locks(core, scope), _by_key)
+    depth = len(scope.levels) + 1
+    typed = [
+        r
+        for r in _in_scope(core, scope)
+        if r.id.type.lower() == type_ and len(r.id.levels) == depth
+    ]
+    return _page(core, req, _filtered(typed, req))
 
 
 def collection(core: Emulator, route: CollectionRoute, req: ArmRequest) -> ArmResponse:
@@ -116,12 +185,10 @@ def collection(core: Emulator, route: CollectionRoute, req: ArmRequest) -> ArmRe
             raise _unsupported(req.path)
         children = [
             r
-            for r in core.store.descendants(parent_id)
-            if r.id.parent == parent_id
-            and not r.id.is_extension
-            and r.id.levels[-1].pairs[-1][0].lower() == route.name.lower()
+            for r in core.store.children(parent_id)
+            if not r.id.is_extension and r.id.levels[-1].pairs[-1][0].lower() == route.name.lower()
         ]
-        return _page(core, sorted(children, key=lambda r: (r.created_at, r.id.key)))
+        return _page(core, req, children)
 
 
 def _unsupported(path: str) -> ArmError:

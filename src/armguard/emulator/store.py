@@ -11,6 +11,7 @@ request, the failure LocalStack's maintainers warn about).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,14 @@ from armguard.emulator.idmemo import type_key
 from armguard.emulator.locks import LOCK_TYPE
 from armguard.emulator.model import Operation, OpStatus, Resource
 
-__all__ = ["Bucket", "Store", "bucket_key", "root_key"]
+__all__ = [
+    "MAX_SETTLED_OPERATIONS",
+    "OPERATION_RETENTION",
+    "Bucket",
+    "Store",
+    "bucket_key",
+    "root_key",
+]
 
 
 def bucket_key(rid: ResourceId) -> str:
@@ -142,11 +150,31 @@ class _ActiveIndex:
         return list(found.values())
 
 
+OPERATION_RETENTION = 86_400.0
+"""Seconds (on the emulator clock) a settled operation's status URLs keep answering."""
+MAX_SETTLED_OPERATIONS = 50_000
+"""Settled operations kept at most, however recent: the emulator's memory stays flat over a
+long run (a poller asks within seconds; this many writes later, nobody does)."""
+
+
 class Store:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        retention: float = OPERATION_RETENTION,
+        max_settled: int = MAX_SETTLED_OPERATIONS,
+    ) -> None:
+        if retention < 0 or max_settled < 0:
+            raise ValueError("operation retention and the settled-operation cap must be >= 0")
+        self.retention = retention
+        self.max_settled = max_settled
         self._index_lock = threading.Lock()
         self._buckets: dict[str, Bucket] = {}
+        # A subscription's buckets, so a list reads its own subscription, not every one.
+        self._by_subscription: dict[str, dict[str, Bucket]] = {}
         self._operations: dict[str, Operation] = {}
+        # Settled operations in the order they settled: the oldest expire first.
+        self._settled: deque[Operation] = deque()
         # Operations not yet settled, so hold checks scan the few live ones, not the history.
         self._active = _ActiveIndex()
 
@@ -161,6 +189,8 @@ class Store:
             found = self._buckets.get(key)
             if found is None:
                 found = self._buckets[key] = Bucket(key)
+                sub = key.split("/", 1)[0]
+                self._by_subscription.setdefault(sub, {})[key] = found
             return found
 
     def bucket_for(self, rid: ResourceId) -> Bucket:
@@ -169,6 +199,19 @@ class Store:
     def buckets(self) -> list[Bucket]:
         with self._index_lock:
             return list(self._buckets.values())
+
+    def subscription_buckets(self, subscription: str) -> list[Bucket]:
+        """The buckets of one subscription: its own and its groups'."""
+        with self._index_lock:
+            return list(self._by_subscription.get(subscription.lower(), {}).values())
+
+    def scope_buckets(self, scope: ResourceId) -> list[Bucket]:
+        """The buckets that can hold resources within ``scope``: a group's (or a resource's)
+        own bucket, or every bucket of a subscription."""
+        if scope.resource_group is not None:
+            found = self._buckets.get(bucket_key(scope))
+            return [] if found is None else [found]
+        return self.subscription_buckets(scope.subscription)
 
     def locked(self, *ids: ResourceId) -> AbstractContextManager[object]:
         """Hold the buckets of ``ids`` (acquired in key order, so two callers never deadlock)."""
@@ -211,7 +254,7 @@ class Store:
         prefix = rid.key + "/"
         if rid.is_subscription:
             out: list[Resource] = []
-            for b in self.buckets():
+            for b in self.subscription_buckets(rid.subscription):
                 out.extend(r for r in b.resources.values() if r.id.key.startswith(prefix))
             return out
         return [r for r in self.bucket_for(rid).resources.values() if r.id.key.startswith(prefix)]
@@ -230,6 +273,8 @@ class Store:
             self._operations[op.id.lower()] = op
             if op.status is OpStatus.IN_PROGRESS:
                 self._active.add(op)
+            else:
+                self._settled.append(op)
         if op.status is OpStatus.IN_PROGRESS:
             self.bucket_for(op.target).pending.append(op)
 
@@ -256,12 +301,36 @@ class Store:
             return
         with self._index_lock:
             self._active.discard(op)
+            if self._operations.get(op.id.lower()) is op:
+                self._settled.append(op)
+            self._expire(op.ended_at if op.ended_at is not None else 0.0)
         pending = self.bucket_for(op.target).pending
         if op in pending:
             pending.remove(op)
 
+    def expire(self, now: float) -> None:
+        """Forget settled operations that ended ``retention`` seconds before ``now`` (or that
+        are past the cap): their status URLs then answer 404, as an expired one does in ARM."""
+        with self._index_lock:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        settled, operations = self._settled, self._operations
+        horizon = now - self.retention
+        while settled:
+            oldest = settled[0]
+            ended = oldest.ended_at if oldest.ended_at is not None else 0.0
+            if len(settled) <= self.max_settled and ended > horizon:
+                return
+            settled.popleft()
+            key = oldest.id.lower()
+            if operations.get(key) is oldest:
+                del operations[key]
+
     def clear(self) -> None:
         with self._index_lock:
             self._buckets.clear()
+            self._by_subscription.clear()
             self._operations.clear()
+            self._settled.clear()
             self._active = _ActiveIndex()
