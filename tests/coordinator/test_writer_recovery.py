@@ -275,3 +275,25 @@ def test_a_read_back_that_fails_is_one_unverified_verdict_not_two(env: Env) -> N
     assert verdicts[0]["verified"] is None
     assert "AuthorizationFailed" in verdicts[0]["why"]
     assert env.get(VNET)["tags"] == {"a": "1"}
+
+
+def test_a_failed_poll_while_following_a_transition_is_read_again_not_a_failed_job(
+    env: Env,
+) -> None:
+    """A 500 on the deallocate's status poll says nothing about the deallocation: the job
+    backs off and reads it again, instead of failing with the VM left deallocated."""
+    make_vm(env)
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "GET", "idPattern": "*/operations/*"},
+            "effect": {"status": 500, "code": "InternalServerError", "message": "poll failed"},
+            "schedule": {"firstN": 2},
+        }
+    )
+    job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    assert len(env.arm.core.faults.applied()) == 2  # the polls did fail, and were read again
+    live = env.get(VM, VM_API)
+    assert live["properties"]["hardwareProfile"]["vmSize"] == "Standard_D4s_v5"
