@@ -31,6 +31,7 @@ COMMANDS: tuple[str, ...] = (
     "explain",
     "inspect",
     "timeline",
+    "chaos",
 )
 
 
