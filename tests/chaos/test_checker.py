@@ -124,9 +124,10 @@ def test_a_lower_fence_after_a_higher_one_is_a_zombie_landed_or_rejected() -> No
 
 
 def test_one_jobs_effect_written_by_two_leases_that_both_landed_is_double_applied() -> None:
-    jobs = [job(1, tags(1))]
+    jobs = [job(1, {"kind": "action", "name": "restart"})]
     events = [
-        {"ts": T0, "job_id": "j1", "resource_id": R, "event": "write", "fence": f} for f in (3, 5)
+        {"ts": T0, "job_id": "j1", "resource_id": R, "event": "write", "fence": f, "verb": "PUT"}
+        for f in (3, 5)
     ]
     final = {"env": "chaos", "hot": "1"}
     assert (
@@ -134,6 +135,14 @@ def test_one_jobs_effect_written_by_two_leases_that_both_landed_is_double_applie
         == 1
     )
     assert check(evidence(jobs, final, events=events, activity=write(5))).double_applied == 0
+    # The first lease's PUT was accepted, but its operation ended Failed: it took no effect.
+    accepted = write(3, "Accepted")
+    failed_op = [*accepted, {**accepted[1], "status": {"value": "Failed"}}]
+    once = check(evidence(jobs, final, events=events, activity=failed_op + write(5)))
+    assert once.double_applied == 0
+    # Only its write counts: a lease's deallocate before a resize is not the job's effect.
+    post = [{**e, "httpRequest": {**e["httpRequest"], "method": "POST"}} for e in write(3)]
+    assert check(evidence(jobs, final, events=events, activity=post + write(5))).double_applied == 0
 
 
 def test_an_etag_resent_after_it_was_refused_is_caught() -> None:

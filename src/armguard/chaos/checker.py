@@ -16,7 +16,8 @@ Per resource it checks:
 * no write was sent by a lease that had lost its keys: in the Activity Log's order, the
   fences of the writes to one resource never go down (a lower fence after a higher one is a
   zombie; it *landed* if ARM accepted it);
-* no job's effect was written by two leases that both landed (double-applied);
+* no action or delete was written by two leases that both landed (double-applied; a body
+  intent written again by a lease that took over is counted apart, as it changes nothing);
 * no write was sent with an ETag a write had already been refused with (412);
 * retries stayed within the budget: backoffs in any window at most
   ``workers × floor + ratio × writes``.
@@ -77,6 +78,7 @@ class CheckReport:
     lost: int = 0
     unfinished: int = 0
     double_applied: int = 0
+    rewritten_after_takeover: int = 0
     stale_overwrites: int = 0
     zombie_writes_rejected: int = 0
     zombie_writes_landed: int = 0
@@ -394,10 +396,13 @@ def _activity_writes(activity: Sequence[Mapping[str, Any]]) -> list[_Write]:
                 method,
                 n,
             )
+        # The last word counts: an operation ARM accepted and then ended Failed (stuck,
+        # preempted) did not take effect.
         if status in ("Succeeded", "Accepted"):
             write.landed, write.refused = True, False
         elif status == "Failed":
             write.refused = not write.landed
+            write.landed = False
             write.status_message = str(props.get("statusMessage", ""))
             write.status_code = str(props.get("statusCode", ""))
     return sorted(writes.values(), key=lambda w: w.order)
@@ -421,21 +426,33 @@ def _check_fences(writes: Sequence[_Write], report: CheckReport) -> None:
 
 
 def _check_double(ev: Evidence, writes: Sequence[_Write], report: CheckReport) -> None:
-    landed_fences: dict[str, set[int]] = defaultdict(set)
-    for w in writes:
-        if w.fence is not None and w.landed:
-            landed_fences[w.key].add(w.fence)
+    """A job whose write (its verb, on its resource) landed for two different leases. A
+    lease's other calls (a deallocate before a resize) are not the job's write.
+
+    For an action or a delete that is an effect applied twice (a VM restarted twice, a
+    re-created resource deleted). A body intent states what the body must hold, so a lease
+    that took over and wrote the same fields again changed nothing a reader can see: that is
+    counted apart (``rewritten_after_takeover``), not as a double application."""
+    landed: set[tuple[str, int, str]] = {
+        (w.key, w.fence, w.method) for w in writes if w.fence is not None and w.landed
+    }
+    kinds = {str(j["id"]): str((j.get("intent") or {}).get("kind")) for j in ev.jobs}
     written_by: dict[str, set[int]] = defaultdict(set)
-    resource_of: dict[str, str] = {}
     for e in ev.events:
-        if e.get("event") == "write" and e.get("fence") is not None:
-            written_by[str(e["job_id"])].add(int(e["fence"]))
-            resource_of[str(e["job_id"])] = resource_key(str(e["resource_id"]))
+        if e.get("event") != "write" or e.get("fence") is None:
+            continue
+        key = resource_key(str(e["resource_id"]))
+        fence, verb = int(e["fence"]), str(e.get("verb") or "").upper()
+        if (key, fence, verb) in landed:
+            written_by[str(e["job_id"])].add(fence)
     for job_id, fences in written_by.items():
-        landed = fences & landed_fences.get(resource_of[job_id], set())
-        if len(landed) > 1:
+        if len(fences) < 2:
+            continue
+        if kinds.get(job_id) in ("action", "delete"):
             report.double_applied += 1
-            report.note(f"job {job_id}: written by leases {sorted(landed)}, each landed")
+            report.note(f"job {job_id}: written by leases {sorted(fences)}, each landed")
+        else:
+            report.rewritten_after_takeover += 1
 
 
 def _check_tokens(events: Sequence[Mapping[str, Any]], report: CheckReport) -> None:
