@@ -169,11 +169,13 @@ def test_a_stale_intent_handed_back_is_not_a_surfaced_conflict() -> None:
         job(1, tags(1)),
         job(2, tags(2, "b"), "failed", kind="stale_version", has_baseline=True),
         job(3, tags(3, "c"), "failed", kind="operation_in_progress"),
+        job(4, tags(4, "d"), "failed", kind="not_found", has_baseline=True),  # read, then deleted
+        job(5, tags(5, "e"), "failed", kind="not_found"),  # never existed: surfaced
     ]
     report = check(evidence(jobs, {"env": "chaos", "hot": "1"}))
-    assert report.stale_handed_back == 1
-    assert report.conflicts_surfaced == 1
-    assert report.conflicts_by_kind == {"operation_in_progress": 1}
+    assert report.stale_handed_back == 2
+    assert report.conflicts_surfaced == 2
+    assert report.conflicts_by_kind == {"operation_in_progress": 1, "not_found": 1}
 
 
 def test_backoffs_beyond_the_retry_budget_are_caught() -> None:

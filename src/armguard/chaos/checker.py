@@ -234,9 +234,10 @@ def check(ev: Evidence) -> CheckReport:
         report.outcomes[outcome] = report.outcomes.get(outcome, 0) + 1
         if outcome in ("failed", "blocked"):
             kind = str(job.get("kind") or "unknown")
-            if kind == "stale_version" and job.get("has_baseline"):
-                # Its baseline had moved and its policy (fail), or a field someone else
-                # changed since (rebase), hands it back: the promise, not a conflict.
+            if kind in ("stale_version", "not_found") and job.get("has_baseline"):
+                # Its baseline had moved and its policy (fail), a field someone else changed
+                # since (rebase), or a delete since it was read hands it back: the promise,
+                # not a conflict.
                 report.stale_handed_back += 1
                 continue
             report.conflicts_surfaced += 1
