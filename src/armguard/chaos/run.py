@@ -110,6 +110,8 @@ class _Run:
     started_workers: int = 0
     undo: list[tuple[float, Callable[[], None]]] = field(default_factory=list)
     fired: dict[str, int] = field(default_factory=dict)
+    faults_applied: dict[str, int] = field(default_factory=dict)
+    """Requests the emulator's fault rules struck, by effect (a status, latency, operation)."""
 
     # -- processes --------------------------------------------------------------------
 
@@ -247,6 +249,7 @@ def _run(run: _Run, workdir: Path) -> dict[str, Any]:
         "workers": cfg.workers,
         "workerProcessesStarted": run.started_workers,
         "nemesis": dict(sorted(run.fired.items())),
+        "emulatorFaultsApplied": dict(sorted(run.faults_applied.items())),
         "loadSeconds": round(cfg.duration, 1),
         "drainedAfterLastFaultSeconds": drain_s,
         "elapsedSeconds": round(time.monotonic() - started, 1),
@@ -306,6 +309,11 @@ def _drive(
             item[1]()
             last_fault = time.monotonic()
         time.sleep(0.05)
+    applied = admin.get("/_armguard/faults/applied").json().get("value") or []
+    for fault in applied:
+        effect = fault.get("effect") or {}
+        what = str(effect.get("status") or ("latency" if effect.get("latency") else "operation"))
+        run.faults_applied[what] = run.faults_applied.get(what, 0) + 1
     admin.delete("/_armguard/faults")
     return last_fault
 
