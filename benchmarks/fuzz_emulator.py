@@ -205,7 +205,7 @@ async def _client(
                 )
                 statuses[status] += 1
                 if status >= 500 and len(fives) < 20:
-                    fives.append(f"{status} {raw[:120]!r} -> {body[:200]!r}")
+                    fives.append(f"{status} {raw[:400]!r} -> {body[:200]!r}")
                 if close:
                     writer.close()
                     reader = writer = None
@@ -271,13 +271,23 @@ async def _fuzz(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]
     }
 
 
-def _start_emulator() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "armguard.cli.main", "emulator", "--port", "0", "--time-scale", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+def _start_emulator(log: str | None) -> tuple[subprocess.Popen[str], int]:
+    with open(log or "/dev/null", "ab") as sink:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "armguard.cli.main",
+                "emulator",
+                "--port",
+                "0",
+                "--time-scale",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     match = re.search(r":(\d+)\s*$", line)
@@ -305,10 +315,11 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rss-slack-mb", type=float, default=64.0)
+    parser.add_argument("--server-log", help="write the emulator's stderr (tracebacks) here")
     args = parser.parse_args()
     if not 1 <= args.requests <= 10_000_000 or not 1 <= args.connections <= 256:
         parser.error("--requests must be 1..10,000,000 and --connections 1..256")
-    proc, port = _start_emulator()
+    proc, port = _start_emulator(args.server_log)
     try:
         _seed_world(port)
         result = asyncio.run(_fuzz(port, proc.pid, args))
