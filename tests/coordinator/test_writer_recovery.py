@@ -275,3 +275,44 @@ def test_a_read_back_that_fails_is_one_unverified_verdict_not_two(env: Env) -> N
     assert verdicts[0]["verified"] is None
     assert "AuthorizationFailed" in verdicts[0]["why"]
     assert env.get(VNET)["tags"] == {"a": "1"}
+
+
+def test_a_failed_poll_while_following_a_transition_is_read_again_not_a_failed_job(
+    env: Env,
+) -> None:
+    """A 500 on the deallocate's status poll says nothing about the deallocation: the job
+    backs off and reads it again, instead of failing with the VM left deallocated."""
+    make_vm(env)
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "GET", "idPattern": "*/operations/*"},
+            "effect": {"status": 500, "code": "InternalServerError", "message": "poll failed"},
+            "schedule": {"firstN": 2},
+        }
+    )
+    job = env.submit(VM, ResizeIntent("Standard_D4s_v5"), who="alice")
+    env.run()
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    assert len(env.arm.core.faults.applied()) == 2  # the polls did fail, and were read again
+    live = env.get(VM, VM_API)
+    assert live["properties"]["hardwareProfile"]["vmSize"] == "Standard_D4s_v5"
+
+
+def test_a_stale_job_whose_effect_is_already_live_is_satisfied_not_dropped(env: Env) -> None:
+    """A job whose baseline moved but whose effect the live body already shows (typically: a
+    lease that took it before wrote it, then died) is done; ``dropped_stale`` or a stale
+    failure would say its effect is not there while it is."""
+    read = make_vnet(env)
+    env.settle()
+    read = env.get(VNET)
+    dropped = env.submit(VNET, TagsIntent({"b": "1"}), baseline=read, on_stale=StalePolicy.DROP)
+    failed = env.submit(VNET, TagsIntent({"c": "1"}), baseline=read, on_stale=StalePolicy.FAIL)
+    moved = env.submit(VNET, TagsIntent({"d": "1"}), baseline=read, on_stale=StalePolicy.DROP)
+    env.put(VNET, {**read, "tags": {**read.get("tags", {}), "b": "1", "c": "1"}}, who="portal")
+    env.settle()
+    env.run()
+    assert env.job(dropped).outcome is Outcome.ALREADY_SATISFIED
+    assert env.job(failed).outcome is Outcome.ALREADY_SATISFIED
+    assert env.job(moved).outcome is Outcome.DROPPED_STALE  # its effect is not there: dropped
+    assert "d" not in env.get(VNET).get("tags", {})

@@ -32,6 +32,7 @@ COMMANDS: tuple[str, ...] = (
     "explain",
     "inspect",
     "timeline",
+    "chaos",
 )
 
 

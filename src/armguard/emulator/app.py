@@ -16,7 +16,7 @@ import random
 import uuid
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -238,10 +238,21 @@ class _Rendered:
         self.headers = headers
 
 
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def _header_value(value: str) -> bytes:
+    if value.isascii() and value.isprintable():
+        return value.encode("ascii")
+    # A value built from a caller's input (a location in an operation URL) can hold what no
+    # header may carry (a control character, a lone surrogate): percent-encoded, as in a URL.
+    return quote(value, safe=_HEADER_SAFE, errors="surrogatepass").encode("ascii")
+
+
 def _rendered(status: int, body: Any, headers: dict[str, str]) -> _Rendered:
     """The wire form of a JSON response, header for header what ``json_response`` builds."""
     content = b"" if body is None else _ENCODER.encode(body).encode()
-    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw = [(k.lower().encode("latin-1"), _header_value(v)) for k, v in headers.items()]
     names = [k for k, _ in raw]
     if b"content-length" not in names and not (status < 200 or status in (204, 304)):
         raw.append((b"content-length", str(len(content)).encode("latin-1")))

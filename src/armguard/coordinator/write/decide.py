@@ -2,8 +2,10 @@
 
 For each job, in order:
 
-* **stale?** — its baseline ETag is not the live one (and no write of ours moved it). Its
-  policy decides: ``drop``, ``fail``, or ``rebase``. A rebase is three-way (``rebase.py``): the
+* **stale?** — its baseline ETag is not the live one (and no write of ours moved it). If the
+  live body already has its effect (a lease that took it before wrote it, then died), it is
+  done with no write, whatever its policy. Otherwise its policy decides: ``drop``, ``fail``,
+  or ``rebase``. A rebase is three-way (``rebase.py``): the
   job's own changes relative to the baseline *body* it carries are replayed on the live body;
   a field someone else changed too is a conflict and fails the job with both values. Without
   a baseline body nobody can tell which fields moved, so a body intent is not rebased: it fails
@@ -172,6 +174,16 @@ def _rebased(
     return detail
 
 
+def _there_already(
+    item: Item, live: JSON | None, *, folded: bool, replaced: bool, touched: set[str]
+) -> bool:
+    """A stale job whose policy would drop or fail it, whose effect the live body already
+    shows, and that no earlier job of this write changes."""
+    if item.job.spec.on_stale is StalePolicy.REBASE or not item.intent.satisfied_by(live):
+        return False
+    return not folded or (not replaced and not (item.intent.fields() & touched))
+
+
 def decide(
     items: Sequence[Item],
     live: JSON | None,
@@ -190,6 +202,21 @@ def decide(
     for item in items:
         rebased: dict[str, Any] | None = None
         if _stale(item, live, own_etags):
+            if _there_already(item, live, folded=folded, replaced=replaced, touched=touched):
+                # Nothing to drop or regenerate: the body already holds what the job asks,
+                # most often because a lease that took this job before wrote it and died.
+                out.append(
+                    Verdict(
+                        item,
+                        "applied" if item.wrote else "satisfied",
+                        reason="its baseline moved, but the live resource already has its effect",
+                        detail={
+                            "baseline": _baseline_etag(item),
+                            "policy": str(item.job.spec.on_stale),
+                        },
+                    )
+                )
+                continue
             verdict = _on_stale(item, live, siblings)
             if isinstance(verdict, Verdict):
                 out.append(verdict)

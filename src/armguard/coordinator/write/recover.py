@@ -253,27 +253,29 @@ class Recovery:
                 c.kind,
                 f"the '{action}' transition failed: {c.reason} ({c.code}: {clip(c.message)})",
             )
-        try:
-            url = response.header("azure-asyncoperation") or response.header("location")
-            if url:
-                outcome = wait_for_operation(s.counted(), url, s.pacer)
-                if not outcome.succeeded:
-                    err = outcome.error
+        url = response.header("azure-asyncoperation") or response.header("location")
+        misses = 0
+        while True:
+            try:
+                self._follow_transition(jobs, action, url, rid, api=api, target=target)
+                break
+            except GateFailed as failed:
+                c = failed.response.classification()
+                misses += 1
+                # A poll that failed says nothing about the transition: read it again after
+                # a backoff, as any throttled or transient read is (the POST is not resent).
+                if (
+                    c.kind not in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT)
+                    or misses > s.settings.max_rounds
+                ):
                     raise Finish(
-                        Outcome.FAILED,
-                        ConflictKind.STATE_PREREQUISITE,
-                        f"the '{action}' transition ended {outcome.status}: {err.message if err else ''}",
-                    )
-            if target is not None:
-                s.emit(EventType.WAITING, jobs, detail={"on": "powerState", "state": target})
-                wait_for_power_state(s.counted(), rid.format(), api, target, s.pacer)
-        except GateFailed as failed:
-            c = failed.response.classification()
-            raise Finish(
-                Outcome.FAILED, c.kind, f"could not follow '{action}': {c.reason}"
-            ) from failed
-        except GateTimeout as timeout:
-            raise Finish(Outcome.FAILED, ConflictKind.STATE_PREREQUISITE, str(timeout)) from timeout
+                        Outcome.FAILED, c.kind, f"could not follow '{action}': {c.reason}"
+                    ) from failed
+                s.backoff_or_finish(jobs, c)
+            except GateTimeout as timeout:
+                raise Finish(
+                    Outcome.FAILED, ConflictKind.STATE_PREREQUISITE, str(timeout)
+                ) from timeout
         if target is not None:
             s.emit(EventType.PREREQUISITE, jobs, detail={"action": action, "reached": target})
         fresh = s.call("GET", rid.format(), api_version=api)
@@ -281,6 +283,30 @@ class Recovery:
             own = norm_etag(fresh.etag)
             if own is not None:
                 s.own_etags.add(own)
+
+    def _follow_transition(
+        self,
+        jobs: Sequence[Job],
+        action: str,
+        url: str | None,
+        rid: ResourceId,
+        *,
+        api: str,
+        target: str | None,
+    ) -> None:
+        s = self.s
+        if url:
+            outcome = wait_for_operation(s.counted(), url, s.pacer)
+            if not outcome.succeeded:
+                err = outcome.error
+                raise Finish(
+                    Outcome.FAILED,
+                    ConflictKind.STATE_PREREQUISITE,
+                    f"the '{action}' transition ended {outcome.status}: {err.message if err else ''}",
+                )
+        if target is not None:
+            s.emit(EventType.WAITING, jobs, detail={"on": "powerState", "state": target})
+            wait_for_power_state(s.counted(), rid.format(), api, target, s.pacer)
 
     def restore_power(self, rid: ResourceId, api: str, items: Sequence[Item], fin: Finish) -> None:
         """The VM was running before our deallocate and the write failed: start it again."""

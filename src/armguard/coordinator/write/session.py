@@ -31,6 +31,8 @@ from armguard.arm.ids import ResourceId
 from armguard.arm.urls import redact_url
 from armguard.clock import Clock, isoformat
 from armguard.coordinator.backoff import Backoff, RetryBudget
+from armguard.coordinator.fencing import HEADER as REQUEST_ID_HEADER
+from armguard.coordinator.fencing import client_request_id
 from armguard.coordinator.gates import GateFailed, Pacer, Requester
 from armguard.coordinator.metrics import CoordinatorMetrics
 from armguard.coordinator.model import Job, JobResult, Lease, LeaseLost, Outcome
@@ -171,7 +173,7 @@ class Session:
         self.before_arm()
         try:
             response = self.arm.request(
-                verb, path, api_version=api_version, body=body, headers=headers
+                verb, path, api_version=api_version, body=body, headers=self.stamped(headers)
             )
         except ArmTransportError as exc:
             self.last_transport = exc.classification()
@@ -179,6 +181,15 @@ class Session:
             return None
         self._answered(verb, response.status)
         return response
+
+    def stamped(self, headers: Mapping[str, str] | None) -> dict[str, str]:
+        """``headers`` plus a request id naming this lease's fence, so the Activity Log shows
+        which lease sent each write (``fencing.py``)."""
+        out = dict(headers or {})
+        lease = self.lease
+        if lease is not None and not any(k.lower() == REQUEST_ID_HEADER for k in out):
+            out[REQUEST_ID_HEADER] = client_request_id(lease.fence)
+        return out
 
     def counted(self) -> Requester:
         """A client for gates: lease kept alive, every call counted, no answer as a 503."""
@@ -414,7 +425,12 @@ class _CountingRequester:
         s.before_arm()
         try:
             response = s.arm.request(
-                method, path, api_version=api_version, body=body, headers=headers, params=params
+                method,
+                path,
+                api_version=api_version,
+                body=body,
+                headers=s.stamped(headers),
+                params=params,
             )
         except ArmTransportError as exc:
             s._no_answer(method, str(exc))
