@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = ["PG_BIN", "PgServer", "PgUnavailable", "external_url"]
@@ -156,3 +157,27 @@ class PgServer:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
             self.url = None
+
+
+def served_pg_url() -> Iterator[str]:
+    """The body of a session ``pg_url`` fixture: ``ARMGUARD_TEST_POSTGRES_URL`` if set, else
+    a server started here and stopped after. Skips without PostgreSQL, except under
+    ``CI=true``, where a green run must cover both stores."""
+    import pytest
+
+    url = external_url()
+    if url is not None:
+        yield url
+        return
+    server = PgServer()
+    try:
+        url = server.start()
+    except PgUnavailable as exc:
+        server.stop()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs PostgreSQL and none could be started: {exc}")
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        yield url
+    finally:
+        server.stop()

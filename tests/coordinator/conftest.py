@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -25,29 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from writer_env import RG, Env
 
-from pg_server import PgServer, PgUnavailable, external_url
+from pg_server import served_pg_url
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    url = external_url()
-    if url is not None:
-        yield url
-        return
-    server = PgServer()
-    try:
-        url = server.start()
-    except PgUnavailable as exc:
-        server.stop()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL and none could be started: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
-        yield url
-    finally:
-        server.stop()
+    yield from served_pg_url()
 
 
 @dataclass

@@ -4,7 +4,6 @@ server for the shared-store tests."""
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -24,27 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from proxy_helpers import ProxyFactory
 
-from pg_server import PgServer, PgUnavailable, external_url
+from pg_server import served_pg_url
 
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    url = external_url()
-    if url is not None:
-        yield url
-        return
-    server = PgServer()
-    try:
-        url = server.start()
-    except PgUnavailable as exc:
-        server.stop()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI needs PostgreSQL and none could be started: {exc}")
-        pytest.skip(f"PostgreSQL tests skipped: {exc}")
-    try:
-        yield url
-    finally:
-        server.stop()
+    yield from served_pg_url()
 
 
 @pytest.fixture
