@@ -8,10 +8,12 @@ directory keyed by the lockfile's hash (``$ARMGUARD_JS_CACHE`` or ``~/.cache/arm
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +51,19 @@ def installed(npm: str, *scripts: str) -> Path:
     for script in scripts:
         shutil.copy(JS_DIR / script, project / script)
     return project
+
+
+def run_node(node: str, project: Path, script: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run ``script`` in the installed project with ``env`` added; its one JSON line."""
+    proc = subprocess.run(
+        [node, script],
+        cwd=project,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, Any] = json.loads(proc.stdout)
+    return result

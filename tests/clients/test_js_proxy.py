@@ -6,8 +6,6 @@ does."""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import pytest
 from armguard.testing import make_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from js_helpers import installed, require_node
+from js_helpers import installed, require_node, run_node
 
 SCRIPT = "proxy_checks.mjs"
 
@@ -57,23 +55,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         assert "listening on https://" in line, line + (proxy.stderr.read() if proxy.stderr else "")
         endpoint = line.split(" listening on ")[1].split()[0]
         env = {
-            **os.environ,
             "ARM_ENDPOINT": endpoint,
             "ARM_TOKEN": make_token("pipeline@example.com"),
             "ARM_TOKEN_2": make_token("normalizer@example.com"),
             "NODE_EXTRA_CA_CERTS": str(certs / "ca.pem"),
         }
-        proc = subprocess.run(
-            [node, SCRIPT],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        yield json.loads(proc.stdout)
+        yield run_node(node, project, SCRIPT, env)
     finally:
         proxy.terminate()
         proxy.communicate(timeout=30)

@@ -9,8 +9,6 @@ directory keyed by the lockfile's hash (``$ARMGUARD_JS_CACHE`` or ``~/.cache/arm
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ import pytest
 from armguard.testing import make_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from js_helpers import installed, require_node
+from js_helpers import installed, require_node, run_node
 
 SCRIPT = "sdk_checks.mjs"
 
@@ -58,22 +56,11 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         )
         endpoint = line.rsplit(" ", 1)[1].strip()
         env = {
-            **os.environ,
             "ARM_ENDPOINT": endpoint,
             "ARM_TOKEN": make_token("js-sdk@example.com"),
             "NODE_EXTRA_CA_CERTS": str(certs / "ca.pem"),
         }
-        proc = subprocess.run(
-            [node, SCRIPT],
-            cwd=project,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert proc.returncode == 0, proc.stderr
-        yield json.loads(proc.stdout)
+        yield run_node(node, project, SCRIPT, env)
     finally:
         server.terminate()
         server.communicate(timeout=30)
