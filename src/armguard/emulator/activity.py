@@ -338,7 +338,21 @@ class ActivityLog:
             error_text,
             # Claims stay a dict only when there are any (an empty one would be a tracked
             # object per event).
-            tuple(claims.items()) if claims else (),
+            # ARM's Activity Log gives every claim as a string (``"iat": "1700000000"``), and
+            # clients' models expect that (az's aaz rejects a number there).
+            tuple(
+                (
+                    k,
+                    v
+                    if isinstance(v, str)
+                    else json.dumps(v)
+                    if isinstance(v, (list, dict))
+                    else str(v),
+                )
+                for k, v in claims.items()
+            )
+            if claims
+            else (),
             client_ip,
             event_id,
             request_id,
