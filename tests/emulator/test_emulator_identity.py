@@ -203,7 +203,7 @@ def _log_in_and_refresh(tls: EmulatorHandle, http: httpx.Client, session: Any) -
     assert claims["upn"] == "alice@contoso.test"
     response = http.put(
         f"/subscriptions/{SUB}/resourcegroups/rg-user",
-        params={"api-version": "2024-01-01"},
+        params={"api-version": "2024-03-01"},
         json={"location": "eastus"},
         headers={"Authorization": f"Bearer {refreshed['access_token']}"},
     )

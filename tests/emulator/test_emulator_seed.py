@@ -26,7 +26,8 @@ def _first_write(*args: str) -> tuple[str, str, str]:
     proc, url = start("--time-scale", "0", *args)
     try:
         with httpx.Client(base_url=url, headers=AUTH, params={"api-version": "2024-05-01"}) as c:
-            assert c.put(RG, json={"location": "eastus"}).is_success
+            rg = c.put(RG, params={"api-version": "2024-03-01"}, json={"location": "eastus"})
+            assert rg.is_success, rg.text
             response = c.put(
                 VNET,
                 json={
