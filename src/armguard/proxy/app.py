@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -17,7 +17,7 @@ from armguard.proxy.clouds import proxy_metadata
 from armguard.proxy.errors import arm_error
 from armguard.proxy.seen import caller_of_headers
 from armguard.proxy.target import parse_json_object, write_target
-from armguard.proxy.upstream import Answer, Unreachable
+from armguard.proxy.upstream import Answer, Streamed, Unreachable, wire_path
 from armguard.proxy.write import Proxy
 
 __all__ = ["ProxyApp"]
@@ -99,23 +99,26 @@ class ProxyApp:
 
     async def _pass_through(self, request: Request, body: bytes) -> Response:
         p = self.proxy
-        path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path_qs = wire_path(request.scope)
         headers = list(request.headers.items())
         try:
             streamed = await p.upstream.stream(request.method, path_qs, headers, body)
         except Unreachable as err:
             return p.unreachable(err)
-        content_type = streamed.headers.get("content-type")
-        if not _is_json(content_type) or request.method.upper() == "HEAD":
+        content_type = streamed.header("content-type")
+        # A compressed body passes through as it came: the proxy asked for none, so only an
+        # upstream that ignores that sends one, and its bytes are not the proxy's to rewrite.
+        encoded = streamed.header("content-encoding") not in (None, "", "identity")
+        if not _is_json(content_type) or encoded or request.method.upper() == "HEAD":
             p.metrics.requests.labels(request.method, f"{streamed.status_code // 100}xx").inc()
-            return _streaming(
-                streamed, p.public_headers(list(streamed.headers.multi_items()), raw=True)
-            )
+            return _streaming(streamed, p.public_headers(streamed.headers, raw=True))
         try:
             content = await streamed.aread()
+        except Unreachable as err:
+            return p.unreachable(err)
         finally:
             await streamed.aclose()
-        answer = Answer(streamed.status_code, list(streamed.headers.multi_items()), content)
+        answer = Answer(streamed.status_code, streamed.headers, content)
         if request.method.upper() == "GET":
             caller = caller_of_headers(request.headers.get("authorization"))
             p.remember_read(caller, request.url.path, answer)
@@ -125,7 +128,7 @@ class ProxyApp:
         """The upstream's own document with the proxy as resource manager; the cloud's
         table when the upstream serves none."""
         p = self.proxy
-        path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path_qs = wire_path(request.scope)
         doc: Any = None
         try:
             answer = await p.upstream.send("GET", path_qs, [("accept", "application/json")])
@@ -148,8 +151,8 @@ class ProxyApp:
         )
 
 
-def _streaming(streamed: Any, headers: dict[str, str]) -> Response:
-    async def body() -> Any:
+def _streaming(streamed: Streamed, headers: dict[str, str]) -> Response:
+    async def body() -> AsyncIterator[bytes]:
         try:
             async for chunk in streamed.aiter_raw():
                 yield chunk

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,7 +37,14 @@ from armguard.proxy.seen import Caller, SeenVersions, caller_of_headers
 from armguard.proxy.settings import ProxySettings
 from armguard.proxy.target import WriteTarget
 from armguard.proxy.turns import Ticket, TurnLost, Turns
-from armguard.proxy.upstream import HOP_BY_HOP, Answer, Unreachable, Upstream, auth_headers
+from armguard.proxy.upstream import (
+    HOP_BY_HOP,
+    Answer,
+    Unreachable,
+    Upstream,
+    auth_headers,
+    wire_path,
+)
 from armguard.text import clip
 
 __all__ = ["Proxy"]
@@ -128,7 +136,8 @@ class Proxy:
     # --- memory of reads -------------------------------------------------------------------
 
     def remember_read(self, caller: Caller, path: str, answer: Answer) -> None:
-        if answer.status != 200:
+        # With lost-update checks off nothing ever asks what a caller read: skip the parse.
+        if answer.status != 200 or self.settings.lost_updates is Mode.OFF:
             return
         try:
             rid = parse_resource_id(path)
@@ -296,7 +305,7 @@ class Proxy:
         ticket: Ticket,
     ) -> tuple[Answer | None, Response | None]:
         headers = list(request.headers.items())
-        path_qs = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        path_qs = wire_path(request.scope)
         mode = self.settings.lost_updates
         blind = (
             target.method == "PUT"
@@ -369,7 +378,9 @@ class Proxy:
         self, request: Request, target: WriteTarget, body: bytes, caller: Caller
     ) -> Verdict:
         version = request.query_params.get("api-version")
-        path = request.url.path + (f"?api-version={version}" if version else "")
+        path = wire_path(request.scope, query=False) + (
+            f"?api-version={quote(version)}" if version else ""
+        )
         try:
             live = await self.upstream.send("GET", path, auth_headers(request.headers.items()))
         except Unreachable:
