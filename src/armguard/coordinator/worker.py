@@ -183,7 +183,11 @@ class Worker:
             t.start()
         watcher.start()
         for t in threads:
-            t.join()
+            # A signal may be delivered to any thread; the main thread runs Python's handler
+            # only when it wakes, and a bare join sleeps until the loop ends (say, after a
+            # 12 s ARM call). Waking every 0.2 s keeps a second Ctrl-C immediate.
+            while t.is_alive():
+                t.join(0.2)
         self._stop_watching.set()
         watcher.join()
         if self._errors:
