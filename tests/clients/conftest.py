@@ -92,6 +92,11 @@ def tls_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorP
         proc.communicate(timeout=20)
 
 
+@pytest.fixture(scope="session")
+def az_executable() -> Path:
+    return _az_executable()
+
+
 @pytest.fixture(scope="module")
 def az(tls_emulator: EmulatorProcess, tmp_path_factory: pytest.TempPathFactory) -> Az:
     return Az(_az_executable(), tmp_path_factory.mktemp("azure-config"), tls_emulator.ca_file)
