@@ -42,7 +42,7 @@ from armguard.coordinator.write.items import Item
 from armguard.events import EventType, JobEvent
 from armguard.text import clip as clip_text
 
-__all__ = ["BatchReport", "Finish", "Session", "WriterSettings", "clip"]
+__all__ = ["BatchReport", "Finish", "Requeue", "Session", "WriterSettings", "clip"]
 
 # ARM's messages name scopes and resource IDs; a job's reason keeps them whole, within reason.
 _MESSAGE_LIMIT = 2000
@@ -60,6 +60,16 @@ class WriterSettings:
     max_wait: float = 3600.0
     backoff_base: float = 1.0
     backoff_cap: float = 120.0
+    max_requeues: int = 20
+    """Times a job may go back to the queue because a throttling or transient storm outlasted
+    the worker's retry budget (or the batch's rounds); the next time, it fails with that kind.
+    The worker backs off before each requeue, so this bounds how long a permanent storm keeps
+    a job (with the default budget, at least a minute per requeue and worker). 0: never
+    requeue, fail at once."""
+
+    def __post_init__(self) -> None:
+        if self.max_requeues < 0:
+            raise ValueError("max_requeues must be >= 0")
 
 
 @dataclass
@@ -70,6 +80,10 @@ class BatchReport:
     writes: int = 0
     lease_lost: bool = False
     released: bool = False
+    requeued: int = 0
+    """Jobs put back in the queue after a storm outlasted the retry budget."""
+    resume_after: float | None = None
+    """Set with ``requeued``: seconds (worker clock) before the worker should claim again."""
 
 
 class Finish(Exception):
@@ -87,6 +101,18 @@ class Finish(Exception):
         self.kind = kind
         self.reason = reason
         self.detail = dict(detail or {})
+
+
+class Requeue(Exception):
+    """Ends the batch by putting its unfinished jobs back in the queue, in order, after a
+    throttling or transient failure the worker may not retry now; the worker claims nothing
+    more for ``delay`` seconds."""
+
+    def __init__(self, c: Classification, why: str, delay: float) -> None:
+        super().__init__(why)
+        self.classification = c
+        self.why = why
+        self.delay = delay
 
 
 class Session:
@@ -245,11 +271,10 @@ class Session:
         if not self.budget.try_spend():
             if self.metrics is not None:
                 self.metrics.retry_budget_exhausted.inc()
-            raise Finish(
-                Outcome.FAILED,
-                c.kind,
+            raise self.requeue(
+                c,
                 f"retry budget exhausted ({self.budget.spent} retries for {self.budget.work} "
-                f"writes): {c.reason} ({c.code or c.status}: {clip(c.message)})",
+                "writes)",
             )
         if self.metrics is not None:
             self.metrics.retry_budget_spent.inc()
@@ -267,6 +292,16 @@ class Session:
         )
         self.pacer.pause(delay)
 
+    def requeue(self, c: Classification, why: str) -> Requeue:
+        """The requeue for a throttled or transient failure that may not be retried now: the
+        worker waits until its budget admits a retry again, never less than ARM's
+        Retry-After, plus jitter so workers that ran dry together do not come back together."""
+        admits = self.budget.admits_in()
+        floor = max(self.budget.window if admits is None else admits, c.retry_after or 0.0)
+        delay = self.backoff.delay(max(0, self.round - 1), floor or None)
+        detail = f"{c.reason} ({c.code or c.status}: {clip(c.message)})"
+        return Requeue(c, f"{why}: {detail}", delay)
+
     def retry_or_finish(self, jobs: Sequence[Job], response: ArmResponse | None, what: str) -> None:
         """A read that failed: back off and let the caller read again, or end the jobs."""
         c = self.last_transport if response is None else response.classification()
@@ -282,7 +317,7 @@ class Session:
         if c.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
             self.round += 1
             if self.round > self.settings.max_rounds:
-                raise Finish(Outcome.FAILED, c.kind, f"{what} kept failing: {c.reason}")
+                raise self.requeue(c, f"{what} failed {self.settings.max_rounds} times")
             self.backoff_or_finish(jobs, c)
             return
         outcome = Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED
@@ -365,11 +400,63 @@ class Session:
         self.emit(EventType.LEASE_LOST, jobs, message=lost.why[:300])
         self.flush()  # no lease to ride with any more
 
-    def release(self, jobs: Sequence[Job]) -> None:
+    def requeue_unfinished(self, jobs: Sequence[Job], rq: Requeue) -> bool:
+        """Put the jobs without an outcome back in the queue (fenced, with their events, as
+        ``release`` does), except those requeued ``max_requeues`` times already: they fail
+        with the storm's kind. A write the batch sent is accounted for as on a takeover: the
+        next lease reads the live state and decides again (``decide.py``), and a VM owed its
+        start says so in the jobs' events (``recover.restore_pending``). False when no job
+        went back (each has an outcome now): the caller completes the batch."""
+        c = rq.classification
+        limit = self.settings.max_requeues
+        back: list[Job] = []
+        for job in jobs:
+            if job.id in self.results:
+                continue
+            before = sum(1 for e in self.store.events(job.id) if e.event == EventType.REQUEUED)
+            if before >= limit:
+                self.finish(
+                    [job],
+                    Outcome.FAILED,
+                    c.kind,
+                    f"{rq.why}; requeued {before} times already (the limit is {limit}), so it "
+                    "fails instead of waiting out the storm again",
+                    detail={"requeues": before, "max_requeues": limit},
+                )
+            else:
+                back.append(job)
+                self.pending += self.events(
+                    EventType.REQUEUED,
+                    [job],
+                    kind=str(c.kind),
+                    status=c.status,
+                    code=c.code or None,
+                    delay=round(rq.delay, 3),
+                    message=f"requeued: {rq.why[:400]}; resumes after {rq.delay:.0f} s",
+                    detail={
+                        "requeues": before + 1,
+                        "max_requeues": limit,
+                        "retry_after": c.retry_after,
+                    },
+                )
+        if not back:
+            return False  # every job has its outcome: the batch completes as usual
+        self.release(jobs, closing=None)
+        if self.report.released:
+            self.report.requeued = len(back)
+            self.report.resume_after = rq.delay
+            if self.metrics is not None:
+                self.metrics.requeued.labels(kind=str(c.kind)).inc(len(back))
+        return True
+
+    def release(self, jobs: Sequence[Job], closing: EventType | None = EventType.RELEASED) -> None:
+        """Complete the jobs that have an outcome, return the others to the queue with a
+        ``closing`` event each (none: the caller buffered its own)."""
         lease = self.lease
         assert lease is not None
         finished = self.outcomes(jobs)
-        released = self.events(EventType.RELEASED, [j for j in jobs if j.id not in self.results])
+        unfinished = [j for j in jobs if j.id not in self.results]
+        released = self.events(closing, unfinished) if closing is not None else []
         try:
             if finished:
                 self.store.complete(lease, finished)
