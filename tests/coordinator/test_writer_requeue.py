@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import generate_latest
-from writer_env import VM, VNET, Env, alice, make_vm, make_vnet
+from writer_env import VM, VNET, Env, Interleaved, alice, make_vm, make_vnet, run_with
 
 from armguard.arm.client import ArmResponse
 from armguard.coordinator.intents import ActionIntent, TagsIntent
@@ -123,9 +123,7 @@ def test_a_permanent_storm_fails_the_job_after_max_requeues_with_its_kind(env: E
         }
     )
     job = env.submit(VNET, TagsIntent({"a": "1"}))
-    worker = env.run(
-        budget_floor=2, budget_ratio=0.0, writer=WriterSettings(max_requeues=2)
-    )
+    worker = env.run(budget_floor=2, budget_ratio=0.0, writer=WriterSettings(max_requeues=2))
     done = env.job(job)
     assert done.outcome is Outcome.FAILED
     assert done.kind == "transient"
@@ -202,3 +200,152 @@ def test_an_action_whose_answer_was_lost_is_not_sent_again_after_the_requeue(env
     assert len(posts) == 1
     view = env.setup.request("GET", f"{VM}/instanceView", api_version=VM_API).body
     assert "PowerState/stopped" in [s["code"] for s in view["statuses"]]
+
+
+# -- a power action refused while the VM's power state is elsewhere -------------------------
+
+_DEALLOCATED_REFUSAL = (
+    "Operation 'powerOff' is not allowed on VM 'vm1' since the VM is either deallocated or "
+    "marked to be deallocated. Please refer to https://aka.ms/vmpowerstates  to learn about "
+    "different VM power states."
+)
+
+
+def _power(env: Env) -> str:
+    view = env.setup.request("GET", f"{VM}/instanceView", api_version=VM_API).body
+    return next(s["code"] for s in view["statuses"] if s["code"].startswith("PowerState/"))
+
+
+def _power_posts(env: Env, action: str) -> int:
+    """armguard's POSTs of ``action`` that reached ARM (refused ones included)."""
+    return sum(
+        1
+        for e in env.activity("alice")
+        if e["operationName"]["value"].endswith(f"/{action}/action")
+        and e["status"]["value"] == "Started"
+    )
+
+
+def _before_power_off(method: str, path: str, history: list[tuple[str, str, int]]) -> bool:
+    return method == "POST" and path.endswith("/powerOff")
+
+
+def test_a_power_off_refused_because_the_vm_was_deallocated_meanwhile_is_satisfied(
+    env: Env,
+) -> None:
+    """The emulator's own refusal: between armguard's read and its POST, someone deallocated
+    the VM. A deallocated VM is powered off already: the job ends satisfied, not failed."""
+    make_vm(env)
+    job = env.submit(VM, ActionIntent("powerOff", api_version=VM_API), who="alice")
+
+    def deallocate() -> None:
+        r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
+        assert r.status in (200, 202), r.text
+        env.settle()
+
+    run_with(env, Interleaved(alice(env), _before_power_off, deallocate))
+    done = env.job(job)
+    assert done.outcome is Outcome.ALREADY_SATISFIED, done.reason
+    events = env.store.events(job.id)
+    refused = [e for e in events if e.event == "conflict"]
+    assert [(e.kind, e.code) for e in refused] == [("state_prerequisite", "OperationNotAllowed")]
+    assert "marked to be deallocated" in (refused[0].message or "")
+    assert any(e.event == "waiting" and e.detail.get("until") == "settled" for e in events)
+    assert _power_posts(env, "powerOff") == 1  # refused once, never sent again
+    assert _power(env) == "PowerState/deallocated"
+
+
+def test_a_power_off_refused_while_deallocating_waits_for_the_deallocation(env: Env) -> None:
+    """ARM's refusal while a deallocation is still under way ("… or marked to be
+    deallocated"): armguard follows the power state until it settles, then decides again."""
+    make_vm(env)
+    job = env.submit(VM, ActionIntent("powerOff", api_version=VM_API), who="alice")
+
+    def deallocating() -> None:
+        r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
+        assert r.status in (200, 202), r.text
+        env.arm.core.faults.add_rule(
+            {
+                "match": {"method": "POST", "idPattern": VM, "operation": "powerOff"},
+                "effect": {
+                    "status": 409,
+                    "code": "OperationNotAllowed",
+                    "message": _DEALLOCATED_REFUSAL,
+                },
+                "schedule": {"firstN": 1},
+            }
+        )
+
+    run_with(env, Interleaved(alice(env), _before_power_off, deallocating))
+    done = env.job(job)
+    assert done.outcome is Outcome.ALREADY_SATISFIED, done.reason
+    waits = [e.detail for e in env.store.events(job.id) if e.event == "waiting"]
+    assert {"on": "powerState", "reached": "deallocated"} in waits
+    assert _power(env) == "PowerState/deallocated"
+
+
+def test_a_power_off_refused_while_deallocating_is_sent_once_the_vm_runs_again(
+    env: Env,
+) -> None:
+    make_vm(env)
+    job = env.submit(VM, ActionIntent("powerOff", api_version=VM_API), who="alice")
+    steps: list[str] = []
+
+    def when(method: str, path: str, history: list[tuple[str, str, int]]) -> bool:
+        if not steps:
+            return _before_power_off(method, path, history)
+        # The first power-state read after the refusal.
+        refused = any(m == "POST" and s == 409 for m, _, s in history)
+        return refused and method == "GET" and path.endswith("/instanceView")
+
+    def step() -> None:
+        if not steps:
+            steps.append("deallocate")
+            r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
+            assert r.status in (200, 202), r.text
+            env.arm.core.faults.add_rule(
+                {
+                    "match": {"method": "POST", "idPattern": VM, "operation": "powerOff"},
+                    "effect": {
+                        "status": 409,
+                        "code": "OperationNotAllowed",
+                        "message": _DEALLOCATED_REFUSAL,
+                    },
+                    "schedule": {"firstN": 1},
+                }
+            )
+            return
+        steps.append("start")  # someone starts it again once it is deallocated
+        env.settle()
+        r = env.setup.request("POST", f"{VM}/start", api_version=VM_API)
+        assert r.status in (200, 202), r.text
+
+    run_with(env, Interleaved(alice(env), when, step, times=2))
+    assert steps == ["deallocate", "start"]
+    done = env.job(job)
+    assert done.outcome is Outcome.APPLIED, done.reason
+    waits = [e.detail for e in env.store.events(job.id) if e.event == "waiting"]
+    assert {"on": "powerState", "reached": "running"} in waits
+    assert _power(env) == "PowerState/stopped"
+    assert _power_posts(env, "powerOff") == 2  # refused, then sent to the running VM
+
+
+def test_a_power_action_is_not_decided_on_a_power_state_a_storm_hid(env: Env) -> None:
+    """A throttled instance-view read is read again, not taken as 'power state unknown' (which
+    sends the action blind, into a refusal, when the VM is already where it should be)."""
+    make_vm(env)
+    r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
+    assert r.status in (200, 202), r.text
+    env.settle()
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "GET", "idPattern": VM, "operation": "instanceView"},
+            "effect": {"status": 429, "code": "TooManyRequests", "retryAfter": 2},
+            "schedule": {"firstN": 1},
+        }
+    )
+    job = env.submit(VM, ActionIntent("powerOff", api_version=VM_API), who="alice")
+    env.run()
+    assert env.job(job).outcome is Outcome.ALREADY_SATISFIED
+    assert len(env.arm.core.faults.applied()) == 1
+    assert _power_posts(env, "powerOff") == 0
