@@ -83,9 +83,11 @@ def test_a_storm_past_the_budget_requeues_the_batch_in_order_and_it_applies_late
         assert names.count("claimed") == 2, names
         assert "failed" not in names
         requeued = events[names.index("requeued")]
-        assert requeued.kind == "throttled" and requeued.status == 429
+        assert requeued.kind == "throttled"
+        assert requeued.status == 429
         # Until the budget's two retries leave its window: ten minutes after the first.
-        assert requeued.delay is not None and 590.0 <= requeued.delay <= 1200.0
+        assert requeued.delay is not None
+        assert 590.0 <= requeued.delay <= 1200.0
         assert (requeued.message or "").startswith("requeued: retry budget exhausted")
         assert f"resumes after {requeued.delay:.0f} s" in (requeued.message or "")
         assert requeued.detail["requeues"] == 1
@@ -108,7 +110,8 @@ def test_a_requeue_waits_at_least_the_retry_after_arm_gave(env: Env) -> None:
     assert env.job(job).outcome is Outcome.APPLIED
     events = env.store.events(job.id)
     requeued = next(e for e in events if e.event == "requeued")
-    assert requeued.delay is not None and 90.0 <= requeued.delay <= 180.0
+    assert requeued.delay is not None
+    assert 90.0 <= requeued.delay <= 180.0
     claimed = [e for e in events if e.event == "claimed"]
     assert len(claimed) == 2
     assert _at(claimed[1]) - _at(requeued) >= 90.0
@@ -147,7 +150,8 @@ def test_max_requeues_zero_fails_at_the_first_exhaustion(env: Env) -> None:
     job = env.submit(VNET, TagsIntent({"a": "1"}))
     env.run(budget_floor=1, budget_ratio=0.0, writer=WriterSettings(max_requeues=0))
     done = env.job(job)
-    assert done.outcome is Outcome.FAILED and done.kind == "throttled"
+    assert done.outcome is Outcome.FAILED
+    assert done.kind == "throttled"
     assert "requeued" not in env.events(job)
 
 
