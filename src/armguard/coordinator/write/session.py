@@ -298,7 +298,13 @@ class Session:
         Retry-After, plus jitter so workers that ran dry together do not come back together."""
         admits = self.budget.admits_in()
         floor = max(self.budget.window if admits is None else admits, c.retry_after or 0.0)
-        delay = self.backoff.delay(max(0, self.round - 1), floor or None)
+        if floor > 0:
+            # A tenth of the wait (at least the backoff's base) spreads the workers out; the
+            # backoff's own jitter, up to the whole floor again, would double a minute's wait.
+            spread = min(self.backoff.cap, max(self.backoff.base, floor / 10))
+            delay = floor + self.backoff.rng.uniform(0.0, spread)
+        else:
+            delay = self.backoff.delay(max(0, self.round - 1))
         detail = f"{c.reason} ({c.code or c.status}: {clip(c.message)})"
         return Requeue(c, f"{why}: {detail}", delay)
 
