@@ -88,8 +88,11 @@ def test_a_storm_past_the_budget_requeues_the_batch_in_order_and_it_applies_late
         # Until the budget's two retries leave its window: ten minutes after the first.
         assert requeued.delay is not None
         assert 590.0 <= requeued.delay <= 1200.0
-        assert (requeued.message or "").startswith("requeued: retry budget exhausted")
-        assert f"resumes after {requeued.delay:.0f} s" in (requeued.message or "")
+        assert (requeued.message or "").startswith(
+            f"requeued: retry budget exhausted, resumes after {requeued.delay:.0f} s — "
+        )
+        assert "TooManyRequests" in (requeued.message or "")
+        assert requeued.detail["retries"] == 2
         assert requeued.detail["requeues"] == 1
         # The worker claimed nothing before the delay was over.
         claimed_again = events[len(names) - 1 - names[::-1].index("claimed")]
@@ -132,6 +135,7 @@ def test_a_permanent_storm_fails_the_job_after_max_requeues_with_its_kind(env: E
     assert done.kind == "transient"
     assert "retry budget exhausted" in (done.reason or "")
     assert "requeued 2 times already (the limit is 2)" in (done.reason or "")
+    assert "ServiceUnavailable" in (done.reason or "")
     names = env.events(job)
     assert names.count("requeued") == 2
     assert names.count("claimed") == 3

@@ -216,7 +216,9 @@ class BatchWriter:
                         ConflictKind.TRANSIENT,
                     ):
                         # A storm, not a resource that keeps changing: wait it out queued.
-                        raise s.requeue(last, f"{s.settings.max_rounds} rounds met a storm")
+                        raise s.requeue(
+                            last, f"{s.settings.max_rounds} rounds met throttling or 5xx"
+                        )
                     raise Finish(
                         Outcome.FAILED,
                         kind,

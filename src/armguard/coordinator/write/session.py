@@ -108,11 +108,21 @@ class Requeue(Exception):
     throttling or transient failure the worker may not retry now; the worker claims nothing
     more for ``delay`` seconds."""
 
-    def __init__(self, c: Classification, why: str, delay: float) -> None:
-        super().__init__(why)
+    def __init__(
+        self, c: Classification, cause: str, delay: float, facts: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(cause)
         self.classification = c
-        self.why = why
+        self.cause = cause
+        """A few words: ``retry budget exhausted``."""
         self.delay = delay
+        self.facts = dict(facts or {})
+
+    @property
+    def failure(self) -> str:
+        """The refusal that could not be retried, as ARM gave it."""
+        c = self.classification
+        return f"{c.reason} ({c.code or c.status}: {clip(c.message)})"
 
 
 class Session:
@@ -273,8 +283,8 @@ class Session:
                 self.metrics.retry_budget_exhausted.inc()
             raise self.requeue(
                 c,
-                f"retry budget exhausted ({self.budget.spent} retries for {self.budget.work} "
-                "writes)",
+                "retry budget exhausted",
+                {"retries": self.budget.spent, "writes_in_window": self.budget.work},
             )
         if self.metrics is not None:
             self.metrics.retry_budget_spent.inc()
@@ -292,7 +302,9 @@ class Session:
         )
         self.pacer.pause(delay)
 
-    def requeue(self, c: Classification, why: str) -> Requeue:
+    def requeue(
+        self, c: Classification, cause: str, facts: Mapping[str, Any] | None = None
+    ) -> Requeue:
         """The requeue for a throttled or transient failure that may not be retried now: the
         worker waits until its budget admits a retry again, never less than ARM's
         Retry-After, plus jitter so workers that ran dry together do not come back together."""
@@ -305,8 +317,7 @@ class Session:
             delay = floor + self.backoff.rng.uniform(0.0, spread)
         else:
             delay = self.backoff.delay(max(0, self.round - 1))
-        detail = f"{c.reason} ({c.code or c.status}: {clip(c.message)})"
-        return Requeue(c, f"{why}: {detail}", delay)
+        return Requeue(c, cause, delay, facts)
 
     def retry_or_finish(self, jobs: Sequence[Job], response: ArmResponse | None, what: str) -> None:
         """A read that failed: back off and let the caller read again, or end the jobs."""
@@ -323,7 +334,7 @@ class Session:
         if c.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
             self.round += 1
             if self.round > self.settings.max_rounds:
-                raise self.requeue(c, f"{what} failed {self.settings.max_rounds} times")
+                raise self.requeue(c, f"{what} failed {self.settings.max_rounds} times in a row")
             self.backoff_or_finish(jobs, c)
             return
         outcome = Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED
@@ -425,9 +436,9 @@ class Session:
                     [job],
                     Outcome.FAILED,
                     c.kind,
-                    f"{rq.why}; requeued {before} times already (the limit is {limit}), so it "
-                    "fails instead of waiting out the storm again",
-                    detail={"requeues": before, "max_requeues": limit},
+                    f"{rq.cause} and requeued {before} times already (the limit is {limit}), "
+                    f"so it fails instead of waiting out the storm again: {rq.failure}",
+                    detail={"requeues": before, "max_requeues": limit, **rq.facts},
                 )
             else:
                 back.append(job)
@@ -438,11 +449,14 @@ class Session:
                     status=c.status,
                     code=c.code or None,
                     delay=round(rq.delay, 3),
-                    message=f"requeued: {rq.why[:400]}; resumes after {rq.delay:.0f} s",
+                    message=(
+                        f"requeued: {rq.cause}, resumes after {rq.delay:.0f} s — {rq.failure}"
+                    )[:500],
                     detail={
                         "requeues": before + 1,
                         "max_requeues": limit,
                         "retry_after": c.retry_after,
+                        **rq.facts,
                     },
                 )
         if not back:
