@@ -10,6 +10,10 @@ Shutdown: :meth:`Worker.stop` (the CLI wires SIGTERM to it) lets each loop finis
 batch; a batch that is waiting on ARM releases its lease instead, returning unfinished jobs to
 the queue. A worker killed outright loses nothing either: its leases expire, another worker
 claims the jobs, and the ETag guard plus ``satisfied_by`` keep the retry from applying twice.
+
+Storms: a batch whose 429s or 5xx outlast the worker's retry budget goes back to the queue
+(``write/session.py``, ``Session.requeue_unfinished``) and the worker's loops claim nothing until
+the delay it chose is over — until the budget admits a retry, never before Retry-After.
 """
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ class BatchReport:
     requeued: int = 0
     """Jobs put back in the queue after a storm outlasted the retry budget."""
     resume_after: float | None = None
-    """Set with ``requeued``: seconds (worker clock) before the worker should claim again."""
+    """After a storm outlasted the retry budget: seconds (worker clock) before the worker
+    should claim again."""
 
 
 class Finish(Exception):
@@ -459,12 +460,13 @@ class Session:
                         **rq.facts,
                     },
                 )
+        # The budget is dry whatever became of the jobs: the worker waits either way.
+        self.report.resume_after = rq.delay
         if not back:
             return False  # every job has its outcome: the batch completes as usual
         self.release(jobs, closing=None)
         if self.report.released:
             self.report.requeued = len(back)
-            self.report.resume_after = rq.delay
             if self.metrics is not None:
                 self.metrics.requeued.labels(kind=str(c.kind)).inc(len(back))
         return True
