@@ -31,6 +31,7 @@ class EventType(StrEnum):
     PREREQUISITE = "prerequisite"  # a declared transition ran (deallocate before resize)
     LEASE_LOST = "lease_lost"
     RELEASED = "released"
+    REQUEUED = "requeued"  # back in the queue: a storm outlasted the retry budget; delay set
     APPLIED = "applied"
     FAILED = "failed"
     BLOCKED = "blocked"

@@ -221,3 +221,13 @@ def test_a_power_off_that_found_the_vm_deallocated_leaves_it_so() -> None:
         ev = evidence([job(1, off, outcome)], None)
         ev = Evidence(**{**ev.__dict__, "final": {R: vm("deallocated")}})
         assert check(ev).ok() is ok
+
+
+def test_requeues_are_counted_and_are_no_violation() -> None:
+    jobs = [job(1, tags(1, "a")), job(2, tags(2, "b"))]
+    requeued = {"ts": T0, "resource_id": R, "event": "requeued", "kind": "throttled"}
+    events = [{**requeued, "job_id": "j1"}, {**requeued, "job_id": "j2"}]
+    events.append({**requeued, "job_id": "j1", "ts": "2026-01-01T00:01:05Z"})
+    report = check(evidence(jobs, {"env": "chaos", "a": "1", "b": "2"}, events=events))
+    assert report.ok(), report.violations
+    assert (report.requeues, report.requeued_jobs) == (3, 2)

@@ -83,3 +83,39 @@ def test_budget_forgets_work_and_retries_outside_its_window() -> None:
     clock.advance(31)  # the first retry left the window
     assert budget.try_spend()
     assert budget.spent == 3
+
+
+def test_budget_says_when_it_admits_a_retry_again() -> None:
+    clock = ManualClock()
+    budget = RetryBudget(ratio=0.0, floor=2, clock=clock, window=60.0)
+    assert budget.admits_in() == 0.0
+    assert budget.try_spend()
+    clock.advance(10)
+    assert budget.try_spend()
+    clock.advance(10)
+    assert not budget.try_spend()
+    assert budget.admits_in() == pytest.approx(40.0)  # the first retry leaves at 60
+    clock.advance(40)
+    assert budget.admits_in() == 0.0
+    assert budget.try_spend()
+
+
+def test_work_leaving_the_window_takes_room_away_when_saying_when() -> None:
+    clock = ManualClock()
+    budget = RetryBudget(ratio=0.5, floor=1, clock=clock, window=60.0)
+    budget.record_work(2)  # room for 1 + 1 retries
+    clock.advance(30)
+    assert budget.try_spend()
+    assert budget.try_spend()
+    assert not budget.try_spend()
+    # At 60 the work leaves (room 1, two spent); at 90 both retries leave.
+    assert budget.admits_in() == pytest.approx(60.0)
+
+
+def test_a_budget_only_new_work_can_reopen_says_so() -> None:
+    clock = ManualClock()
+    budget = RetryBudget(ratio=0.5, floor=0, clock=clock, window=60.0)
+    budget.record_work(1)
+    assert not budget.try_spend()
+    assert budget.admits_in() is None
+    assert RetryBudget(ratio=0.0, floor=0).admits_in() is None  # no clock, no window

@@ -22,7 +22,7 @@ from armguard.coordinator.intents import (
     TagsIntent,
 )
 from armguard.coordinator.model import Job, JobState, Outcome, StalePolicy
-from armguard.coordinator.write import BatchWriter
+from armguard.coordinator.write import BatchWriter, WriterSettings
 from armguard.events import JobEvent
 
 # -- stale baselines -----------------------------------------------------------------------
@@ -336,7 +336,9 @@ def test_throttling_backs_off_past_retry_after_within_the_budget(env: Env) -> No
     assert worker.budget.spent == 2
 
 
-def test_an_exhausted_retry_budget_fails_instead_of_storming(env: Env) -> None:
+def test_an_exhausted_retry_budget_with_no_requeue_left_fails_instead_of_storming(
+    env: Env,
+) -> None:
     make_vnet(env)
     env.arm.core.faults.add_rule(
         {
@@ -345,7 +347,8 @@ def test_an_exhausted_retry_budget_fails_instead_of_storming(env: Env) -> None:
         }
     )
     job = env.submit(VNET, TagsIntent({"a": "1"}))
-    worker = env.run(budget_floor=2, budget_ratio=0.0)
+    # Requeues are test_writer_requeue's subject: here the job may not go back at all.
+    worker = env.run(budget_floor=2, budget_ratio=0.0, writer=WriterSettings(max_requeues=0))
     done = env.job(job)
     assert done.outcome is Outcome.FAILED
     assert done.kind == "transient"

@@ -90,6 +90,10 @@ class CheckReport:
     server_errors: int = 0
     injected_errors_seen: int = 0
     budget_exceeded_windows: int = 0
+    requeues: int = 0
+    """Times a job went back to the queue because a storm outlasted a worker's retry budget
+    (not a violation: how storms are absorbed)."""
+    requeued_jobs: int = 0
     peak_writes_per_second: int = 0
     violations: list[str] = field(default_factory=list)
 
@@ -250,6 +254,9 @@ def check(ev: Evidence) -> CheckReport:
     _check_tokens(ev.events, report)
     _check_errors(ev, report)
     _check_budget(ev, writes, report)
+    requeued = [str(e.get("job_id")) for e in ev.events if e.get("event") == "requeued"]
+    report.requeues = len(requeued)
+    report.requeued_jobs = len(set(requeued))
     return report
 
 

@@ -35,7 +35,7 @@ from armguard.coordinator.reachability import ReachabilityChange
 from armguard.coordinator.sql_store import StoreError
 from armguard.coordinator.stores import open_store, redact
 from armguard.coordinator.worker import Worker, WorkerSettings
-from armguard.coordinator.write import BatchReport
+from armguard.coordinator.write import BatchReport, WriterSettings
 
 __all__ = ["register"]
 
@@ -86,6 +86,16 @@ def register(subparsers: Any) -> None:
         help="the longest a job waits for its resource to settle",
     )
     add_arm_outage_argument(parser)
+    parser.add_argument(
+        "--max-requeues",
+        type=int,
+        default=20,
+        metavar="N",
+        help="when a 429/5xx storm outlasts the retry budget, a batch goes back to the queue "
+        "and the worker claims nothing until the budget admits a retry; a job requeued N "
+        "times fails with the storm's kind (throttled/transient) the next time (default: 20;"
+        " 0: fail at once)",
+    )
     parser.add_argument(
         "--store-outage",
         type=float,
@@ -187,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--metrics-port must be a TCP port (1-65535)")
     if not (args.arm_outage >= 0 and args.store_outage >= 0):
         raise CliError("--arm-outage and --store-outage must be >= 0")
+    if args.max_requeues < 0:
+        raise CliError("--max-requeues must be >= 0")
     clock = SystemClock()
     client_for = client_factory(args.endpoint, args.cloud)
     console = Console(stderr=True)
@@ -215,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
             linger_max=args.linger_max,
             arm_outage=args.arm_outage,
             store_outage=args.store_outage,
+            writer=WriterSettings(max_requeues=args.max_requeues),
         ),
         metrics=metrics,
         on_batch=progress.on_batch,
@@ -256,6 +269,7 @@ def run(args: argparse.Namespace) -> int:
         "outcomes": dict(sorted(stats.outcomes.items())),
         "leasesLost": stats.leases_lost,
         "released": stats.released,
+        "requeued": stats.requeued,
         "retryBudgetSpent": worker.budget.spent,
     }
     if args.output == "json":

@@ -100,6 +100,34 @@ class RetryBudget:
             self._total_spent += 1
             return True
 
+    def admits_in(self) -> float | None:
+        """Seconds until :meth:`try_spend` would admit a retry if no new work came in: 0 when
+        it would now; None when only new work can make room (no clock, or a budget whose
+        floor is 0 and whose window holds too little work)."""
+        with self._lock:
+            now = self._now()
+            self._prune(now)
+            if len(self._spent) + 1 <= self.floor + self.ratio * len(self._work):
+                return 0.0
+            if self._clock is None:
+                return None
+            # Room appears only as old retries leave the window (work leaving it takes room
+            # away): look at each moment stamps leave, in time order (both deques are).
+            spent, work = list(self._spent), list(self._work)
+            i = j = 0
+            while i < len(spent) or j < len(work):
+                at = min(
+                    spent[i] if i < len(spent) else float("inf"),
+                    work[j] if j < len(work) else float("inf"),
+                )
+                while i < len(spent) and spent[i] <= at:
+                    i += 1
+                while j < len(work) and work[j] <= at:
+                    j += 1
+                if len(spent) - i + 1 <= self.floor + self.ratio * (len(work) - j):
+                    return max(0.0, at + self.window - now)
+            return None
+
     @property
     def spent(self) -> int:
         """Retries admitted over the budget's life."""

@@ -30,7 +30,12 @@ __all__ = [
     "wait_for_operation",
     "wait_for_power_state",
     "wait_for_provisioning",
+    "wait_for_settled_power",
 ]
+
+# Power states a VM passes through: an action refused in one of them may be allowed (or
+# already done) once the VM arrives.
+TRANSITIONAL_POWER = frozenset({"starting", "stopping", "deallocating"})
 
 
 class Requester(Protocol):
@@ -229,5 +234,26 @@ def wait_for_power_state(
             raise GateFailed(response)
         state = live_power_state({"properties": {"instanceView": response.body}})
         if state == wanted.lower():
+            return state
+        previous = response
+
+
+def wait_for_settled_power(arm: Requester, path: str, api_version: str, pacer: Pacer) -> str | None:
+    """Poll the instance view until the power state is not a transition (starting, stopping,
+    deallocating); returns it (None: the view shows none)."""
+    deadline = pacer.deadline()
+    previous: ArmResponse | None = None
+    polls = 0
+    while True:
+        if previous is not None:
+            pacer.pause(pacer.poll_delay(previous, polls))
+            polls += 1
+        if pacer.clock.monotonic() > deadline:
+            raise GateTimeout(f"{path} still changing power state after {pacer.max_wait:.0f} s")
+        response = read_instance_view(arm, path, api_version)
+        if not response.ok:
+            raise GateFailed(response)
+        state = live_power_state({"properties": {"instanceView": response.body}})
+        if state not in TRANSITIONAL_POWER:
             return state
         previous = response

@@ -64,6 +64,18 @@ class CoordinatorMetrics:
             "Retries refused because the budget was spent.",
             registry=r,
         )
+        self.requeued = Counter(
+            "armguard_jobs_requeued_total",
+            "Jobs put back in the queue because a throttling or transient storm outlasted the "
+            "retry budget, by the storm's kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.claim_pauses = Counter(
+            "armguard_claim_pause_seconds_total",
+            "Seconds the worker claimed nothing after a requeue, waiting for its retry budget.",
+            registry=r,
+        )
 
     def job(self, outcome: str, kind: str | None) -> None:
         self.jobs.labels(outcome=outcome, kind=kind or "").inc()

@@ -10,6 +10,10 @@ Shutdown: :meth:`Worker.stop` (the CLI wires SIGTERM to it) lets each loop finis
 batch; a batch that is waiting on ARM releases its lease instead, returning unfinished jobs to
 the queue. A worker killed outright loses nothing either: its leases expire, another worker
 claims the jobs, and the ETag guard plus ``satisfied_by`` keep the retry from applying twice.
+
+Storms: a batch whose 429s or 5xx outlast the worker's retry budget goes back to the queue
+(``write/session.py``, ``Session.requeue_unfinished``) and the worker's loops claim nothing until
+the delay it chose is over — until the budget admits a retry, never before Retry-After.
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ class WorkerStats:
     writes: int = 0
     leases_lost: int = 0
     released: int = 0
+    requeued: int = 0
+    """Jobs put back in the queue because a storm outlasted the retry budget."""
     store_reconnects: int = 0
     """Loops' store reopens after an error, and reconnects their handles made by themselves."""
     outcomes: dict[str, int] = field(default_factory=dict)
@@ -133,6 +139,7 @@ class Worker:
         self._stop_watching = threading.Event()
         self._lock = threading.Lock()
         self._errors: list[BaseException] = []
+        self._resume_at = float("-inf")  # worker clock (monotonic): no claim before it
 
     # -- control ------------------------------------------------------------------------------
 
@@ -303,6 +310,8 @@ class Worker:
     def _step(self, store: Store, owner: str, until_idle: bool, owing: _Owing) -> bool:
         """One claim (carrying what the last batch owes), and its batch if any; True when the
         loop is done."""
+        if self._held(store, owing):
+            return False
         with self._wake:
             seen = self._generation
         claimed_at = self.clock.now()  # before the claim: a lease is never older than this
@@ -320,6 +329,28 @@ class Worker:
                 # The watcher wakes us; the timeout only guards against a dead one.
                 self._wake.wait(self.settings.idle_poll * 4)
         return False
+
+    def _held(self, store: Store, owing: _Owing) -> bool:
+        """After a requeue, claim nothing until the retry budget admits a retry again (the
+        delay the batch chose): a worker whose budget ran dry in a storm would only meet the
+        storm again. What the loop's last batch owes is paid first, so its keys are free
+        meanwhile. True if the loop waited (it looks again before claiming)."""
+        wait = self._resume_at - self.clock.monotonic()
+        if wait <= 0:
+            return False
+        self._pay(store, owing)
+        started = self.clock.monotonic()
+        # Slices short enough that a stop is seen within a second.
+        pacer = Pacer(self.clock, lambda: None, self._stop.is_set, slice=1.0)
+        with suppress(Stopped):  # the loop sees the stop itself
+            pacer.pause(wait)
+        if self.metrics is not None:
+            self.metrics.claim_pauses.inc(max(0.0, self.clock.monotonic() - started))
+        return True
+
+    def _hold(self, seconds: float) -> None:
+        with self._lock:
+            self._resume_at = max(self._resume_at, self.clock.monotonic() + seconds)
 
     def _claim(self, store: Store, owner: str, owing: _Owing | None = None) -> Lease | None:
         cfg = self.settings
@@ -381,6 +412,8 @@ class Worker:
             reach=self.reach,
         )
         report = writer.run(lease, claimed_at=claimed_at, defer_completion=owing is not None)
+        if report.resume_after is not None:
+            self._hold(report.resume_after)
         if owing is not None and writer.owed() is not None:
             owing.writer = writer
             return report
@@ -395,6 +428,7 @@ class Worker:
             self.stats.writes += report.writes
             self.stats.leases_lost += int(report.lease_lost)
             self.stats.released += int(report.released)
+            self.stats.requeued += report.requeued
             for r in report.results:
                 self.stats.outcomes[str(r.outcome)] = self.stats.outcomes.get(str(r.outcome), 0) + 1
         if self.on_batch is not None:

@@ -41,7 +41,8 @@ class Mark:
 
     ts: float
     event: str
-    """``rebased``, ``dropped_stale``, ``prerequisite``, ``coalesced``, ``already_satisfied``."""
+    """``rebased``, ``dropped_stale``, ``prerequisite``, ``coalesced``, ``already_satisfied``,
+    ``requeued``."""
     label: str
     """A word or two for the chart: ``rebased``, ``dropped``, ``deallocate``, ``2 intents``…"""
     writer: str
@@ -158,6 +159,17 @@ class JobStory:
                 *base,
                 f"{ev.writer}'s intent was folded into another job's write"
                 + (f" ({into})" if into is not None else ""),
+            )
+        if ev.event == EventType.REQUEUED:
+            # The message reads "requeued: retry budget exhausted, resumes after 64 s — …".
+            said = (ev.message or "requeued").split(" — ", 1)[0]
+            return Mark(
+                rec.ts,
+                ev.event,
+                "requeued",
+                *base,
+                f"{ev.writer}'s intent went back to the queue ({said}) instead of failing: "
+                "the worker waited for its retry budget before claiming again",
             )
         if ev.event == EventType.PREREQUISITE and "until" in detail:
             action = str(detail.get("action") or "transition")

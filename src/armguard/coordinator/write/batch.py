@@ -47,7 +47,13 @@ from armguard.coordinator.write.items import Item, baseline_etag_of, etag_of, no
 from armguard.coordinator.write.plan import WriteRequest, plan_writes
 from armguard.coordinator.write.read import read_live
 from armguard.coordinator.write.recover import Recovery
-from armguard.coordinator.write.session import BatchReport, Finish, Session, WriterSettings
+from armguard.coordinator.write.session import (
+    BatchReport,
+    Finish,
+    Requeue,
+    Session,
+    WriterSettings,
+)
 from armguard.coordinator.write.verify import check
 from armguard.events import EventType
 
@@ -126,6 +132,9 @@ class BatchWriter:
         except Stopped:
             s.release(jobs)
             return s.report
+        except Requeue as rq:
+            if s.requeue_unfinished(jobs, rq):
+                return s.report
         except BaseException:
             # A bug or a broken store: keep what the batch did on its timeline if the store
             # still takes it; the error itself is what the caller must see.
@@ -202,6 +211,14 @@ class BatchWriter:
                 s.round += 1
                 if s.round > s.settings.max_rounds:
                     kind = last.kind if last is not None else ConflictKind.UNKNOWN
+                    if last is not None and kind in (
+                        ConflictKind.THROTTLED,
+                        ConflictKind.TRANSIENT,
+                    ):
+                        # A storm, not a resource that keeps changing: wait it out queued.
+                        raise s.requeue(
+                            last, f"{s.settings.max_rounds} rounds met throttling or 5xx"
+                        )
                     raise Finish(
                         Outcome.FAILED,
                         kind,

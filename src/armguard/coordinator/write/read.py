@@ -25,6 +25,7 @@ from armguard.events import EventType
 __all__ = ["read_live"]
 
 JSON = dict[str, Any]
+_RETRY = (ConflictKind.THROTTLED, ConflictKind.TRANSIENT)
 
 
 def read_live(
@@ -44,7 +45,13 @@ def read_live(
                 _gate_provisioning(s, rid, api, jobs, response)
                 continue
             if with_view:
-                view = _instance_view(s, rid, api)
+                try:
+                    view = _instance_view(s, rid, api)
+                except GateFailed as failed:
+                    # A power action decided on an unknown power state is sent blind (a
+                    # powerOff to a deallocated VM is refused): read it again after a backoff.
+                    s.retry_or_finish(jobs, failed.response, "power state read")
+                    continue
                 if view is not None:
                     props = dict(live.get("properties") or {})
                     props["instanceView"] = view
@@ -66,8 +73,15 @@ def _gate_provisioning(
 
 
 def _instance_view(s: Session, rid: ResourceId, api: str) -> Any:
+    """The instance view, None if ARM has none to give; throttled or transient: GateFailed."""
     try:
         response = read_instance_view(s.counted(), rid.format(), api)
-    except GateFailed:
+    except GateFailed as failed:
+        if failed.response.classification().kind in _RETRY:
+            raise
         return None
-    return response.body if response.ok else None
+    if response.ok:
+        return response.body
+    if response.classification().kind in _RETRY:
+        raise GateFailed(response)
+    return None

@@ -24,8 +24,9 @@ from armguard.coordinator.gates import (
     wait_for_operation,
     wait_for_power_state,
     wait_for_provisioning,
+    wait_for_settled_power,
 )
-from armguard.coordinator.intents import live_power_state
+from armguard.coordinator.intents import ActionIntent, live_power_state
 from armguard.coordinator.model import Job, Outcome
 from armguard.coordinator.scopes import learned_dependency
 from armguard.coordinator.write.items import Item, norm_etag, provisioning_state
@@ -37,6 +38,12 @@ __all__ = ["Recovery"]
 # A VM that is starting counts as running for "start it again after the resize".
 _RUNNING_STATES = frozenset({"running", "starting"})
 _POWER_TARGET = {"deallocate": "deallocated", "start": "running", "powerOff": "stopped"}
+# In a batch's set of prerequisites run: the power state was waited out once already.
+_POWER_SETTLE = "power state settled"
+
+
+def _power_actions(items: Sequence[Item]) -> bool:
+    return any(isinstance(i.intent, ActionIntent) and i.intent.power_result for i in items)
 
 
 class Recovery:
@@ -162,6 +169,14 @@ class Recovery:
         # The write is the batch's: one intent declaring the transition carries the others
         # (a tag riding with a resize), which would succeed alone and must not fail with it.
         plans = [p for i in items if (p := i.intent.prerequisite(needed))]
+        if not plans and _POWER_SETTLE not in done and _power_actions(items):
+            # A power action refused for the VM's power state ("… either deallocated or
+            # marked to be deallocated"): the VM is not in the state the job decided on. Wait
+            # until it arrives somewhere, then decide again: a deallocated VM already
+            # satisfies a powerOff, one running again gets it.
+            done.add(_POWER_SETTLE)
+            self._settle_power(rid, api, items, c)
+            return False
         if not plans or needed in done:
             raise Finish(
                 Outcome.FAILED,
@@ -184,6 +199,42 @@ class Recovery:
             restore = "running" if was_running and action == "deallocate" else None
             self.transition(rid, api, items, action, _POWER_TARGET.get(action), restore=restore)
         return was_running
+
+    def _settle_power(
+        self, rid: ResourceId, api: str, items: Sequence[Item], c: Classification
+    ) -> None:
+        s = self.s
+        jobs = [i.job for i in items]
+        s.emit(
+            EventType.WAITING,
+            jobs,
+            detail={"on": "powerState", "until": "settled", "refused": c.code or c.status},
+        )
+        misses = 0
+        while True:
+            try:
+                state = wait_for_settled_power(s.counted(), rid.format(), api, s.pacer)
+            except GateFailed as failed:
+                cls = failed.response.classification()
+                misses += 1
+                if (
+                    cls.kind not in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT)
+                    or misses > s.settings.max_rounds
+                ):
+                    raise Finish(
+                        Outcome.FAILED,
+                        ConflictKind.STATE_PREREQUISITE,
+                        f"{c.reason} ({c.code}: {clip(c.message)}); its power state could "
+                        f"not be read: {cls.reason}",
+                    ) from failed
+                s.backoff_or_finish(jobs, cls)
+                continue
+            except GateTimeout as timeout:
+                raise Finish(
+                    Outcome.FAILED, ConflictKind.STATE_PREREQUISITE, str(timeout)
+                ) from timeout
+            s.emit(EventType.WAITING, jobs, detail={"on": "powerState", "reached": state})
+            return
 
     def restore_pending(self, items: Sequence[Item]) -> bool:
         """Whether an earlier attempt deallocated this running VM and never started it again."""

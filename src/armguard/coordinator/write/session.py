@@ -42,7 +42,7 @@ from armguard.coordinator.write.items import Item
 from armguard.events import EventType, JobEvent
 from armguard.text import clip as clip_text
 
-__all__ = ["BatchReport", "Finish", "Session", "WriterSettings", "clip"]
+__all__ = ["BatchReport", "Finish", "Requeue", "Session", "WriterSettings", "clip"]
 
 # ARM's messages name scopes and resource IDs; a job's reason keeps them whole, within reason.
 _MESSAGE_LIMIT = 2000
@@ -60,6 +60,16 @@ class WriterSettings:
     max_wait: float = 3600.0
     backoff_base: float = 1.0
     backoff_cap: float = 120.0
+    max_requeues: int = 20
+    """Times a job may go back to the queue because a throttling or transient storm outlasted
+    the worker's retry budget (or the batch's rounds); the next time, it fails with that kind.
+    The worker backs off before each requeue, so this bounds how long a permanent storm keeps
+    a job (with the default budget, at least a minute per requeue and worker). 0: never
+    requeue, fail at once."""
+
+    def __post_init__(self) -> None:
+        if self.max_requeues < 0:
+            raise ValueError("max_requeues must be >= 0")
 
 
 @dataclass
@@ -70,6 +80,11 @@ class BatchReport:
     writes: int = 0
     lease_lost: bool = False
     released: bool = False
+    requeued: int = 0
+    """Jobs put back in the queue after a storm outlasted the retry budget."""
+    resume_after: float | None = None
+    """After a storm outlasted the retry budget: seconds (worker clock) before the worker
+    should claim again."""
 
 
 class Finish(Exception):
@@ -87,6 +102,28 @@ class Finish(Exception):
         self.kind = kind
         self.reason = reason
         self.detail = dict(detail or {})
+
+
+class Requeue(Exception):
+    """Ends the batch by putting its unfinished jobs back in the queue, in order, after a
+    throttling or transient failure the worker may not retry now; the worker claims nothing
+    more for ``delay`` seconds."""
+
+    def __init__(
+        self, c: Classification, cause: str, delay: float, facts: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(cause)
+        self.classification = c
+        self.cause = cause
+        """A few words: ``retry budget exhausted``."""
+        self.delay = delay
+        self.facts = dict(facts or {})
+
+    @property
+    def failure(self) -> str:
+        """The refusal that could not be retried, as ARM gave it."""
+        c = self.classification
+        return f"{c.reason} ({c.code or c.status}: {clip(c.message)})"
 
 
 class Session:
@@ -245,11 +282,10 @@ class Session:
         if not self.budget.try_spend():
             if self.metrics is not None:
                 self.metrics.retry_budget_exhausted.inc()
-            raise Finish(
-                Outcome.FAILED,
-                c.kind,
-                f"retry budget exhausted ({self.budget.spent} retries for {self.budget.work} "
-                f"writes): {c.reason} ({c.code or c.status}: {clip(c.message)})",
+            raise self.requeue(
+                c,
+                "retry budget exhausted",
+                {"retries": self.budget.spent, "writes_in_window": self.budget.work},
             )
         if self.metrics is not None:
             self.metrics.retry_budget_spent.inc()
@@ -267,6 +303,23 @@ class Session:
         )
         self.pacer.pause(delay)
 
+    def requeue(
+        self, c: Classification, cause: str, facts: Mapping[str, Any] | None = None
+    ) -> Requeue:
+        """The requeue for a throttled or transient failure that may not be retried now: the
+        worker waits until its budget admits a retry again, never less than ARM's
+        Retry-After, plus jitter so workers that ran dry together do not come back together."""
+        admits = self.budget.admits_in()
+        floor = max(self.budget.window if admits is None else admits, c.retry_after or 0.0)
+        if floor > 0:
+            # A tenth of the wait (at least the backoff's base) spreads the workers out; the
+            # backoff's own jitter, up to the whole floor again, would double a minute's wait.
+            spread = min(self.backoff.cap, max(self.backoff.base, floor / 10))
+            delay = floor + self.backoff.rng.uniform(0.0, spread)
+        else:
+            delay = self.backoff.delay(max(0, self.round - 1))
+        return Requeue(c, cause, delay, facts)
+
     def retry_or_finish(self, jobs: Sequence[Job], response: ArmResponse | None, what: str) -> None:
         """A read that failed: back off and let the caller read again, or end the jobs."""
         c = self.last_transport if response is None else response.classification()
@@ -282,7 +335,7 @@ class Session:
         if c.kind in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT):
             self.round += 1
             if self.round > self.settings.max_rounds:
-                raise Finish(Outcome.FAILED, c.kind, f"{what} kept failing: {c.reason}")
+                raise self.requeue(c, f"{what} failed {self.settings.max_rounds} times in a row")
             self.backoff_or_finish(jobs, c)
             return
         outcome = Outcome.BLOCKED if c.kind is ConflictKind.LOCKED else Outcome.FAILED
@@ -365,11 +418,67 @@ class Session:
         self.emit(EventType.LEASE_LOST, jobs, message=lost.why[:300])
         self.flush()  # no lease to ride with any more
 
-    def release(self, jobs: Sequence[Job]) -> None:
+    def requeue_unfinished(self, jobs: Sequence[Job], rq: Requeue) -> bool:
+        """Put the jobs without an outcome back in the queue (fenced, with their events, as
+        ``release`` does), except those requeued ``max_requeues`` times already: they fail
+        with the storm's kind. A write the batch sent is accounted for as on a takeover: the
+        next lease reads the live state and decides again (``decide.py``), and a VM owed its
+        start says so in the jobs' events (``recover.restore_pending``). False when no job
+        went back (each has an outcome now): the caller completes the batch."""
+        c = rq.classification
+        limit = self.settings.max_requeues
+        back: list[Job] = []
+        for job in jobs:
+            if job.id in self.results:
+                continue
+            before = sum(1 for e in self.store.events(job.id) if e.event == EventType.REQUEUED)
+            if before >= limit:
+                self.finish(
+                    [job],
+                    Outcome.FAILED,
+                    c.kind,
+                    f"{rq.cause} and requeued {before} times already (the limit is {limit}), "
+                    f"so it fails instead of waiting out the storm again: {rq.failure}",
+                    detail={"requeues": before, "max_requeues": limit, **rq.facts},
+                )
+            else:
+                back.append(job)
+                self.pending += self.events(
+                    EventType.REQUEUED,
+                    [job],
+                    kind=str(c.kind),
+                    status=c.status,
+                    code=c.code or None,
+                    delay=round(rq.delay, 3),
+                    message=(
+                        f"requeued: {rq.cause}, resumes after {rq.delay:.0f} s — {rq.failure}"
+                    )[:500],
+                    detail={
+                        "requeues": before + 1,
+                        "max_requeues": limit,
+                        "retry_after": c.retry_after,
+                        **rq.facts,
+                    },
+                )
+        # The budget is dry whatever became of the jobs: the worker waits either way.
+        self.report.resume_after = rq.delay
+        if not back:
+            return False  # every job has its outcome: the batch completes as usual
+        self.release(jobs, closing=None)
+        if self.report.released:
+            self.report.requeued = len(back)
+            if self.metrics is not None:
+                self.metrics.requeued.labels(kind=str(c.kind)).inc(len(back))
+        return True
+
+    def release(self, jobs: Sequence[Job], closing: EventType | None = EventType.RELEASED) -> None:
+        """Complete the jobs that have an outcome, return the others to the queue with a
+        ``closing`` event each (none: the caller buffered its own)."""
         lease = self.lease
         assert lease is not None
         finished = self.outcomes(jobs)
-        released = self.events(EventType.RELEASED, [j for j in jobs if j.id not in self.results])
+        unfinished = [j for j in jobs if j.id not in self.results]
+        released = self.events(closing, unfinished) if closing is not None else []
         try:
             if finished:
                 self.store.complete(lease, finished)
