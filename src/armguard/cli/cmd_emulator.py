@@ -19,6 +19,7 @@ from armguard.clock import SystemClock
 from armguard.emulator.activity import MAX_BYTES, MAX_EVENTS
 from armguard.emulator.config import ConfigError, EmulatorConfig, apply_seed_data, load_config
 from armguard.emulator.core import Emulator, freeze_heap
+from armguard.emulator.heap import tune_allocator
 from armguard.emulator.paging import DEFAULT_PAGE_SIZE
 from armguard.emulator.server import bind, build_server
 from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION
@@ -141,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
             f"--activity-memory must be a number of megabytes > 0 and <= {_MAX_ACTIVITY_MB}, "
             f"not {memory_mb}"
         )
+    # Before the first large block is freed: glibc's threshold moves once one is.
+    tune_allocator()
     try:
         core = Emulator(
             SystemClock(),

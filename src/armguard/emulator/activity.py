@@ -259,7 +259,8 @@ MAX_EVENTS = 100_000
 """Events the log keeps by default (the oldest go first)."""
 MAX_BYTES = 64 * 1024 * 1024
 """Estimated bytes of events the log keeps by default (see :mod:`.event_bounds`): ~50,000
-write events with a token's claims, or 100,000 without; fewer of a fuzzer's large ones."""
+events of ordinary writes (~1.3 KB each), fewer of a fuzzer's large ones. The cap that binds
+first wins."""
 
 
 class ActivityLog:

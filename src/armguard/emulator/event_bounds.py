@@ -27,10 +27,10 @@ _MAX_ITEMS = 50
 _MAX_DEPTH = 8
 """Levels kept of an error body; deeper values are replaced by a note."""
 
-EVENT_OVERHEAD = 1_200
-"""Bytes an event takes besides the characters of its values: the tuple holding it, its
-numbers, its two generated ids and the string headers (measured with tracemalloc on
-CPython 3.11: ~1.1 KB for a write event whose values are ~400 characters)."""
+EVENT_OVERHEAD = 600
+"""Bytes an event takes besides the characters of its values: the tuples holding it, its
+numbers and the strings' headers. Measured with tracemalloc on CPython 3.11: a write event
+whose values are ~660 characters, none shared, takes ~1,250 bytes; the estimate says ~1,260."""
 
 
 def clip(value: str) -> str:
