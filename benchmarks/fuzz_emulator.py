@@ -258,6 +258,7 @@ async def _fuzz(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]
         "requests": args.requests,
         "seed": args.seed,
         "connections": args.connections,
+        "activityMemoryMb": args.activity_memory,
         "seconds": round(elapsed, 1),
         "requestsPerSecond": round(args.requests / elapsed, 1),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
@@ -271,7 +272,9 @@ async def _fuzz(port: int, pid: int, args: argparse.Namespace) -> dict[str, Any]
     }
 
 
-def _start_emulator(log: str | None) -> tuple[subprocess.Popen[str], int]:
+def _start_emulator(
+    log: str | None, extra: list[str] | None = None
+) -> tuple[subprocess.Popen[str], int]:
     with open(log or "/dev/null", "ab") as sink:
         proc = subprocess.Popen(
             [
@@ -283,6 +286,7 @@ def _start_emulator(log: str | None) -> tuple[subprocess.Popen[str], int]:
                 "0",
                 "--time-scale",
                 "0",
+                *(extra or []),
             ],
             stdout=subprocess.PIPE,
             stderr=sink,
@@ -316,10 +320,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rss-slack-mb", type=float, default=64.0)
     parser.add_argument("--server-log", help="write the emulator's stderr (tracebacks) here")
+    parser.add_argument(
+        "--activity-memory",
+        type=float,
+        help="the emulator's --activity-memory MB (default: the emulator's own default)",
+    )
     args = parser.parse_args()
     if not 1 <= args.requests <= 10_000_000 or not 1 <= args.connections <= 256:
         parser.error("--requests must be 1..10,000,000 and --connections 1..256")
-    proc, port = _start_emulator(args.server_log)
+    extra = [] if args.activity_memory is None else ["--activity-memory", str(args.activity_memory)]
+    proc, port = _start_emulator(args.server_log, extra)
     try:
         _seed_world(port)
         result = asyncio.run(_fuzz(port, proc.pid, args))

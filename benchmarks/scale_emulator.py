@@ -40,6 +40,8 @@ from typing import Any
 
 SUB = "00000000-0000-0000-0000-00000000b0b0"
 API = "2024-05-01"
+RG_API = "2024-03-01"
+LOG_API = "2015-04-01"
 PER_GROUP = 100
 GROUP_SAMPLES = 200
 GET_SAMPLES = 3000
@@ -130,7 +132,12 @@ class _Estate:
 
         response = self.core.dispatch(
             ArmRequest(
-                method, path, {"api-version": API, **(query or {})}, headers or {}, body, self.call
+                method,
+                path,
+                {"api-version": _api_version(path), **(query or {})},
+                headers or {},
+                body,
+                self.call,
             )
         )
         if response.status not in ok:
@@ -150,6 +157,15 @@ class _Estate:
         self.etags[n] = response.body["etag"]
         # Operations end on the clock: a write a millisecond apart, as a busy estate sees.
         self.clock.advance(0.001)
+
+
+def _api_version(path: str) -> str:
+    """The api-version a path's provider accepts (the emulator checks it, as ARM does)."""
+    if "/Microsoft.Insights/" in path:
+        return LOG_API
+    if "/providers/" not in path:
+        return RG_API  # a group, or a group's resource list
+    return API
 
 
 def _emulator_worker(size: int, freeze: bool) -> dict[str, Any]:

@@ -16,13 +16,18 @@ from typing import Any
 
 from armguard.cli.output import EXIT_FAILED, EXIT_OK, CliError
 from armguard.clock import SystemClock
+from armguard.emulator.activity import MAX_BYTES, MAX_EVENTS
 from armguard.emulator.config import ConfigError, EmulatorConfig, apply_seed_data, load_config
 from armguard.emulator.core import Emulator, freeze_heap
+from armguard.emulator.heap import tune_allocator
 from armguard.emulator.paging import DEFAULT_PAGE_SIZE
 from armguard.emulator.server import bind, build_server
 from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION
 
 __all__ = ["register", "run"]
+
+# A budget past the machine's memory is a typo; a terabyte is past any machine here.
+_MAX_ACTIVITY_MB = 1024 * 1024
 
 
 def register(subparsers: Any) -> None:
@@ -63,6 +68,22 @@ def register(subparsers: Any) -> None:
         type=float,
         default=None,
         help="seconds a settled operation's status URLs keep answering (default 86400)",
+    )
+    parser.add_argument(
+        "--activity-retention",
+        type=int,
+        default=None,
+        metavar="EVENTS",
+        help="most Activity Log events kept; the oldest go first (default 100000)",
+    )
+    parser.add_argument(
+        "--activity-memory",
+        type=float,
+        default=None,
+        metavar="MB",
+        help=(
+            "most estimated megabytes of Activity Log events kept; the oldest go first (default 64)"
+        ),
     )
     parser.add_argument("--tls", action="store_true", help="serve https with a throw-away CA")
     parser.add_argument("--cert-dir", help="where --tls writes ca.pem, cert.pem and key.pem")
@@ -110,6 +131,19 @@ def run(args: argparse.Namespace) -> int:
     )
     if retention is not None and not retention >= 0:
         raise CliError(f"--operation-retention must be >= 0, not {retention}")
+    events = (
+        args.activity_retention if args.activity_retention is not None else cfg.activity_retention
+    )
+    if events is not None and events < 1:
+        raise CliError(f"--activity-retention must be >= 1, not {events}")
+    memory_mb = args.activity_memory if args.activity_memory is not None else cfg.activity_memory_mb
+    if memory_mb is not None and not 0 < memory_mb <= _MAX_ACTIVITY_MB:
+        raise CliError(
+            f"--activity-memory must be a number of megabytes > 0 and <= {_MAX_ACTIVITY_MB}, "
+            f"not {memory_mb}"
+        )
+    # Before the first large block is freed: glibc's threshold moves once one is.
+    tune_allocator()
     try:
         core = Emulator(
             SystemClock(),
@@ -122,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
                 MAX_SETTLED_OPERATIONS
                 if cfg.max_settled_operations is None
                 else cfg.max_settled_operations
+            ),
+            activity_events=MAX_EVENTS if events is None else events,
+            activity_bytes=(
+                MAX_BYTES if memory_mb is None else max(1, int(memory_mb * 1024 * 1024))
             ),
         )
         if cfg.faults:

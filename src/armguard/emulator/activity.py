@@ -25,14 +25,15 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 from armguard.arm.errors import ArmError, reason_phrase
 from armguard.arm.ids import InvalidResourceId, parse_resource_id
 from armguard.arm.quoting import scan_quoted
 from armguard.clock import Clock, isoformat
+from armguard.emulator.event_bounds import EVENT_OVERHEAD, clip, clip_error, event_cost
 
-__all__ = ["EVENT_FIELDS", "STATUSES", "ActivityLog", "parse_timestamp"]
+__all__ = ["EVENT_FIELDS", "MAX_BYTES", "MAX_EVENTS", "STATUSES", "ActivityLog", "parse_timestamp"]
 
 # Status values an event may carry: ARM's documented ones plus Accepted for 202 hand-offs.
 STATUSES: dict[str, str] = {
@@ -129,56 +130,52 @@ def _localized_operation(operation_name: str) -> str:
     }.get(verb, operation_name)
 
 
-class _Stored:
-    """One event. Writes record two or three events each and the log is read far less often,
-    so an event is kept as the flat tuple of strings and numbers fixed at record time (which
-    the garbage collector stops tracking) and its dict is built only for the page a query
-    hands out, never kept. A query filters on the tuple itself. An event loaded from a dump
-    keeps the dict it came as."""
+# One stored event is a plain tuple ``(ts, seq, cost, fields, loaded)``. Writes record two or
+# three events each and the log is read far less often, so an event keeps the flat tuple of
+# strings and numbers fixed at record time (``fields``, see ActivityLog._prepare) and its dict
+# is built only for the page a query hands out, never kept. A tuple holding only strings,
+# numbers and such tuples is one the garbage collector stops tracking, so the 100,000 events
+# the log keeps add nothing to a full collection's walk (an object per event would: ~130 ms
+# per full collection at 1k resources, before). An event loaded from a dump keeps the dict it
+# came as (``loaded``; ``fields`` is None). ``cost`` is what the event is charged against the
+# byte budget.
+_Stored = tuple[float, int, int, tuple[Any, ...] | None, dict[str, Any] | None]
+_TS: Final = 0
+_SEQ: Final = 1
+_COST: Final = 2
+_FIELDS: Final = 3
+_LOADED: Final = 4
 
-    __slots__ = ("_event", "_fields", "seq", "ts")
 
-    def __init__(
-        self,
-        ts: float,
-        event: dict[str, Any] | None = None,
-        fields: tuple[Any, ...] | None = None,
-        seq: int = 0,
-    ) -> None:
-        self.ts = ts
-        self.seq = seq
-        self._event = event
-        self._fields = fields
+def _build(stored: _Stored) -> dict[str, Any]:
+    """A fresh copy of the event's dict: the caller may keep or change it."""
+    fields = stored[_FIELDS]
+    if fields is not None:
+        return _build_event(fields)
+    return copy.deepcopy(stored[_LOADED]) or {}
 
-    @property
-    def position(self) -> tuple[float, int]:
-        return (self.ts, self.seq)
 
-    def build(self) -> dict[str, Any]:
-        """A fresh copy of the event's dict: the caller may keep or change it."""
-        if self._fields is not None:
-            return _build_event(self._fields)
-        assert self._event is not None
-        return copy.deepcopy(self._event)
+def _subscription(stored: _Stored) -> str:
+    fields = stored[_FIELDS]
+    if fields is not None:
+        return str(fields[1])
+    event = stored[_LOADED] or {}
+    value = event.get("subscriptionId")
+    return value if isinstance(value, str) else ""
 
-    def subscription(self) -> str:
-        if self._fields is not None:
-            return str(self._fields[1])
-        value = self._event.get("subscriptionId") if self._event is not None else None
-        return value if isinstance(value, str) else ""
 
-    def value(self, key: str) -> Any:
-        """The event's value for the filter field ``key`` (lower-cased)."""
-        fields = self._fields
-        if fields is None:
-            assert self._event is not None
-            return _EQ_FIELDS[key][1](self._event)
-        return fields[_FIELD_INDEX[key]]
+def _value(stored: _Stored, key: str) -> Any:
+    """The event's value for the filter field ``key`` (lower-cased)."""
+    fields = stored[_FIELDS]
+    if fields is None:
+        return _EQ_FIELDS[key][1](stored[_LOADED] or {})
+    return fields[_FIELD_INDEX[key]]
 
-    def group(self) -> str:
-        """The lower-cased resource group the event is about ('' for none)."""
-        found = self.value("resourcegroupname")
-        return found.lower() if isinstance(found, str) else ""
+
+def _group(stored: _Stored) -> str:
+    """The lower-cased resource group the event is about ('' for none)."""
+    found = _value(stored, "resourcegroupname")
+    return found.lower() if isinstance(found, str) else ""
 
 
 # Where a filter field's value sits in a recorded event's tuple (see ActivityLog._prepare).
@@ -208,11 +205,11 @@ class _Series:
 
     def add(self, stored: _Stored) -> None:
         items = self.items
-        if len(items) == self.head or items[-1].position <= stored.position:
+        if len(items) == self.head or _position(items[-1]) <= _position(stored):
             items.append(stored)
         else:
             # A clock set back: keep the series sorted by time.
-            at = bisect.bisect_right(items, stored.position, lo=self.head, key=_position)
+            at = bisect.bisect_right(items, _position(stored), lo=self.head, key=_position)
             items.insert(at, stored)
 
     def drop(self, stored: _Stored) -> None:
@@ -234,6 +231,9 @@ class _Series:
     def oldest(self) -> _Stored:
         return self.items[self.head]
 
+    def live(self) -> list[_Stored]:
+        return self.items[self.head :]
+
     def newest_first(
         self, start: float, end: float | None, before: tuple[float, int] | None
     ) -> Iterator[_Stored]:
@@ -248,32 +248,46 @@ class _Series:
 
 
 def _ts(stored: _Stored) -> float:
-    return stored.ts
+    return stored[_TS]
 
 
 def _position(stored: _Stored) -> tuple[float, int]:
-    return (stored.ts, stored.seq)
+    return (stored[_TS], stored[_SEQ])
+
+
+MAX_EVENTS = 100_000
+"""Events the log keeps by default (the oldest go first)."""
+MAX_BYTES = 64 * 1024 * 1024
+"""Estimated bytes of events the log keeps by default (see :mod:`.event_bounds`): ~50,000
+events of ordinary writes (~1.3 KB each), fewer of a fuzzer's large ones. The cap that binds
+first wins."""
 
 
 class ActivityLog:
     """A bounded, thread-safe, in-memory Activity Log for one emulator.
 
-    Past ``max_events`` the oldest events are dropped, as a retention window would.
+    Past ``max_events`` events, or past ``max_bytes`` of their estimated size, the oldest
+    events are dropped, as a retention window would. The newest event is always kept.
     """
 
     def __init__(
         self,
         clock: Clock,
         *,
-        max_events: int = 100_000,
+        max_events: int = MAX_EVENTS,
+        max_bytes: int = MAX_BYTES,
         tenant_id: str = _DEFAULT_TENANT,
         seed: int | None = None,
     ) -> None:
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
         self._clock = clock
         self._tenant = tenant_id
         self._max = max_events
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._events = _Series()
         # The same events by lower-cased resource group: a query for one group (or for a
         # resource in it) reads that group's events, not the whole log's.
@@ -282,6 +296,20 @@ class ActivityLog:
         self._lock = threading.Lock()
         # Event ids come from a seedable generator so a seeded emulator run is reproducible.
         self._rng = random.Random(seed)
+
+    @property
+    def max_events(self) -> int:
+        return self._max
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def bytes(self) -> int:
+        """The estimated bytes of the events kept (what the byte budget is charged)."""
+        with self._lock:
+            return self._bytes
 
     def _uuid(self) -> str:
         return _uuid4_text(self._rng.getrandbits(128))
@@ -304,9 +332,10 @@ class ActivityLog:
         claims: Mapping[str, Any] | None = None,
         client_ip: str = "127.0.0.1",
         service_request_id: str | None = None,
-    ) -> _Stored:
+    ) -> tuple[Any, ...]:
         """Validate an event and fix everything that must be taken at record time (the
-        clock, the ids from the seeded generator, copies of the caller's values)."""
+        clock, the ids from the seeded generator, copies of the caller's values, each
+        clipped to :data:`~.event_bounds.MAX_CHARS`)."""
         status_value = STATUSES.get(status.strip().lower())
         if status_value is None:
             raise ValueError(
@@ -318,42 +347,42 @@ class ActivityLog:
         ts = self._clock.now()
         with self._lock:
             event_id = self._uuid()
-            request_id = service_request_id or self._uuid()
-        error_text = None if error is None else json.dumps(error, separators=(",", ":"))
+            request_id = clip(service_request_id) if service_request_id else self._uuid()
+        error_text = None if error is None else clip_error(error)
         # Parsed once here and shared: a query filters on them and every event repeats them.
-        group, provider, rtype = (sys.intern(v) for v in _resource_facts(resource_id))
-        fields = (
+        group, provider, rtype = (sys.intern(clip(v)) for v in _resource_facts(resource_id))
+        return (
             ts,
-            subscription,
-            caller,
-            operation_name,
-            resource_id,
+            clip(subscription),
+            clip(caller),
+            clip(operation_name),
+            clip(resource_id),
             status_value,
             http_status,
-            correlation_id,
-            operation_id,
-            method,
-            uri,
-            client_request_id,
+            clip(correlation_id),
+            clip(operation_id),
+            clip(method),
+            clip(uri),
+            None if client_request_id is None else clip(client_request_id),
             error_text,
-            # Claims stay a dict only when there are any (an empty one would be a tracked
-            # object per event).
             # ARM's Activity Log gives every claim as a string (``"iat": "1700000000"``), and
             # clients' models expect that (az's aaz rejects a number there).
             tuple(
                 (
-                    k,
-                    v
-                    if isinstance(v, str)
-                    else json.dumps(v)
-                    if isinstance(v, (list, dict))
-                    else str(v),
+                    clip(str(k)),
+                    clip(
+                        v
+                        if isinstance(v, str)
+                        else json.dumps(v)
+                        if isinstance(v, (list, dict))
+                        else str(v)
+                    ),
                 )
                 for k, v in claims.items()
             )
             if claims
             else (),
-            client_ip,
+            clip(client_ip),
             event_id,
             request_id,
             self._tenant,
@@ -361,39 +390,48 @@ class ActivityLog:
             provider,
             rtype,
         )
-        return _Stored(ts, fields=fields)
 
     def record(self, **fields: Any) -> dict[str, Any]:
-        """Append one event (the keywords of :meth:`append`) and return it. The returned dict
-        is the stored event: read it, do not modify it (queries hand out copies)."""
-        stored = self._prepare(**fields)
+        """Append one event (the keywords of :meth:`append`) and return a copy of it."""
+        prepared = self._prepare(**fields)
         with self._lock:
-            self._add(stored)
-        return stored.build()
+            self._add(prepared[0], event_cost(prepared), prepared, None)
+        return _build_event(prepared)
 
     def append(self, **fields: Any) -> None:
         """Append one event: subscription, caller, operation_name, resource_id, status,
         http_status, correlation_id, operation_id, method, uri, and optionally
         client_request_id, error, claims, client_ip, service_request_id. Its dict is built
         when first read."""
-        stored = self._prepare(**fields)
+        prepared = self._prepare(**fields)
+        cost = event_cost(prepared)
         with self._lock:
-            self._add(stored)
+            self._add(prepared[0], cost, prepared, None)
 
-    def _add(self, stored: _Stored) -> None:
-        """Append one event, dropping the oldest past ``max_events``. Holds the lock."""
+    def _add(
+        self,
+        ts: float,
+        cost: int,
+        fields: tuple[Any, ...] | None,
+        loaded: dict[str, Any] | None,
+    ) -> None:
+        """Append one event, dropping the oldest past ``max_events`` or ``max_bytes``. Holds
+        the lock."""
         self._seq += 1
-        stored.seq = self._seq
+        stored: _Stored = (ts, self._seq, cost, fields, loaded)
         self._events.add(stored)
-        group = stored.group()
+        self._bytes += cost
+        group = _group(stored)
         series = self._groups.get(group)
         if series is None:
             series = self._groups[group] = _Series()
         series.add(stored)
-        if len(self._events) > self._max:
-            dropped = self._events.oldest()
-            self._events.drop(dropped)
-            old_group = dropped.group()
+        events = self._events
+        while len(events) > 1 and (len(events) > self._max or self._bytes > self._max_bytes):
+            dropped = events.oldest()
+            events.drop(dropped)
+            self._bytes -= dropped[_COST]
+            old_group = _group(dropped)
             found = self._groups.get(old_group)
             if found is not None:
                 found.drop(dropped)
@@ -438,26 +476,26 @@ class ActivityLog:
             series = self._events if group is None else self._groups.get(group, _Series())
             hits: list[_Stored] = []
             for stored in series.newest_first(predicate.start, predicate.end, after):
-                if stored.subscription().lower() == sub and _matches(stored, equals):
+                if _subscription(stored).lower() == sub and _matches(stored, equals):
                     if size is not None and len(hits) == size:
                         break
                     hits.append(stored)
             else:
                 size = None
-        following = hits[-1].position if size is not None and hits else None
+        following = _position(hits[-1]) if size is not None and hits else None
         if fields is None:
-            return [s.build() for s in hits], following
+            return [_build(s) for s in hits], following
         out = []
         for s in hits:
-            event = s.build()
+            event = _build(s)
             out.append({f: event[f] for f in fields if f in event})
         return out, following
 
     def dump(self) -> list[dict[str, Any]]:
         """Every event, oldest first, for a state dump."""
         with self._lock:
-            stored = self._events.items[self._events.head :]
-        return [s.build() for s in stored]
+            stored = self._events.live()
+        return [_build(s) for s in stored]
 
     def load(self, events: list[dict[str, Any]]) -> None:
         """Replace the log with a dump. Raises ValueError naming the first unusable event."""
@@ -469,7 +507,7 @@ class ActivityLog:
         Raises ValueError naming the first unusable event."""
         if not isinstance(events, list):
             raise ValueError("the events must be a list")
-        loaded: list[_Stored] = []
+        loaded: list[tuple[float, int, dict[str, Any]]] = []
         for n, event in enumerate(events):
             if not isinstance(event, Mapping):
                 raise ValueError(f"event {n} is not an object")
@@ -480,14 +518,17 @@ class ActivityLog:
                 ts = parse_timestamp(stamp)
             except (ValueError, OverflowError):
                 raise ValueError(f"event {n} has an unreadable eventTimestamp '{stamp}'") from None
-            loaded.append(_Stored(ts, copy.deepcopy(dict(event))))
-        loaded.sort(key=lambda s: s.ts)
+            kept = copy.deepcopy(dict(event))
+            # A dump is data from outside: charged by its JSON text, as large as it says.
+            cost = EVENT_OVERHEAD + len(json.dumps(kept, separators=(",", ":"), default=str))
+            loaded.append((ts, cost, kept))
+        loaded.sort(key=lambda s: s[0])
 
         def commit() -> None:
             with self._lock:
                 self._reset()
-                for stored in loaded[-self._max :]:
-                    self._add(stored)
+                for ts, cost, event in loaded[-self._max :]:
+                    self._add(ts, cost, None, event)
 
         return commit
 
@@ -498,6 +539,7 @@ class ActivityLog:
     def _reset(self) -> None:
         self._events = _Series()
         self._groups = {}
+        self._bytes = 0
 
     def __len__(self) -> int:
         with self._lock:
@@ -729,7 +771,7 @@ class _Filter:
 def _matches(stored: _Stored, equals: Mapping[str, str]) -> bool:
     """Whether an event passes the equality clauses (lower-cased field → lower-cased value)."""
     for key, wanted in equals.items():
-        actual = stored.value(key)
+        actual = _value(stored, key)
         if not isinstance(actual, str) or actual.lower() != wanted:
             return False
     return True

@@ -8,7 +8,7 @@ from typing import Any
 from armguard.arm.errors import ArmError
 from armguard.arm.ids import ResourceId
 from armguard.clock import Clock
-from armguard.emulator.activity import ActivityLog
+from armguard.emulator.activity import MAX_BYTES, MAX_EVENTS, ActivityLog
 from armguard.emulator.idmemo import id_text
 from armguard.emulator.model import Operation, OpStatus
 from armguard.emulator.request import Call
@@ -17,8 +17,15 @@ __all__ = ["Auditor"]
 
 
 class Auditor:
-    def __init__(self, clock: Clock, seed: int | None = 0) -> None:
-        self.log = ActivityLog(clock, seed=seed)
+    def __init__(
+        self,
+        clock: Clock,
+        seed: int | None = 0,
+        *,
+        max_events: int = MAX_EVENTS,
+        max_bytes: int = MAX_BYTES,
+    ) -> None:
+        self.log = ActivityLog(clock, seed=seed, max_events=max_events, max_bytes=max_bytes)
 
     def reset(self) -> None:
         self.log.clear()

@@ -5,6 +5,8 @@ seed: 7                    # optional; the command line wins
 pageSize: 1000             # optional; most items per list page (the command line wins)
 operationRetention: 86400  # optional; seconds a settled operation's status URLs answer
 maxSettledOperations: 50000  # optional; settled operations kept at most
+activityRetention: 100000  # optional; Activity Log events kept at most (the command line wins)
+activityMemoryMb: 64       # optional; estimated MB of Activity Log events kept at most (ditto)
 types:                     # per-type setting overrides (exact type or "Namespace/*")
   Microsoft.Network/*:
     conflict: retryable    # another_operation | retryable | storage | tags | compute
@@ -49,6 +51,8 @@ _KEYS = {
     "pageSize",
     "operationRetention",
     "maxSettledOperations",
+    "activityRetention",
+    "activityMemoryMb",
     "types",
     "faults",
     "resources",
@@ -67,6 +71,8 @@ class EmulatorConfig:
     page_size: int | None = None
     operation_retention: float | None = None
     max_settled_operations: int | None = None
+    activity_retention: int | None = None
+    activity_memory_mb: float | None = None
     types: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[dict[str, Any]] = field(default_factory=list)
     resources: list[dict[str, Any]] = field(default_factory=list)
@@ -106,10 +112,11 @@ def load_config(path: str | Path) -> EmulatorConfig:
     for key, attr in (
         ("pageSize", "page_size"),
         ("maxSettledOperations", "max_settled_operations"),
+        ("activityRetention", "activity_retention"),
     ):
         value = data.get(key)
         if value is not None:
-            least = 1 if key == "pageSize" else 0
+            least = 0 if key == "maxSettledOperations" else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ConfigError(f"config file '{source}': {key} must be an integer >= {least}")
             setattr(cfg, attr, value)
@@ -118,6 +125,11 @@ def load_config(path: str | Path) -> EmulatorConfig:
         if not isinstance(retention, int | float) or isinstance(retention, bool) or retention < 0:
             raise ConfigError(f"config file '{source}': operationRetention must be a number >= 0")
         cfg.operation_retention = float(retention)
+    memory = data.get("activityMemoryMb")
+    if memory is not None:
+        if not isinstance(memory, int | float) or isinstance(memory, bool) or not memory > 0:
+            raise ConfigError(f"config file '{source}': activityMemoryMb must be a number > 0")
+        cfg.activity_memory_mb = float(memory)
     types = data.get("types") or {}
     if not isinstance(types, Mapping) or not all(isinstance(v, Mapping) for v in types.values()):
         raise ConfigError(f"config file '{source}': types must map a type to its settings")

@@ -24,6 +24,7 @@ from armguard.arm.errors import ArmError
 from armguard.arm.ids import ResourceId
 from armguard.clock import Clock, SystemClock
 from armguard.emulator import audit
+from armguard.emulator.activity import MAX_BYTES, MAX_EVENTS
 from armguard.emulator.faults import AppliedFault, FaultEngine
 from armguard.emulator.lifecycle import Lifecycle, OpFault, op_fault_var
 from armguard.emulator.listing import collection, list_route
@@ -72,7 +73,8 @@ class Emulator:
     most items a list page holds before its ``nextLink`` (ARM's 1,000; small in tests);
     a settled operation's status URLs answer for ``operation_retention`` seconds of the
     emulator clock, and at most ``max_settled_operations`` settled operations are kept
-    (after either, the URL answers 404 ``OperationNotFound``).
+    (after either, the URL answers 404 ``OperationNotFound``); the Activity Log keeps at most
+    ``activity_events`` events and ``activity_bytes`` of their estimated size (the oldest go).
     """
 
     def __init__(
@@ -86,6 +88,8 @@ class Emulator:
         page_size: int = DEFAULT_PAGE_SIZE,
         operation_retention: float = OPERATION_RETENTION,
         max_settled_operations: int = MAX_SETTLED_OPERATIONS,
+        activity_events: int = MAX_EVENTS,
+        activity_bytes: int = MAX_BYTES,
     ) -> None:
         if time_scale < 0:
             raise ValueError("time_scale must be >= 0")
@@ -100,7 +104,9 @@ class Emulator:
         self._rng_lock = threading.Lock()
         self._seed = seed
         self._rng = random.Random(seed)
-        self.audit = audit.Auditor(self.clock, seed)
+        self.audit = audit.Auditor(
+            self.clock, seed, max_events=activity_events, max_bytes=activity_bytes
+        )
         self.faults = FaultEngine(self.clock, seed)
         self.writes = WritePath(self)
         self.operations = Lifecycle(self)

@@ -93,7 +93,9 @@ class Lifecycle:
             started_at=now,
             ends_at=now + max(0.0, duration),
             action=action,
-            references=references,
+            # One shared empty set: a new one per operation would be one more object the
+            # garbage collector tracks for as long as the operation is kept.
+            references=references or _NO_REFERENCES,
             request_fingerprint=fingerprint,
             fail_with=fail_with,
             caller=call.caller,
@@ -212,6 +214,9 @@ class Lifecycle:
         if target.kind == "status":
             return status_document(op, call.base_url, now, self.core.retry_after_max)
         return location_result(op, call.base_url, now, self.core.retry_after_max)
+
+
+_NO_REFERENCES: frozenset[str] = frozenset()
 
 
 def _due_at(op: Operation) -> float:

@@ -7,6 +7,7 @@ change them (see :mod:`armguard.emulator.store`).
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -115,8 +116,10 @@ class Operation:
     """Keys of resources this operation also holds (a subnet's NSG, a NIC's subnets)."""
     request_fingerprint: str | None = None
     """The canonical request body, so an identical repeated PUT joins this operation."""
-    result: JSON | None = None
-    """What the Location URL returns once done (None → 204 / empty 200)."""
+    result_text: str | None = None
+    """:attr:`result` as JSON text. Settled operations are kept by the ten thousand; text is
+    one object the garbage collector does not track, where a body is a dozen dicts and lists
+    that every full collection would walk."""
     caller: str = ""
     correlation_id: str = ""
     client_request_id: str = ""
@@ -124,6 +127,18 @@ class Operation:
     wake_at: float | None = None
     """When set, the provider's ``wake`` runs at this instant (a deployment's first step)."""
     extra: JSON = field(default_factory=dict)
+
+    @property
+    def result(self) -> JSON | None:
+        """What the Location URL returns once done (None → 204 / empty 200); a fresh copy."""
+        if self.result_text is None:
+            return None
+        value: JSON = json.loads(self.result_text)
+        return value
+
+    @result.setter
+    def result(self, value: JSON | None) -> None:
+        self.result_text = None if value is None else json.dumps(value, separators=(",", ":"))
 
     def running_at(self, now: float) -> bool:
         return self.status is OpStatus.IN_PROGRESS and now < self.ends_at

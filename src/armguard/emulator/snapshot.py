@@ -317,7 +317,7 @@ def _operation(raw: Any, where: str) -> Operation:
         # A running deployment's plan is not part of the dump; it cannot resume.
         status, error = OpStatus.FAILED, error or _NOT_RESUMED
     result = raw.get("result")
-    return Operation(
+    op = Operation(
         id=op_id,
         kind=kind,
         target=_rid(raw, "target", where),
@@ -333,9 +333,10 @@ def _operation(raw: Any, where: str) -> Operation:
         error=error,
         fail_with=_error(raw, "failWith", where),
         references=frozenset(references),
-        result=None if result is None else _json_value(result, f"{where}.result"),
         caller=_text(raw, "caller", where, optional=True),
         correlation_id=_text(raw, "correlationId", where, optional=True),
         initial_status=int(initial),
         extra=_json_value(_object(raw.get("extra") or {}, f"{where}.extra"), f"{where}.extra"),
     )
+    op.result = None if result is None else _json_value(result, f"{where}.result")
+    return op
