@@ -119,7 +119,7 @@ class Backend:
             store.drop_schema()
         store.close()
         if self.name == "sqlite":
-            for suffix in ("", "-wal", "-shm"):
+            for suffix in ("", "-wal", "-shm", "-lock"):
                 Path(target + suffix).unlink(missing_ok=True)
 
 
