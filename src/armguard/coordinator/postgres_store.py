@@ -46,6 +46,15 @@ in the store's schema that raises SQLSTATE ``AG001`` when the condition is false
 fails as a whole, the pipeline skips whatever follows, and the implicit transaction rolls back —
 a refused completion writes nothing without a round trip of its own to decide.
 
+A claim's common case is decided in the server, in its first round trip: after the lock (and
+a carried completion) comes a call of ``armguard_claim_head_v1``, which leases the oldest
+queued job when nothing has expired, its keys are free and it has no queued follower on its
+resource — the only batch the shared rules could choose then. The lock is then held for one
+round trip and the commit instead of two: under contention each hop of the critical section
+waits for a core (the client's Python above all), and from two workers on the backends queue
+for the lock. Anything else makes the function write nothing, and the claim goes on with the
+shared rules in the same transaction.
+
 Statement texts do not depend on how many jobs, keys or events they carry (one row is written
 plainly, more travel as arrays: ``= ANY(?)``, ``unnest(?, …)``), so each is prepared once per
 connection (``prepare_threshold=0``) — and again each time the jobs table has grown fourfold,
