@@ -119,7 +119,7 @@ class Backend:
             store.drop_schema()
         store.close()
         if self.name == "sqlite":
-            for suffix in ("", "-wal", "-shm", "-lock"):
+            for suffix in ("", "-wal", "-shm"):
                 Path(target + suffix).unlink(missing_ok=True)
 
 

@@ -8,18 +8,11 @@
   or OS crash can drop the last commits — and that kills every worker using this file too, so
   no worker can act on a lease the file forgot. Lost work is re-run and rebased on live state.
 * One connection per thread: ``sqlite3`` connections must not be shared across threads.
-* Writers queue for SQLite's write lock on locks that wake them, not in SQLite's busy handler,
-  which sleeps 1, 2, 5 … 100 ms between retries: dozens of threads contending for the write
-  lock through it waited tens of milliseconds for a lock that is free again after a fraction
-  of one, and two worker processes handing it back and forth drained a queue slower than one.
-  Threads of one process take a per-file Python lock, then the process takes an exclusive
-  ``flock`` on a sidecar file next to the database (``<file>-lock``), and only then ``BEGIN
-  IMMEDIATE``. The kernel hands the ``flock`` to the next waiting process the moment it is
-  released, and releases it when its holder dies (``kill -9`` included), so a crashed worker
-  blocks no one. SQLite's own lock stays the source of truth: a writer that does not take the
-  sidecar (an older armguard, the ``sqlite3`` shell) still meets the busy timeout, as before.
-  A holder that is stopped rather than dead (a debugger, SIGSTOP) makes the others wait until
-  it runs again; without the sidecar they would have failed after the busy timeout instead.
+* Threads of one process take a per-file lock before ``BEGIN IMMEDIATE``. SQLite's busy handler
+  sleeps 1, 2, 5 … 100 ms between retries, so dozens of threads contending for the write lock
+  through it waited tens of milliseconds for a lock that is free again after a fraction of
+  one; queued on a Python lock they get it the moment it is released. Other processes still
+  queue through the busy timeout.
 * Fencing tokens come from one counter row, incremented inside the claim transaction.
 * Leases run on this machine's clock (the injected one, by default the system clock): every
   process using the file runs on this machine and reads the same clock, so no process can see a
@@ -31,7 +24,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import re
 import sqlite3
@@ -72,50 +64,15 @@ class _File:
     or releases among them — that idle watchers wait on; and the group its threads' concurrent
     submits commit in."""
 
-    __slots__ = (
-        "_lock_fd",
-        "_lock_path",
-        "_lock_pid",
-        "changed",
-        "commits",
-        "freed",
-        "gate",
-        "submits",
-        "submitted",
-    )
+    __slots__ = ("changed", "commits", "freed", "gate", "submits", "submitted")
 
-    def __init__(self, lock_path: str) -> None:
+    def __init__(self) -> None:
         self.gate = threading.Lock()
-        self._lock_path = lock_path
-        self._lock_fd: int | None = None
-        self._lock_pid = 0
         self.submits = submit_group()
         self.changed = threading.Condition()
         self.commits = 0
         self.submitted = 0
         self.freed = 0
-
-    def lock_processes(self) -> None:
-        """Take the file's cross-process write lock; the caller holds ``gate``.
-
-        One descriptor per process: an ``flock`` belongs to the open file description, which a
-        forked child shares with its parent, so a child opens its own."""
-        pid = os.getpid()
-        if self._lock_fd is None or self._lock_pid != pid:
-            try:
-                self._lock_fd = os.open(
-                    self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644
-                )
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot open the SQLite store's lock file {self._lock_path}: {exc}"
-                ) from exc
-            self._lock_pid = pid
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # waits in the kernel, without the GIL
-
-    def unlock_processes(self) -> None:
-        assert self._lock_fd is not None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def bump(self, change: Change) -> None:
         with self.changed:
@@ -135,7 +92,7 @@ def _file_for(path: Path) -> _File:
     with _files_lock:
         found = _files.get(key)
         if found is None:
-            found = _files[key] = _File(f"{key}-lock")
+            found = _files[key] = _File()
         return found
 
 
@@ -434,11 +391,6 @@ class SqliteStore(SqlStore):
                 f" lock for {_BUSY_TIMEOUT_S:.0f} s"
             )
         try:
-            self._file.lock_processes()
-        except BaseException:
-            self._gate.release()
-            raise
-        try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
@@ -462,10 +414,7 @@ class SqliteStore(SqlStore):
                     ) from exc
             self._file.commits += 1  # under the gate: no other thread of ours is writing
         finally:
-            try:
-                self._file.unlock_processes()
-            finally:
-                self._gate.release()
+            self._gate.release()
 
     def _once(
         self,
