@@ -831,11 +831,18 @@ class PostgresStore(SqlStore):
             tx.run(sql, params)
         now = self._now()
         lease_id = str(uuid.uuid4())
-        row = tx.rows(
+        found = tx.rows(
             f"SELECT * FROM {_CLAIM_HEAD}(?, ?, ?, ?, ?, ?)",
             (owner, ttl, now, isoformat(now) if now is not None else None, lease_id, max_batch),
-        )[0]
-        took, max_seq, fence, keys, expires_at, *job = row
+        )
+        if not found:
+            # The function always answers one row: none means the connection went away with
+            # the answer (a server restart), which the worker treats as any outage.
+            raise StoreError(
+                f"PostgreSQL at {self._where} did not answer the claim; the connection was"
+                " lost, so whether this call took effect is unknown"
+            )
+        took, max_seq, fence, keys, expires_at, *job = found[0]
         if max_seq is not None:
             self._jobs_reached(int(max_seq))
         if took == "general":
