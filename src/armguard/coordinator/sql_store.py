@@ -18,7 +18,9 @@ Statements are few and set-based because over a network each one costs client ti
 decision a round trip. A claim reads everything it decides on in one statement (expired leases,
 held keys, learned scopes, the head of the queue and its likely batch, the fencing token, and
 with a linger the age of each resource's burst), then writes and commits in a second round
-trip. Heartbeat, complete and release decide nothing in Python: each is one round trip whose
+trip (a backend may first try the common case where the rows are, :meth:`SqlStore._claim_head`,
+and hand over to these rules in the same transaction). Heartbeat, complete and release decide
+nothing in Python: each is one round trip whose
 *guard* (the lease row exists with this fence and is unexpired — and, for a completion, every
 result names a job running under it) is checked inside the transaction before its writes, and
 a false guard writes nothing (see :meth:`SqlStore._once`). Only then, on the rare refused
