@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.postgres
 
 VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm"
-LIVE_STATE = "WITH head AS%"  # the claim's first read (SqlStore._live_state)
+# The claim's first read: a free head with no followers is claimed by the server-side function
+# (PostgresStore._claim_head), whose call is prepared like every statement; its own statements
+# are re-planned along with it (DISCARD PLANS).
+CLAIM_HEAD = "SELECT * FROM armguard_claim_head_v1%"
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -36,14 +39,14 @@ def _spec(i: int) -> JobSpec:
     return JobSpec(resource_id=f"{VM}{i}", intent={"i": i}, writer="w", lock_keys=(f"{VM}{i}",))
 
 
-def _live_state_plans(store: SqlStore) -> list[tuple[str, int]]:
-    """The claim's live-state read as this session prepared it: (text, times planned), in
+def _claim_plans(store: SqlStore) -> list[tuple[str, int]]:
+    """The claim's first statement as this session prepared it: (text, times planned), in
     the order prepared. Only the store's own session can see its prepared statements."""
     with store._read() as tx:
         rows = tx.rows(
             "SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements"
             " WHERE statement LIKE ? ORDER BY prepare_time",
-            (LIVE_STATE,),
+            (CLAIM_HEAD,),
         )
     return [(str(text), int(used)) for text, used in rows]
 
@@ -60,19 +63,19 @@ def test_claims_are_planned_afresh_once_the_jobs_table_has_grown_fourfold(db: St
     owed = None
     for _ in range(10):  # past the five custom plans: PostgreSQL settles on a generic one
         owed = _claim_one(store, owed)
-    [(small_text, small_used)] = _live_state_plans(store)
+    [(small_text, small_used)] = _claim_plans(store)
     assert small_used == 10
 
     store.submit_many([_spec(i) for i in range(300, 1100)])  # short of fourfold: same plans
     owed = _claim_one(store, owed)
-    assert _live_state_plans(store) == [(small_text, 11)]
+    assert _claim_plans(store) == [(small_text, 11)]
 
     store.submit_many([_spec(i) for i in range(1100, 1300)])  # 1,300 jobs: over 4 x 300
     claimed = []
     for _ in range(3):
         owed = _claim_one(store, owed)
         claimed += [j.id for j in owed.lease.jobs]
-    plans = _live_state_plans(store)
+    plans = _claim_plans(store)
     assert plans[0] == (small_text, 11), "the small table's plan is no longer used"
     assert [used for _, used in plans[1:]] == [3], "the claims after the growth plan afresh"
     # The new text is the same statement: the claims go on in queue order.

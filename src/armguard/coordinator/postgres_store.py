@@ -46,6 +46,15 @@ in the store's schema that raises SQLSTATE ``AG001`` when the condition is false
 fails as a whole, the pipeline skips whatever follows, and the implicit transaction rolls back —
 a refused completion writes nothing without a round trip of its own to decide.
 
+A claim's common case is decided in the server, in its first round trip: after the lock (and
+a carried completion) comes a call of ``armguard_claim_head_v1``, which leases the oldest
+queued job when nothing has expired, its keys are free and it has no queued follower on its
+resource — the only batch the shared rules could choose then. The lock is then held for one
+round trip and the commit instead of two: under contention each hop of the critical section
+waits for a core (the client's Python above all), and from two workers on the backends queue
+for the lock. Anything else makes the function write nothing, and the claim goes on with the
+shared rules in the same transaction.
+
 Statement texts do not depend on how many jobs, keys or events they carry (one row is written
 plainly, more travel as arrays: ``= ANY(?)``, ``unnest(?, …)``), so each is prepared once per
 connection (``prepare_threshold=0``) — and again each time the jobs table has grown fourfold,
@@ -83,9 +92,11 @@ sent again (see :meth:`PostgresStore._live`).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import select
 import threading
+import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
@@ -94,7 +105,8 @@ from typing import Any, cast
 import psycopg
 from psycopg import pq
 
-from armguard.clock import Clock, SystemClock
+from armguard.clock import Clock, SystemClock, isoformat
+from armguard.coordinator.model import Lease
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
     GuardRefused,
@@ -103,6 +115,7 @@ from armguard.coordinator.sql_store import (
     StoreError,
     Tx,
     WriteLock,
+    _job,
     split_statements,
     submit_group,
 )
@@ -149,6 +162,102 @@ BEGIN
             USING ERRCODE = 'AG001';
     END IF;
     RETURN TRUE;
+END
+$fn$
+"""
+
+# A claim's common case decided where the rows are, in the claim's first round trip: the oldest
+# queued job when its keys are free and it has no queued followers on its resource, so that
+# the claim's rules (``store.py``) give a batch of that job alone. Anything else — a blocked
+# head, followers to coalesce, an expired lease to reap — returns one 'general' row having
+# written nothing, and the claim goes on in the same transaction with the shared rules of
+# ``sql_store``. The lock is already held (the claim's first statement), so the state read
+# here is the one the general rules would read. ``p_now``/``p_ts``: the injected clock's
+# reading and its text, or NULL for the server's clock.
+_CLAIM_HEAD = "armguard_claim_head_v1"
+_HEAD_SKIPS = 4
+_CLAIM_HEAD_SIG = f"{_CLAIM_HEAD}(text,double precision,double precision,text,text,integer)"
+_CLAIM_HEAD_FN = f"""
+CREATE OR REPLACE FUNCTION {_CLAIM_HEAD}(
+    p_owner text, p_ttl double precision, p_now double precision, p_ts text,
+    p_lease_id text, p_max_batch integer
+) RETURNS TABLE (
+    o_took text, o_max_seq bigint, o_fence bigint, o_keys text, o_expires_at double precision,
+    o_seq bigint, o_id text, o_spec text, o_state text, o_attempts integer, o_outcome text,
+    o_kind text, o_reason text, o_result text, o_created_at double precision,
+    o_updated_at double precision
+)
+LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    v_now double precision := COALESCE(
+        p_now, CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS double precision));
+    h record;
+    v_keys text[];
+    v_keys_json text;
+BEGIN
+    o_max_seq := (SELECT MAX(j.seq) FROM jobs j);
+    IF EXISTS (SELECT 1 FROM leases l WHERE l.expires_at <= v_now) THEN
+        o_took := 'general';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    SELECT j.seq, j.resource_key, j.keys, j.barrier, j.id, j.spec INTO h
+    FROM jobs j WHERE j.state = 'queued' ORDER BY j.seq LIMIT 1;
+    IF NOT FOUND THEN
+        o_took := 'none';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF h.barrier = 0 AND p_max_batch > 1 AND EXISTS (
+        SELECT 1 FROM jobs j WHERE j.state = 'queued' AND j.resource_key = h.resource_key
+        AND j.seq > h.seq
+    ) THEN
+        o_took := 'general';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    -- Its keys and every key learned to depend on one of them, either way, in the order of
+    -- Python's sorted() (code points: the C collation of UTF-8).
+    WITH own AS (
+        SELECT e.k FROM json_array_elements_text(CAST(h.keys AS json)) AS e(k)
+    ), eff AS (
+        SELECT own.k FROM own
+        UNION SELECT s.other FROM learned_scopes s WHERE s.key IN (SELECT own.k FROM own)
+        UNION SELECT s.key FROM learned_scopes s WHERE s.other IN (SELECT own.k FROM own)
+    )
+    SELECT array_agg(eff.k COLLATE "C" ORDER BY eff.k COLLATE "C") INTO v_keys FROM eff;
+    IF EXISTS (SELECT 1 FROM lease_keys lk WHERE lk.key = ANY(v_keys)) THEN
+        o_took := 'general';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    o_fence := nextval('armguard_fence');
+    v_keys_json := CAST(to_json(v_keys) AS text);
+    o_keys := v_keys_json;
+    o_expires_at := v_now + p_ttl;
+    INSERT INTO events (job_id, line) VALUES (
+        h.id,
+        '{{"attempt":0,"detail":{{"batch":1,"keys":' || v_keys_json
+        || '}},"event":"claimed","fence":' || o_fence
+        || ',"job_id":' || CAST(to_json(h.id) AS text)
+        || ',"resource_id":' || CAST(to_json(CAST(h.spec AS json) ->> 'resource_id') AS text)
+        || ',"ts":' || CAST(to_json(COALESCE(p_ts, to_char(
+            to_timestamp(v_now) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') || '0Z'))
+            AS text)
+        || ',"writer":' || CAST(to_json(CAST(h.spec AS json) ->> 'writer') AS text) || '}}'
+    );
+    INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)
+    VALUES (p_lease_id, p_owner, o_fence, v_keys_json, o_expires_at, v_now);
+    INSERT INTO lease_keys (key, lease_id, fence)
+    SELECT k, p_lease_id, o_fence FROM unnest(v_keys) AS u(k);
+    UPDATE jobs j SET state = 'running', lease_id = p_lease_id, updated_at = v_now
+    WHERE j.seq = h.seq
+    RETURNING j.seq, j.id, j.spec, j.state, j.attempts, j.outcome, j.kind, j.reason, j.result,
+        j.created_at, j.updated_at
+    INTO o_seq, o_id, o_spec, o_state, o_attempts, o_outcome, o_kind, o_reason, o_result,
+        o_created_at, o_updated_at;
+    o_took := 'claimed';
+    RETURN NEXT;
 END
 $fn$
 """
@@ -437,6 +546,8 @@ class PostgresStore(SqlStore):
             self._conn.close()
             raise
         self._plans = ""  # appended to every statement's text; see _jobs_reached
+        self._discard_plans = False
+        self._head_skips = 0  # claims left that skip the head claim; see _claim_head
         self._plans_at: int | None = None
         self._attach()
 
@@ -491,6 +602,9 @@ class PostgresStore(SqlStore):
         elif seq >= max(4 * self._plans_at, _REPLAN_FROM):
             self._plans_at = seq
             self._plans = f" /* armguard plans for {seq} jobs */"
+            # The claim function's statements are planned inside the server, where no new
+            # text reaches them: they are re-planned at their next use.
+            self._discard_plans = True
 
     @property
     def server_time(self) -> bool:
@@ -506,9 +620,10 @@ class PostgresStore(SqlStore):
             tx = _PgTx(self._conn, cur, None, hold=False)
             # CREATE INDEX IF NOT EXISTS still locks its table, which would deadlock with
             # running claims; a store whose schema is in place runs no DDL for its tables.
-            exists, fenced = tx.rows(
+            exists, fenced, claims_head = tx.rows(
                 "SELECT to_regclass('armguard_schema') IS NOT NULL,"
-                " to_regprocedure('armguard_fenced(boolean)') IS NOT NULL"
+                " to_regprocedure('armguard_fenced(boolean)') IS NOT NULL,"
+                f" to_regprocedure('{_CLAIM_HEAD_SIG}') IS NOT NULL"
             )[0]
             found = tx.rows("SELECT version FROM armguard_schema") if exists else []
             if found and int(found[0][0]) > SCHEMA_VERSION:
@@ -518,6 +633,8 @@ class PostgresStore(SqlStore):
                 )
             if not fenced:
                 cur.execute(_FENCED_FN)  # one statement (its body holds semicolons)
+            if not claims_head:
+                cur.execute(_CLAIM_HEAD_FN)
             if found and int(found[0][0]) == SCHEMA_VERSION:
                 return
             if found:
@@ -597,6 +714,9 @@ class PostgresStore(SqlStore):
             cur = self._cur
             tx = _PgTx(self._conn, cur, self._pipe, hold=True, plans=self._plans)
             try:
+                if self._discard_plans:
+                    cur.execute("DISCARD PLANS")
+                    self._discard_plans = False
                 if head is not None:  # queued: travels with the first statement
                     cur.execute(*head)
                 yield tx
@@ -697,6 +817,47 @@ class PostgresStore(SqlStore):
 
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])
+
+    def _claim_head(
+        self, tx: Tx, owner: str, ttl: float, max_batch: int, lines: list[tuple[str, str]]
+    ) -> tuple[bool, Lease | None] | None:
+        # A queue whose heads have followers (one resource's burst) makes the function hand
+        # over claim after claim, each time a round trip spent: after a hand-over the next
+        # few claims go straight to the shared rules.
+        if self._head_skips > 0:
+            self._head_skips -= 1
+            return None
+        for sql, params in self._insert_events(lines):
+            tx.run(sql, params)
+        now = self._now()
+        lease_id = str(uuid.uuid4())
+        found = tx.rows(
+            f"SELECT * FROM {_CLAIM_HEAD}(?, ?, ?, ?, ?, ?)",
+            (owner, ttl, now, isoformat(now) if now is not None else None, lease_id, max_batch),
+        )
+        if not found:
+            # The function always answers one row: none means the connection went away with
+            # the answer (a server restart), which the worker treats as any outage.
+            raise StoreError(
+                f"PostgreSQL at {self._where} did not answer the claim; the connection was"
+                " lost, so whether this call took effect is unknown"
+            )
+        took, max_seq, fence, keys, expires_at, *job = found[0]
+        if max_seq is not None:
+            self._jobs_reached(int(max_seq))
+        if took == "general":
+            self._head_skips = _HEAD_SKIPS
+            return False, None
+        if took == "none":
+            return True, None
+        return True, Lease(
+            id=lease_id,
+            owner=owner,
+            keys=tuple(json.loads(keys)),
+            fence=int(fence),
+            expires_at=float(expires_at),
+            jobs=(_job(job),),
+        )
 
     def _in_query(self, column: str, query: str) -> str:
         # An array made once (an InitPlan) is an index condition: the planner probes the

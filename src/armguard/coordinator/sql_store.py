@@ -18,7 +18,9 @@ Statements are few and set-based because over a network each one costs client ti
 decision a round trip. A claim reads everything it decides on in one statement (expired leases,
 held keys, learned scopes, the head of the queue and its likely batch, the fencing token, and
 with a linger the age of each resource's burst), then writes and commits in a second round
-trip. Heartbeat, complete and release decide nothing in Python: each is one round trip whose
+trip (a backend may first try the common case where the rows are, :meth:`SqlStore._claim_head`,
+and hand over to these rules in the same transaction). Heartbeat, complete and release decide
+nothing in Python: each is one round trip whose
 *guard* (the lease row exists with this fence and is unexpired — and, for a completion, every
 result names a job running under it) is checked inside the transaction before its writes, and
 a false guard writes nothing (see :meth:`SqlStore._once`). Only then, on the rare refused
@@ -204,6 +206,16 @@ class SqlStore(ABC):
     @abstractmethod
     def _changed(self, change: Change) -> None:
         """Called after such a transaction commits: wake this process's idle workers."""
+
+    def _claim_head(
+        self, tx: Tx, owner: str, ttl: float, max_batch: int, lines: list[tuple[str, str]]
+    ) -> tuple[bool, Lease | None] | None:
+        """A backend's claim of the common case decided where the rows are, in one round trip
+        (see :mod:`.postgres_store`): None when the backend has none. Otherwise it has
+        written ``lines`` in ``tx`` and says whether it decided — (True, the lease or None
+        for an empty queue) — or (False, None) having written nothing else, and the claim
+        goes on with the rules here in the same transaction."""
+        return None
 
     def _jobs_reached(self, seq: int) -> None:  # noqa: B027 (optional hook: SQLite has none)
         """The newest job's seq, as a submit or a claim's live-state read saw it: how large
@@ -496,6 +508,13 @@ class SqlStore(ABC):
             if finishing is not None:
                 # Before the live-state read, which then sees the completed jobs' keys free.
                 tx.guarded(finishing.statements, finishing.guard)
+            if linger <= 0:
+                fast = self._claim_head(tx, owner, ttl, max_batch, lines)
+                if fast is not None:
+                    decided, lease = fast
+                    if decided:
+                        return lease
+                    lines = []  # written already, in this transaction
             live = self._live_state(tx, max_batch - 1, linger > 0)
             now = live.now
             settled = None
