@@ -220,27 +220,35 @@ def wait_for_power_state(
     arm: Requester, path: str, api_version: str, wanted: str, pacer: Pacer
 ) -> str:
     """Poll the instance view until ``PowerState/{wanted}``; returns the state seen."""
-    deadline = pacer.deadline()
-    previous: ArmResponse | None = None
-    polls = 0
-    while True:
-        if previous is not None:
-            pacer.pause(pacer.poll_delay(previous, polls))
-            polls += 1
-        if pacer.clock.monotonic() > deadline:
-            raise GateTimeout(f"{path} not {wanted} after {pacer.max_wait:.0f} s")
-        response = read_instance_view(arm, path, api_version)
-        if not response.ok:
-            raise GateFailed(response)
-        state = live_power_state({"properties": {"instanceView": response.body}})
-        if state == wanted.lower():
-            return state
-        previous = response
+    state = _poll_power(
+        arm, path, api_version, pacer, done=lambda s: s == wanted.lower(), late=f"not {wanted}"
+    )
+    assert state is not None
+    return state
 
 
 def wait_for_settled_power(arm: Requester, path: str, api_version: str, pacer: Pacer) -> str | None:
     """Poll the instance view until the power state is not a transition (starting, stopping,
     deallocating); returns it (None: the view shows none)."""
+    return _poll_power(
+        arm,
+        path,
+        api_version,
+        pacer,
+        done=lambda s: s not in TRANSITIONAL_POWER,
+        late="still changing power state",
+    )
+
+
+def _poll_power(
+    arm: Requester,
+    path: str,
+    api_version: str,
+    pacer: Pacer,
+    *,
+    done: Callable[[str | None], bool],
+    late: str,
+) -> str | None:
     deadline = pacer.deadline()
     previous: ArmResponse | None = None
     polls = 0
@@ -249,11 +257,11 @@ def wait_for_settled_power(arm: Requester, path: str, api_version: str, pacer: P
             pacer.pause(pacer.poll_delay(previous, polls))
             polls += 1
         if pacer.clock.monotonic() > deadline:
-            raise GateTimeout(f"{path} still changing power state after {pacer.max_wait:.0f} s")
+            raise GateTimeout(f"{path} {late} after {pacer.max_wait:.0f} s")
         response = read_instance_view(arm, path, api_version)
         if not response.ok:
             raise GateFailed(response)
         state = live_power_state({"properties": {"instanceView": response.body}})
-        if state not in TRANSITIONAL_POWER:
+        if done(state):
             return state
         previous = response
