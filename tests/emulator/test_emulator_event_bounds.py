@@ -4,6 +4,7 @@ charges for it."""
 from __future__ import annotations
 
 import json
+import tracemalloc
 
 from armguard.clock import ManualClock
 from armguard.emulator.activity import ActivityLog
@@ -111,3 +112,21 @@ def test_huge_claims_and_headers_are_clipped_and_charged_as_clipped() -> None:
     assert len(event["claims"]["groups"]) < MAX_CHARS + 30
     assert len(event["correlationId"]) < MAX_CHARS + 30
     assert log.bytes < EVENT_OVERHEAD + 5 * MAX_CHARS
+
+
+def test_the_byte_budget_charges_at_least_what_the_events_hold_and_not_far_more() -> None:
+    """The budget is what bounds the emulator's memory: an estimate below the truth would let
+    the log grow past ``--activity-memory``, one far above it would keep too few events."""
+    log = ActivityLog(ManualClock(), max_events=10_000, max_bytes=1 << 40)
+    append(log, -1)  # the log's lists and the interned group exist before the count starts
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        charged = log.bytes
+        for n in range(2_000):
+            append(log, n, client_request_id=f"request-{n:08d}", error={"error": {"code": "E"}})
+        held = tracemalloc.get_traced_memory()[0] - before
+        charged = log.bytes - charged
+    finally:
+        tracemalloc.stop()
+    assert 0.7 < held / charged <= 1.0, (held, charged)
