@@ -11,6 +11,7 @@ import argparse
 import secrets
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -19,7 +20,7 @@ from armguard.clock import SystemClock
 from armguard.emulator.activity import MAX_BYTES, MAX_EVENTS
 from armguard.emulator.config import ConfigError, EmulatorConfig, apply_seed_data, load_config
 from armguard.emulator.core import Emulator, freeze_heap
-from armguard.emulator.heap import tune_allocator
+from armguard.emulator.heap import on_system_allocator, start_trimmer, tune_allocator
 from armguard.emulator.paging import DEFAULT_PAGE_SIZE
 from armguard.emulator.server import bind, build_server
 from armguard.emulator.store import MAX_SETTLED_OPERATIONS, OPERATION_RETENTION
@@ -144,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         )
     # Before the first large block is freed: glibc's threshold moves once one is.
     tune_allocator()
+    if on_system_allocator():
+        start_trimmer(threading.Event())  # for the process's lifetime
     try:
         core = Emulator(
             SystemClock(),

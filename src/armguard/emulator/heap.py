@@ -9,15 +9,27 @@ traffic it has seen, not with the state it keeps: ~1 GB after 100,000 fuzz reque
 state was a tenth of that. A fixed threshold keeps every block over 128 KB in a mapping of
 its own, returned whole when freed; two arenas stop each worker thread from growing a heap
 of its own; a lower trim threshold returns a freed heap top sooner.
+
+What is left after hostile traffic is CPython's own small-object allocator (pymalloc): it holds
+memory in 1 MB arenas and returns one only once every object in it is gone, so the few objects
+that outlive a request (an Activity Log event, a settled operation, a cache entry) pin arenas
+full of free space. After 100,000 malformed requests a process held 261 arenas for 36 MB of
+live objects in them. Run with ``PYTHONMALLOC=malloc`` every object comes from glibc instead,
+which can give back the free pages between live blocks; :func:`start_trimmer` has it do so
+every second. That is not the default: glibc is slower than pymalloc for small objects and
+spends more bytes on each (measured in docs/benchmarks.md and docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
+import threading
+from collections.abc import Callable
 
-__all__ = ["tune_allocator"]
+__all__ = ["TRIM_EVERY", "on_system_allocator", "start_trimmer", "trim", "tune_allocator"]
 
 # mallopt parameters (glibc's malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -52,3 +64,51 @@ def tune_allocator() -> bool:
     ]
     # mallopt returns 1 on success, 0 on error.
     return all(r == 1 for r in results)
+
+
+TRIM_EVERY = 1.0
+"""Seconds between two returns of glibc's free pages to the system."""
+
+
+def on_system_allocator() -> bool:
+    """Whether CPython allocates every object with the C allocator (``PYTHONMALLOC=malloc``)."""
+    return os.environ.get("PYTHONMALLOC", "").startswith("malloc")
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        found = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    found.argtypes = [ctypes.c_size_t]
+    found.restype = ctypes.c_int
+    return found
+
+
+def trim() -> bool:
+    """Give glibc's free pages back to the system now; False where there is no glibc."""
+    call = _malloc_trim()
+    if call is None:
+        return False
+    call(0)
+    return True
+
+
+def start_trimmer(stop: threading.Event, every: float = TRIM_EVERY) -> bool:
+    """Call :func:`trim` every ``every`` seconds from a daemon thread until ``stop`` is set
+    (``malloc_trim`` runs without the GIL); False where there is no glibc."""
+    call = _malloc_trim()
+    if call is None:
+        return False
+
+    def run() -> None:
+        while not stop.wait(every):
+            call(0)
+
+    threading.Thread(target=run, name="armguard-malloc-trim", daemon=True).start()
+    return True
