@@ -13,6 +13,12 @@
   through it waited tens of milliseconds for a lock that is free again after a fraction of
   one; queued on a Python lock they get it the moment it is released. Other processes still
   queue through the busy timeout.
+* Threads of one process also take turns at a whole claim, not only at its transaction. A claim
+  is store-bound (SQLite has one writer), and its Python before and after the transaction
+  (checking arguments, encoding the completion it carries, decoding the lease) run by one
+  thread while another held the write lock delayed the holder every time it came back from
+  SQLite and waited for the GIL: eight threads drained a queue 25–27 % slower than one; taking
+  turns, 5–12 % (``benchmarks/scale.py``, docs/benchmarks.md).
 * Fencing tokens come from one counter row, incremented inside the claim transaction.
 * Leases run on this machine's clock (the injected one, by default the system clock): every
   process using the file runs on this machine and reads the same clock, so no process can see a
@@ -35,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from armguard.clock import Clock, SystemClock
+from armguard.coordinator.model import Completion, Lease
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
     GuardRefused,
@@ -47,6 +54,7 @@ from armguard.coordinator.sql_store import (
     submit_group,
 )
 from armguard.coordinator.store import Change
+from armguard.events import JobEvent
 
 __all__ = ["SqliteStore"]
 
@@ -64,10 +72,11 @@ class _File:
     or releases among them — that idle watchers wait on; and the group its threads' concurrent
     submits commit in."""
 
-    __slots__ = ("changed", "commits", "freed", "gate", "submits", "submitted")
+    __slots__ = ("changed", "claims", "commits", "freed", "gate", "submits", "submitted")
 
     def __init__(self) -> None:
         self.gate = threading.Lock()
+        self.claims = threading.Lock()
         self.submits = submit_group()
         self.changed = threading.Condition()
         self.commits = 0
@@ -280,6 +289,36 @@ class SqliteStore(SqlStore):
             elif int(found[0][0]) < SCHEMA_VERSION:
                 tx.rows(_MIGRATE_TO_2)
                 tx.rows("UPDATE armguard_schema SET version = ?", (SCHEMA_VERSION,))
+
+    def claim(
+        self,
+        owner: str,
+        ttl: float,
+        max_batch: int = 64,
+        events: Sequence[JobEvent] = (),
+        *,
+        linger: float = 0.0,
+        linger_max: float = 0.0,
+        completing: Completion | None = None,
+    ) -> Lease | None:
+        # One claim at a time per file in this process (see the module's docstring).
+        if not self._file.claims.acquire(timeout=_BUSY_TIMEOUT_S):
+            raise StoreError(
+                f"the SQLite store {self.path} is unavailable: another thread's claim held it"
+                f" for {_BUSY_TIMEOUT_S:.0f} s"
+            )
+        try:
+            return super().claim(
+                owner,
+                ttl,
+                max_batch,
+                events,
+                linger=linger,
+                linger_max=linger_max,
+                completing=completing,
+            )
+        finally:
+            self._file.claims.release()
 
     def _conn(self) -> sqlite3.Connection:
         self._ready()
