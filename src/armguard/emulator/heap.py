@@ -28,6 +28,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any, cast
 
 __all__ = ["TRIM_EVERY", "on_system_allocator", "start_trimmer", "trim", "tune_allocator"]
 
@@ -42,18 +43,25 @@ TRIM_THRESHOLD = 128 * 1024
 ARENA_MAX = 2
 
 
-def tune_allocator() -> bool:
-    """Apply the settings above to this process's glibc allocator; False where there is no
-    glibc (macOS, musl), which keeps its own behaviour."""
+def _glibc(function: str) -> Any:
+    """glibc's ``function`` (a ctypes function), or None where there is no glibc (macOS,
+    musl), which keeps its own behaviour."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     name = ctypes.util.find_library("c")
     if name is None:
-        return False
+        return None
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        return getattr(ctypes.CDLL(name), function)
     except (OSError, AttributeError):
+        return None
+
+
+def tune_allocator() -> bool:
+    """Apply the settings above to this process's glibc allocator; False where there is no
+    glibc."""
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
@@ -76,18 +84,12 @@ def on_system_allocator() -> bool:
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        found = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
+    found = _glibc("malloc_trim")
+    if found is None:
         return None
     found.argtypes = [ctypes.c_size_t]
     found.restype = ctypes.c_int
-    return found
+    return cast("Callable[[int], int]", found)
 
 
 def trim() -> bool:
