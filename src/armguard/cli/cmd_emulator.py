@@ -11,7 +11,6 @@ import argparse
 import secrets
 import signal
 import sys
-import threading
 from types import FrameType
 from typing import Any
 
@@ -146,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     # Before the first large block is freed: glibc's threshold moves once one is.
     tune_allocator()
     if on_system_allocator():
-        start_trimmer(threading.Event())  # for the process's lifetime
+        start_trimmer()
     try:
         core = Emulator(
             SystemClock(),

@@ -47,7 +47,7 @@ import math
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal, Protocol, cast
 
 from armguard.clock import Clock, SystemClock, isoformat
@@ -206,6 +206,12 @@ class SqlStore(ABC):
     @abstractmethod
     def _changed(self, change: Change) -> None:
         """Called after such a transaction commits: wake this process's idle workers."""
+
+    def _claim_turn(self) -> AbstractContextManager[object]:
+        """Held around a whole :meth:`claim`, its Python included: none by default, a
+        process-wide turn where the backend's claims gain nothing from running side by
+        side (SQLite's)."""
+        return nullcontext()
 
     def _claim_head(
         self, tx: Tx, owner: str, ttl: float, max_batch: int, lines: list[tuple[str, str]]
@@ -468,29 +474,30 @@ class SqlStore(ABC):
         linger_max: float = 0.0,
         completing: Completion | None = None,
     ) -> Lease | None:
-        _require_text(owner, "owner")
-        _require_ttl(ttl)
-        _require_positive_int(max_batch, "max_batch")
-        _require_linger(linger, linger_max)
-        lines = _event_lines(events)
-        finishing = self._completion(completing) if completing is not None else None
-        try:
-            lease = self._claim(
-                owner,
-                ttl,
-                max_batch,
-                lines=lines,
-                linger=linger,
-                linger_max=linger_max,
-                finishing=finishing,
-            )
-        except GuardRefused:  # only a carried completion has a guard
-            assert completing is not None
-            assert finishing is not None
-            raise self._refused(completing.lease, finishing.ids) from None
-        if finishing is not None and finishing.ids:
-            self._changed("freed")
-        return lease
+        with self._claim_turn():
+            _require_text(owner, "owner")
+            _require_ttl(ttl)
+            _require_positive_int(max_batch, "max_batch")
+            _require_linger(linger, linger_max)
+            lines = _event_lines(events)
+            finishing = self._completion(completing) if completing is not None else None
+            try:
+                lease = self._claim(
+                    owner,
+                    ttl,
+                    max_batch,
+                    lines=lines,
+                    linger=linger,
+                    linger_max=linger_max,
+                    finishing=finishing,
+                )
+            except GuardRefused:  # only a carried completion has a guard
+                assert completing is not None
+                assert finishing is not None
+                raise self._refused(completing.lease, finishing.ids) from None
+            if finishing is not None and finishing.ids:
+                self._changed("freed")
+            return lease
 
     def _claim(
         self,

@@ -17,8 +17,8 @@
   is store-bound (SQLite has one writer), and its Python before and after the transaction
   (checking arguments, encoding the completion it carries, decoding the lease) run by one
   thread while another held the write lock delayed the holder every time it came back from
-  SQLite and waited for the GIL: eight threads drained a queue 25–27 % slower than one; taking
-  turns, 5–12 % (``benchmarks/scale.py``, docs/benchmarks.md).
+  SQLite and waited for the GIL: eight threads drained a queue 21–43 % slower than one; taking
+  turns, 3–20 % (``benchmarks/scale.py``, docs/benchmarks.md).
 * Fencing tokens come from one counter row, incremented inside the claim transaction.
 * Leases run on this machine's clock (the injected one, by default the system clock): every
   process using the file runs on this machine and reads the same clock, so no process can see a
@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from armguard.clock import Clock, SystemClock
-from armguard.coordinator.model import Completion, Lease
 from armguard.coordinator.sql_store import (
     SCHEMA_VERSION,
     GuardRefused,
@@ -54,7 +53,6 @@ from armguard.coordinator.sql_store import (
     submit_group,
 )
 from armguard.coordinator.store import Change
-from armguard.events import JobEvent
 
 __all__ = ["SqliteStore"]
 
@@ -290,17 +288,8 @@ class SqliteStore(SqlStore):
                 tx.rows(_MIGRATE_TO_2)
                 tx.rows("UPDATE armguard_schema SET version = ?", (SCHEMA_VERSION,))
 
-    def claim(
-        self,
-        owner: str,
-        ttl: float,
-        max_batch: int = 64,
-        events: Sequence[JobEvent] = (),
-        *,
-        linger: float = 0.0,
-        linger_max: float = 0.0,
-        completing: Completion | None = None,
-    ) -> Lease | None:
+    @contextmanager
+    def _claim_turn(self) -> Iterator[None]:
         # One claim at a time per file in this process (see the module's docstring).
         if not self._file.claims.acquire(timeout=_BUSY_TIMEOUT_S):
             raise StoreError(
@@ -308,15 +297,7 @@ class SqliteStore(SqlStore):
                 f" for {_BUSY_TIMEOUT_S:.0f} s"
             )
         try:
-            return super().claim(
-                owner,
-                ttl,
-                max_batch,
-                events,
-                linger=linger,
-                linger_max=linger_max,
-                completing=completing,
-            )
+            yield
         finally:
             self._file.claims.release()
 
