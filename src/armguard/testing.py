@@ -110,6 +110,12 @@ class AllowHttp(SansIOHTTPPolicy[Any, Any]):
 # enough that a hundred polls stay under a second.
 DRIVEN_SETTLE = 0.1
 AUTO_ADVANCE_SETTLE = 0.005
+# Driven, the quiet is two windows in a row, and a window the waiting thread overslept by half
+# again does not count: the whole process was paused (a full garbage collection, the scheduler
+# running others), so the test thread had no chance to make its next call either. Without this
+# a pause between a test's ``get`` and its ``advance`` let the clock move by itself.
+DRIVEN_WINDOWS = 2
+STALL_FACTOR = 1.5
 
 
 class SdkWaits:
@@ -123,7 +129,8 @@ class SdkWaits:
     and a request in flight is never overtaken by another caller's wait.
 
     ``auto_advance=False`` (the test drives the clock): ``settle`` is :data:`DRIVEN_SETTLE`, so
-    the clock moves by itself only when the SDK has been idle-waiting for that long.
+    the clock moves by itself only when the SDK has been idle-waiting for that long, and a pause
+    of the whole process (a garbage collection, the scheduler) does not count as quiet.
     ``auto_advance=True``: ``settle`` is :data:`AUTO_ADVANCE_SETTLE`, for tests that never
     advance the clock themselves. ``waits`` lists every wait the SDK asked for, in seconds.
     """
@@ -136,30 +143,54 @@ class SdkWaits:
         if settle is None:
             settle = AUTO_ADVANCE_SETTLE if auto_advance else DRIVEN_SETTLE
         self.settle = settle
+        self._windows = 1 if auto_advance else DRIVEN_WINDOWS
+        self._window = settle / self._windows
         self.waits: list[float] = []
         self._cond = threading.Condition()
         self._parked: list[float] = []
         self._in_flight = 0
+        # Per thread, the emulated time of its last answer: an SDK wait follows an answer on the
+        # same thread (a poll, a throttled attempt) and in real time begins the instant it
+        # arrives. Timed from there, a clock the test advanced between the answer and the wait
+        # does not lengthen the wait.
+        self._answered: dict[int, float] = {}
         self._transports: list[ClockTransport] = []
 
     def sleep(self, seconds: float) -> None:
         with self._cond:
             self.waits.append(seconds)
+            answered = self._answered.pop(threading.get_ident(), None)
         if seconds <= 0:
             return
-        deadline = self.clock.monotonic() + seconds
+        now = self.clock.monotonic()
+        deadline = (now if answered is None else min(answered, now)) + seconds
         with self._cond:
             self._parked.append(deadline)
             self._cond.notify_all()
             try:
+                quiet_windows = 0
                 while self.clock.monotonic() < deadline:
-                    quiet = not self._cond.wait(self.settle)
+                    quiet = self._quiet_window()
                     if quiet and self._in_flight == 0 and deadline <= min(self._parked):
+                        quiet_windows += 1
+                    else:
+                        quiet_windows = 0
+                    if quiet_windows >= self._windows:
                         self.clock.advance_to(deadline)
                         self._cond.notify_all()
             finally:
                 self._parked.remove(deadline)
                 self._cond.notify_all()
+
+    def _quiet_window(self) -> bool:
+        """Wait one window on the condition (held); True if nothing happened in it and, when
+        driven, the process was not paused through it."""
+        began = time.monotonic()
+        if self._cond.wait(self._window):
+            return False
+        if self.auto_advance:
+            return True
+        return time.monotonic() - began <= self._window * STALL_FACTOR
 
     def wake(self) -> None:
         """Have parked waits look at the clock now rather than at their next ``settle`` tick."""
@@ -189,6 +220,7 @@ class SdkWaits:
         finally:
             with self._cond:
                 self._in_flight -= 1
+                self._answered[threading.get_ident()] = self.clock.monotonic()
                 self._cond.notify_all()
 
 
@@ -201,14 +233,32 @@ class ClockTransport(RequestsTransport):  # type: ignore[misc]
     def __init__(self, waits: SdkWaits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waits = waits
+        # Per thread, the answer its last send got. azure-core's RetryPolicy drops a throttled
+        # answer without closing it, and the SDKs stream an LRO's first answer, so its socket
+        # stays open until the garbage collector finds it (a ResourceWarning in whichever test
+        # runs then). The wait that follows is where the answer is known to be done with.
+        self._answers: dict[int, Any] = {}
         waits.adopt(self)
 
     def send(self, request: Any, **kwargs: Any) -> Any:
+        thread = threading.get_ident()
+        self._answers.pop(thread, None)
         with self.waits.request():
-            return super().send(request, **kwargs)
+            response = super().send(request, **kwargs)
+        self._answers[thread] = response
+        return response
 
     def sleep(self, duration: float) -> None:
+        answered = self._answers.pop(threading.get_ident(), None)
+        if answered is not None:
+            answered.internal_response.close()
         self.waits.sleep(duration)
+
+    def close(self) -> None:
+        answers, self._answers = list(self._answers.values()), {}
+        for answered in answers:
+            answered.internal_response.close()
+        super().close()
 
 
 def sdk_client(

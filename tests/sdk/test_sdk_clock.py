@@ -5,12 +5,15 @@ stands for a run that would take minutes to hours of real sleeping."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from azure.core.exceptions import HttpResponseError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import SansIOHTTPPolicy
 from azure.core.pipeline.transport import RequestsTransport
 from azure.mgmt.compute import ComputeManagementClient
 from azure.mgmt.compute.models import HardwareProfile, VirtualMachine
@@ -20,7 +23,7 @@ from azure.mgmt.resource.resources import ResourceManagementClient
 from sdk_helpers import RG
 
 from armguard.clock import ManualClock, SystemClock
-from armguard.testing import ClockTransport, EmulatorHandle, emulator, throttle
+from armguard.testing import AllowHttp, ClockTransport, EmulatorHandle, emulator, throttle
 
 VM_TYPE = "Microsoft.Compute/virtualMachines"
 WALL_LIMIT = 5.0
@@ -171,6 +174,71 @@ def test_driven_clock_holds_an_operation_until_the_test_advances(
         before = clock.monotonic()
         poller = compute.virtual_machines.begin_create_or_update(RG, "vm1", a_vm())
         assert compute.virtual_machines.get(RG, "vm1").provisioning_state == "Creating"
+        assert clock.monotonic() == before
+        arm.advance(45)
+        assert poller.result(timeout=30).provisioning_state == "Succeeded"
+        assert clock.monotonic() - before == 45
+
+
+class AdvanceOnFirstPoll(SansIOHTTPPolicy[Any, Any]):
+    """Advances the clock the moment the poller's first status answer arrives: the test's own
+    ``advance`` landing between that answer and the poller's wait, which a loaded machine does."""
+
+    def __init__(self, arm: EmulatorHandle, seconds: float) -> None:
+        self.arm, self.seconds, self.done = arm, seconds, False
+
+    def on_response(
+        self, request: PipelineRequest[Any], response: PipelineResponse[Any, Any]
+    ) -> None:
+        if not self.done and request.http_request.method == "GET":
+            self.done = True
+            self.arm.advance(self.seconds)
+
+
+def test_an_advance_between_a_poll_and_its_wait_does_not_lengthen_the_wait(
+    clock: ManualClock,
+) -> None:
+    """The wait runs from the answer it follows, as it would in real time: the operation is seen
+    done when the test's 45 s are up, not one Retry-After (10 s) later."""
+    with emulator(clock=clock, type_settings=vm_lasting(45)) as arm:
+        with_group(arm)
+        compute = arm.client(
+            ComputeManagementClient, per_call_policies=[AllowHttp(), AdvanceOnFirstPoll(arm, 45)]
+        )
+        before = clock.monotonic()
+        vm = compute.virtual_machines.begin_create_or_update(RG, "vm1", a_vm()).result(timeout=30)
+        assert vm.provisioning_state == "Succeeded"
+        assert arm.waits is not None
+        assert arm.waits.waits == [10.0]
+        assert clock.monotonic() - before == 45
+
+
+def hold_the_interpreter(seconds: float) -> None:
+    """Pause every thread of this process, as a full garbage collection does: spin with the
+    GIL for ``seconds``, then let the others run once before this thread goes on."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(60)
+    try:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+        time.sleep(0)  # the poller thread takes the GIL first, as the scheduler may let it
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_paused_process_is_not_a_quiet_test(clock: ManualClock) -> None:
+    """The flake this guards against: a pause between the test's calls looked like the SDK
+    idling, and the poll wait moved the clock 10 s before the test's own advance."""
+    with emulator(clock=clock, type_settings=vm_lasting(45)) as arm:
+        assert arm.waits is not None
+        with_group(arm)
+        compute = arm.client(ComputeManagementClient)
+        before = clock.monotonic()
+        poller = compute.virtual_machines.begin_create_or_update(RG, "vm1", a_vm())
+        while not arm.waits.waits:  # the poller thread has parked its first wait
+            time.sleep(0.001)
+        hold_the_interpreter(0.3)
         assert clock.monotonic() == before
         arm.advance(45)
         assert poller.result(timeout=30).provisioning_state == "Succeeded"
