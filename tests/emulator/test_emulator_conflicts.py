@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import pytest
 from arm_helpers import NET, STORAGE, VM, VNET, Arm, error_code, vm_body, vnet_body
 
 from armguard.clock import ManualClock
@@ -127,6 +128,26 @@ def test_compute_model_write_preempts_the_running_one(
     served.advance(60)
     assert arm.get(second.headers["Azure-AsyncOperation"]).json()["status"] == "Succeeded"
     assert arm.get(VM).json()["tags"] == {"v": "2"}
+
+
+@pytest.mark.parametrize("action", ["powerOff", "restart", "redeploy"])
+def test_what_needs_an_allocated_vm_is_refused_while_it_is_deallocated(
+    arm: Arm, served: EmulatorHandle, group: str, action: str
+) -> None:
+    arm.put(VM, vm_body())
+    served.advance(60)
+    assert arm.post(f"{VM}/deallocate").status_code == 202
+    refused = arm.post(f"{VM}/{action}")
+    assert refused.status_code == 409
+    assert error_code(refused) == "OperationNotAllowed"
+    assert refused.json()["error"]["message"].startswith(
+        f"Operation '{action}' is not allowed on VM 'vm1' since the VM is either deallocated or "
+        "marked to be deallocated."
+    )
+    served.advance(600)
+    again = arm.post(f"{VM}/{action}")
+    assert error_code(again) == "OperationNotAllowed"
+    assert "either deallocated or marked to be deallocated" in again.text
 
 
 def test_power_actions_that_collide_are_refused(

@@ -133,6 +133,28 @@ def test_a_tracked_resource_needs_a_location(arm: Arm, group: str, path: str) ->
     }
 
 
+@pytest.mark.parametrize("location", ["x" * 100_000, "east\tus", "eastus/../westus", "caf\u00e9"])
+def test_a_location_no_region_could_have_is_refused_before_anything_is_written(
+    arm: Arm, group: str, location: str
+) -> None:
+    body = vnet_body()
+    body["location"] = location
+    response = arm.put(VNET, body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "LocationNotAvailableForResourceType"
+    assert error["message"].startswith(f"The provided location '{location}' is not available ")
+    assert "'Microsoft.Network/virtualNetworks'. List of available regions" in error["message"]
+    assert arm.get(VNET).status_code == 404
+    refused = arm.put(f"{SUB}/resourcegroups/rg2", {"location": location})
+    assert error_code(refused) == "LocationNotAvailableForResourceGroup"
+    # Display names and regions the emulator does not list are regions all the same.
+    for fine in ("East US 2", "westindia", "global"):
+        assert arm.put(
+            f"{SUB}/resourcegroups/rg-{fine.replace(' ', '')}", {"location": fine}
+        ).is_success
+
+
 def test_a_subnet_needs_no_location(arm: Arm, group: str, manual_clock: ManualClock) -> None:
     assert arm.put(VNET, vnet_body()).status_code == 201
     manual_clock.advance(60)

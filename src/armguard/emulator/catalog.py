@@ -12,12 +12,16 @@ has not caught up with; an unlisted version inside the listed range is refused.
 
 from __future__ import annotations
 
+import re
+
 from armguard.arm.errors import ArmError
+from armguard.arm.ids import ResourceId
 
 __all__ = [
     "LOCATIONS",
     "NAMESPACES",
     "check_api_version_for",
+    "check_location",
     "check_namespace",
     "known_namespace",
     "newest_version",
@@ -109,7 +113,36 @@ LOCATIONS: tuple[str, ...] = (
     "southafricanorth",
     "uaenorth",
 )
-"""The regions the emulator names in ``NoRegisteredProviderFound`` (it accepts any location)."""
+"""The regions the emulator names in its refusals. It accepts any location shaped like a region
+name, as tests name regions it does not list; see :func:`check_location`."""
+
+# A region's name (``eastus``) or display name (``East US 2``): letters, digits and single
+# spaces, the longest real one under 30 characters.
+_REGION_NAME = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
+_REGION_NAME_MAX = 64
+
+
+def check_location(rid: ResourceId, location: str) -> None:
+    """Refuse a location no region could have (400), as ARM refuses any region it does not
+    know: the operation URLs of a write carry its location, and a control character or 100 KB
+    of text there is nothing a client could poll."""
+    if len(location) <= _REGION_NAME_MAX and _REGION_NAME.fullmatch(location):
+        return
+    regions = ",".join(LOCATIONS)
+    if rid.is_resource_group:
+        raise ArmError(
+            400,
+            "LocationNotAvailableForResourceGroup",
+            f"The provided location '{location}' is not available for resource group. List of "
+            f"available regions is '{regions}'.",
+        )
+    raise ArmError(
+        400,
+        "LocationNotAvailableForResourceType",
+        f"The provided location '{location}' is not available for resource type "
+        f"'{rid.type}'. List of available regions for the resource type is '{regions}'.",
+    )
+
 
 _RESOURCES = (
     "2015-11-01 2016-02-01 2016-07-01 2016-09-01 2017-05-10 2018-02-01 2018-05-01 2019-03-01 "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from armguard.arm.errors import ArmError
 from armguard.arm.ids import InvalidResourceId, ResourceId
+from armguard.emulator.catalog import check_location
 from armguard.emulator.model import Operation, Resource, copy_json
 from armguard.emulator.providers.settings import TypeSettings
 from armguard.emulator.request import ArmResponse, Call
@@ -98,9 +99,12 @@ class Provider:
 
     def check_write(self, rid: ResourceId, body: JSON, method: str) -> None:
         """Refuse what ARM refuses for this method before reading any state (400)."""
-        if method != "PUT" or not self.location_required or rid.is_child:
+        if method != "PUT" or rid.is_child:
             return
-        if not any(str(k).lower() == "location" and v for k, v in body.items()):
+        location = next((v for k, v in body.items() if str(k).lower() == "location"), None)
+        if isinstance(location, str) and location:
+            check_location(rid, location)
+        elif self.location_required:
             raise ArmError(
                 400,
                 "LocationRequired",

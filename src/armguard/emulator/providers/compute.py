@@ -331,6 +331,18 @@ class VirtualMachineProvider(Provider):
             )
         if (
             running.kind is OpKind.ACTION
+            and running.action == "deallocate"
+            and what in ("powerOff", "restart", *STATELESS_ACTIONS)
+        ):
+            # A VM being deallocated is "marked to be deallocated": what needs it allocated is
+            # refused as on a deallocated one, not as a collision (terraform-provider-azurerm
+            # #28218 shows this text for a powerOff sent while a deallocate ran).
+            return _not_allowed(
+                f"Operation '{what}' is not allowed on VM '{vm}' since the VM is either "
+                f"deallocated or marked to be deallocated.{POWER_DOCS}"
+            )
+        if (
+            running.kind is OpKind.ACTION
             and running.action in POWER_ACTIONS
             and what in POWER_ACTIONS
         ):
