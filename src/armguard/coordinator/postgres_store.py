@@ -49,11 +49,13 @@ a refused completion writes nothing without a round trip of its own to decide.
 A claim's common case is decided in the server, in its first round trip: after the lock (and
 a carried completion) comes a call of ``armguard_claim_head_v1``, which leases the oldest
 queued job when nothing has expired, its keys are free and it has no queued follower on its
-resource — the only batch the shared rules could choose then. The lock is then held for one
-round trip and the commit instead of two: under contention each hop of the critical section
-waits for a core (the client's Python above all), and from two workers on the backends queue
-for the lock. Anything else makes the function write nothing, and the claim goes on with the
-shared rules in the same transaction.
+resource — the only batch the shared rules could choose then. The call is sent with the Sync
+that commits: the server takes the lock, runs the completion and the call, commits and
+releases the lock without waiting for the client, whereas with a round trip inside the lock
+each hop of the critical section waited for a core (the client's Python above all) while the
+other workers' backends queued on the lock. Anything else makes the function write nothing;
+the carried completion and the events commit with it, and the claim goes on with the shared
+rules in a new transaction.
 
 Statement texts do not depend on how many jobs, keys or events they carry (one row is written
 plainly, more travel as arrays: ``= ANY(?)``, ``unnest(?, …)``), so each is prepared once per
@@ -435,7 +437,7 @@ class _PgTx:
     A statement whose result is not needed (``run``) is only queued and travels with the next
     one whose rows are, so a transaction costs a round trip per *decision*."""
 
-    __slots__ = ("_conn", "_cur", "_guarded", "_hold", "_pipe", "_plans", "committed")
+    __slots__ = ("_conn", "_cur", "_guarded", "_hold", "_pipe", "_plans", "committed", "synced")
 
     def __init__(
         self,
@@ -453,6 +455,10 @@ class _PgTx:
         self._plans = plans
         self._guarded = False
         self.committed = False
+        self.synced = False
+        """The Sync that ends the transaction was sent: whatever it raised, the server has
+        committed or rolled back, and a ROLLBACK now would be one outside any transaction
+        (which, in pipeline mode, makes psycopg drop its prepared statements out of order)."""
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._refusals():
@@ -493,6 +499,7 @@ class _PgTx:
             for sql, params in _together(statements) if together and statements else statements:
                 self._cur.execute(_pg(sql, self._plans, params), params)
             if self._pipe is not None:
+                self.synced = True
                 self._pipe.sync()
         self.committed = True
         return self._cur.fetchall() if _has_rows(self._cur) else []
@@ -723,7 +730,7 @@ class PostgresStore(SqlStore):
                 if not tx.committed:
                     self._pipe.sync()  # commits (a claim that found nothing wrote nothing)
             except BaseException:
-                if not tx.committed:
+                if not tx.committed and not tx.synced:
                     self._rollback(cur)
                 raise
 
@@ -827,13 +834,26 @@ class PostgresStore(SqlStore):
         if self._head_skips > 0:
             self._head_skips -= 1
             return None
-        for sql, params in self._insert_events(lines):
-            tx.run(sql, params)
         now = self._now()
         lease_id = str(uuid.uuid4())
-        found = tx.rows(
-            f"SELECT * FROM {_CLAIM_HEAD}(?, ?, ?, ?, ?, ?)",
-            (owner, ttl, now, isoformat(now) if now is not None else None, lease_id, max_batch),
+        # The call and the commit travel together: the server runs the lock, the carried
+        # completion, the call and the commit without waiting for this client, so the lock is
+        # never held while a worker waits for a core. A hand-over then costs a transaction.
+        found = tx.finish(
+            [
+                *self._insert_events(lines),
+                (
+                    f"SELECT * FROM {_CLAIM_HEAD}(?, ?, ?, ?, ?, ?)",
+                    (
+                        owner,
+                        ttl,
+                        now,
+                        isoformat(now) if now is not None else None,
+                        lease_id,
+                        max_batch,
+                    ),
+                ),
+            ]
         )
         if not found:
             # The function always answers one row: none means the connection went away with

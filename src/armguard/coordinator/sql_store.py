@@ -116,6 +116,9 @@ class GuardRefused(Exception):
 class Tx(Protocol):
     """One statement runner inside a transaction; SQL uses ``?`` placeholders."""
 
+    committed: bool
+    """Set by :meth:`finish`: the transaction is over, and nothing more may run in it."""
+
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """A statement that returns rows, and its rows: over a network one round trip, which
         also carries whatever :meth:`run` queued."""
@@ -220,7 +223,9 @@ class SqlStore(ABC):
         (see :mod:`.postgres_store`): None when the backend has none. Otherwise it has
         written ``lines`` in ``tx`` and says whether it decided — (True, the lease or None
         for an empty queue) — or (False, None) having written nothing else, and the claim
-        goes on with the rules here in the same transaction."""
+        goes on with the rules here: in the same transaction, or in a new one if the backend
+        committed ``tx`` with its call (so that no client holds the lock across a round trip
+        in the common case)."""
         return None
 
     def _jobs_reached(self, seq: int) -> None:  # noqa: B027 (optional hook: SQLite has none)
@@ -521,69 +526,92 @@ class SqlStore(ABC):
                     decided, lease = fast
                     if decided:
                         return lease
-                    lines = []  # written already, in this transaction
-            live = self._live_state(tx, max_batch - 1, linger > 0)
-            now = live.now
-            settled = None
-            if linger > 0:
-
-                def settled(cand: _Candidate) -> bool:
-                    return _settled(
-                        tx, cand, now, linger=linger, linger_max=linger_max, bursts=live.bursts
-                    )
-
-            found = _find_head(tx, live.held, live.scopes, live.page, settled)
-            if found is None:
-                if lines:
-                    tx.finish(self._insert_events(lines))
-                return None
-            head, passed = found
-            batch = [head]
-            if not head.barrier and max_batch > 1:
-                # The followers were read for the first queued job; usually that is the head.
-                page = live.page
-                known = live.followers if page and page[0].seq == head.seq else None
-                batch += _coalesce(
-                    tx,
-                    head,
-                    near_sql=self._near(),
-                    held=live.held,
-                    passed=passed,
-                    scopes=live.scopes,
-                    room=max_batch - 1,
-                    known=known,
+                    lines = []  # written already
+            if not tx.committed:
+                return self._claim_by_rules(
+                    tx, owner, ttl, max_batch, lines=lines, linger=linger, linger_max=linger_max
                 )
-            keys = sorted(set().union(*(c.effective(live.scopes) for c in batch)))
-            fence = live.fence if live.fence is not None else self._next_fence(tx)
-            lease_id = str(uuid.uuid4())
-            expires_at = now + ttl
-            # The claimed events ride in the claim: a lease never exists without its record.
-            ts = isoformat(now)
-            lines += [(c.job_id, _claimed_line(ts, c, fence, keys, len(batch))) for c in batch]
-            in_batch, seqs = self._in("seq", [c.seq for c in batch], "bigint")
-            updated = tx.finish(
-                [
-                    *self._insert_events(lines),
-                    (
-                        "INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (lease_id, owner, fence, json.dumps(keys), expires_at, now),
-                    ),
-                    *self._insert(
-                        "lease_keys",
-                        ("key", "lease_id", "fence"),
-                        ("text", "text", "bigint"),
-                        [(key, lease_id, fence) for key in keys],
-                    ),
-                    (
-                        "UPDATE jobs SET state = 'running', lease_id = ?, updated_at = ?"
-                        f" WHERE {in_batch} RETURNING {_JOB_COLUMNS}",
-                        (lease_id, now, *seqs),
-                    ),
-                ],
-                # The key rows' foreign key to the lease row is checked at the end.
-                together=True,
+        # The backend committed its try with the call (and the carried completion with it):
+        # the rules decide in a transaction of their own.
+        with self._write() as tx:
+            return self._claim_by_rules(
+                tx, owner, ttl, max_batch, lines=lines, linger=linger, linger_max=linger_max
             )
+
+    def _claim_by_rules(
+        self,
+        tx: Tx,
+        owner: str,
+        ttl: float,
+        max_batch: int,
+        *,
+        lines: list[tuple[str, str]],
+        linger: float,
+        linger_max: float,
+    ) -> Lease | None:
+        """The claim rules, in ``tx``: the live state, the head, its followers, the lease."""
+        live = self._live_state(tx, max_batch - 1, linger > 0)
+        now = live.now
+        settled = None
+        if linger > 0:
+
+            def settled(cand: _Candidate) -> bool:
+                return _settled(
+                    tx, cand, now, linger=linger, linger_max=linger_max, bursts=live.bursts
+                )
+
+        found = _find_head(tx, live.held, live.scopes, live.page, settled)
+        if found is None:
+            if lines:
+                tx.finish(self._insert_events(lines))
+            return None
+        head, passed = found
+        batch = [head]
+        if not head.barrier and max_batch > 1:
+            # The followers were read for the first queued job; usually that is the head.
+            page = live.page
+            known = live.followers if page and page[0].seq == head.seq else None
+            batch += _coalesce(
+                tx,
+                head,
+                near_sql=self._near(),
+                held=live.held,
+                passed=passed,
+                scopes=live.scopes,
+                room=max_batch - 1,
+                known=known,
+            )
+        keys = sorted(set().union(*(c.effective(live.scopes) for c in batch)))
+        fence = live.fence if live.fence is not None else self._next_fence(tx)
+        lease_id = str(uuid.uuid4())
+        expires_at = now + ttl
+        # The claimed events ride in the claim: a lease never exists without its record.
+        ts = isoformat(now)
+        lines += [(c.job_id, _claimed_line(ts, c, fence, keys, len(batch))) for c in batch]
+        in_batch, seqs = self._in("seq", [c.seq for c in batch], "bigint")
+        updated = tx.finish(
+            [
+                *self._insert_events(lines),
+                (
+                    "INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (lease_id, owner, fence, json.dumps(keys), expires_at, now),
+                ),
+                *self._insert(
+                    "lease_keys",
+                    ("key", "lease_id", "fence"),
+                    ("text", "text", "bigint"),
+                    [(key, lease_id, fence) for key in keys],
+                ),
+                (
+                    "UPDATE jobs SET state = 'running', lease_id = ?, updated_at = ?"
+                    f" WHERE {in_batch} RETURNING {_JOB_COLUMNS}",
+                    (lease_id, now, *seqs),
+                ),
+            ],
+            # The key rows' foreign key to the lease row is checked at the end.
+            together=True,
+        )
         return Lease(
             id=lease_id,
             owner=owner,
