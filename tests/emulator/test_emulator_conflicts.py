@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from arm_helpers import NET, STORAGE, VM, VNET, Arm, error_code, vm_body, vnet_body
 
@@ -130,16 +131,22 @@ def test_compute_model_write_preempts_the_running_one(
     assert arm.get(VM).json()["tags"] == {"v": "2"}
 
 
+def refused_during(arm: Arm, served: EmulatorHandle, running: str, action: str) -> httpx.Response:
+    """``action`` posted to a new VM while its ``running`` action runs: 409 OperationNotAllowed."""
+    arm.put(VM, vm_body())
+    served.advance(60)
+    assert arm.post(f"{VM}/{running}").status_code == 202
+    refused = arm.post(f"{VM}/{action}")
+    assert refused.status_code == 409
+    assert error_code(refused) == "OperationNotAllowed"
+    return refused
+
+
 @pytest.mark.parametrize("action", ["powerOff", "restart", "redeploy"])
 def test_what_needs_an_allocated_vm_is_refused_while_it_is_deallocated(
     arm: Arm, served: EmulatorHandle, group: str, action: str
 ) -> None:
-    arm.put(VM, vm_body())
-    served.advance(60)
-    assert arm.post(f"{VM}/deallocate").status_code == 202
-    refused = arm.post(f"{VM}/{action}")
-    assert refused.status_code == 409
-    assert error_code(refused) == "OperationNotAllowed"
+    refused = refused_during(arm, served, "deallocate", action)
     assert refused.json()["error"]["message"].startswith(
         f"Operation '{action}' is not allowed on VM 'vm1' since the VM is either deallocated or "
         "marked to be deallocated."
@@ -153,12 +160,7 @@ def test_what_needs_an_allocated_vm_is_refused_while_it_is_deallocated(
 def test_power_actions_that_collide_are_refused(
     arm: Arm, served: EmulatorHandle, group: str
 ) -> None:
-    arm.put(VM, vm_body())
-    served.advance(60)
-    assert arm.post(f"{VM}/powerOff").status_code == 202
-    refused = arm.post(f"{VM}/start")
-    assert refused.status_code == 409
-    assert error_code(refused) == "OperationNotAllowed"
+    refused = refused_during(arm, served, "powerOff", "start")
     assert (
         "An ongoing operation is changing power state of Virtual Machine vm1 to stopped"
         in refused.text

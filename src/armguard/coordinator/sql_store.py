@@ -48,6 +48,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
 
 from armguard.clock import Clock, SystemClock, isoformat
@@ -488,12 +489,8 @@ class SqlStore(ABC):
             finishing = self._completion(completing) if completing is not None else None
             try:
                 lease = self._claim(
-                    owner,
-                    ttl,
-                    max_batch,
+                    _Ask(owner, ttl, max_batch, linger, linger_max),
                     lines=lines,
-                    linger=linger,
-                    linger_max=linger_max,
                     finishing=finishing,
                 )
             except GuardRefused:  # only a carried completion has a guard
@@ -505,51 +502,31 @@ class SqlStore(ABC):
             return lease
 
     def _claim(
-        self,
-        owner: str,
-        ttl: float,
-        max_batch: int,
-        *,
-        lines: list[tuple[str, str]],
-        linger: float,
-        linger_max: float,
-        finishing: _Finishing | None,
+        self, ask: _Ask, *, lines: list[tuple[str, str]], finishing: _Finishing | None
     ) -> Lease | None:
         notify: Change | None = "freed" if finishing is not None and finishing.ids else None
         with self._write(notify=notify) as tx:
             if finishing is not None:
                 # Before the live-state read, which then sees the completed jobs' keys free.
                 tx.guarded(finishing.statements, finishing.guard)
-            if linger <= 0:
-                fast = self._claim_head(tx, owner, ttl, max_batch, lines)
+            if ask.linger <= 0:
+                fast = self._claim_head(tx, ask.owner, ask.ttl, ask.max_batch, lines)
                 if fast is not None:
                     decided, lease = fast
                     if decided:
                         return lease
                     lines = []  # written already
             if not tx.committed:
-                return self._claim_by_rules(
-                    tx, owner, ttl, max_batch, lines=lines, linger=linger, linger_max=linger_max
-                )
+                return self._claim_by_rules(tx, ask, lines)
         # The backend committed its try with the call (and the carried completion with it):
         # the rules decide in a transaction of their own.
         with self._write() as tx:
-            return self._claim_by_rules(
-                tx, owner, ttl, max_batch, lines=lines, linger=linger, linger_max=linger_max
-            )
+            return self._claim_by_rules(tx, ask, lines)
 
-    def _claim_by_rules(
-        self,
-        tx: Tx,
-        owner: str,
-        ttl: float,
-        max_batch: int,
-        *,
-        lines: list[tuple[str, str]],
-        linger: float,
-        linger_max: float,
-    ) -> Lease | None:
+    def _claim_by_rules(self, tx: Tx, ask: _Ask, lines: list[tuple[str, str]]) -> Lease | None:
         """The claim rules, in ``tx``: the live state, the head, its followers, the lease."""
+        owner, ttl, max_batch = ask.owner, ask.ttl, ask.max_batch
+        linger, linger_max = ask.linger, ask.linger_max
         live = self._live_state(tx, max_batch - 1, linger > 0)
         now = live.now
         settled = None
@@ -965,6 +942,17 @@ class _Candidate:
         for key in keys:
             out |= scopes.get(key, set())
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """What a claim asks for, as the caller gave it."""
+
+    owner: str
+    ttl: float
+    max_batch: int
+    linger: float
+    linger_max: float
 
 
 class _Finishing:
