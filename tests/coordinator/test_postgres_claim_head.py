@@ -145,3 +145,33 @@ def test_on_the_server_clock_a_claimed_event_has_arm_time_within_the_lease(pg_ur
     finally:
         store.drop_schema()
         store.close()
+
+
+def test_a_free_head_alone_on_its_resource_is_leased_by_the_server(pg_url: str) -> None:
+    """The common case really takes the one-transaction path (what the benchmarks' gains rest
+    on), and what it cannot decide (a head with followers) is left to the rules."""
+    store = PostgresStore(pg_url, clock=ManualClock(1_700_000_000.0), schema="t_claim_head_taken")
+    try:
+        one, two = store.submit_many([_spec(f"{RG}/vm/1"), _spec(f"{RG}/vm/2")])
+        first = store.claim("o", ttl=30)
+        assert first is not None
+        assert [j.id for j in first.jobs] == [one.id]
+        assert store.claims_in_server == 1
+        done = Completion(first, [JobResult(one.id, Outcome.APPLIED)])
+        second = store.claim("o", ttl=30, completing=done)
+        assert second is not None
+        assert [j.id for j in second.jobs] == [two.id]
+        assert store.claims_in_server == 2
+        burst = store.submit_many([_spec(f"{RG}/vm/3"), _spec(f"{RG}/vm/3")])
+        done = Completion(second, [JobResult(two.id, Outcome.APPLIED)])
+        batch = store.claim("o", ttl=30, completing=done)
+        assert batch is not None
+        assert [j.id for j in batch.jobs] == [j.id for j in burst]
+        assert store.claims_in_server == 2
+        # The completion carried by the claim that handed over was committed all the same.
+        finished = store.get(two.id)
+        assert finished is not None
+        assert finished.outcome is Outcome.APPLIED
+    finally:
+        store.drop_schema()
+        store.close()

@@ -555,6 +555,9 @@ class PostgresStore(SqlStore):
         self._plans = ""  # appended to every statement's text; see _jobs_reached
         self._discard_plans = False
         self._head_skips = 0  # claims left that skip the head claim; see _claim_head
+        self.claims_in_server = 0
+        """How many leases ``armguard_claim_head_v1`` made on this handle: claims of the common
+        case, decided in one transaction that no round trip to this client holds open."""
         self._plans_at: int | None = None
         self._attach()
 
@@ -870,6 +873,7 @@ class PostgresStore(SqlStore):
             return False, None
         if took == "none":
             return True, None
+        self.claims_in_server += 1
         return True, Lease(
             id=lease_id,
             owner=owner,
