@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from armguard.diagnose.report import MARK_COLOURS, render_report
 from armguard.diagnose.timeline import load_timeline
 
 RID = (
@@ -49,3 +50,9 @@ def test_a_requeue_is_a_mark_that_says_why_and_when_it_resumes(tmp_path: Path) -
     assert "requeued: retry budget exhausted, resumes after 64 s" in mark.text
     assert "TooManyRequests" not in mark.text  # the refusal is on the conflict itself
     assert t.headline()["outcomes"] == {"applied": 1}
+    # In the report it is a badge of its own colour, explained in the legend.
+    html = render_report(t, generated_at=0.0)
+    own = MARK_COLOURS["requeued"]
+    assert own not in {c for e, c in MARK_COLOURS.items() if e != "requeued"}
+    assert f'fill="{own}"' in html
+    assert "Requeued: the retry budget ran out" in html

@@ -59,6 +59,7 @@ MARK_COLOURS: dict[str, str] = {
     "prerequisite": "#37474f",
     "coalesced": "#283593",
     "already_satisfied": "#558b2f",
+    "requeued": "#ad1457",
 }
 _MARK_LABELS = {
     "rebased": "Rebased on the live state",
@@ -66,6 +67,7 @@ _MARK_LABELS = {
     "prerequisite": "Prerequisite transition (deallocate, start…)",
     "coalesced": "One write carried several intents",
     "already_satisfied": "Already satisfied: no write needed",
+    "requeued": "Requeued: the retry budget ran out in a storm; the job waits its turn again",
 }
 _LINK_COLOUR = "#6a1b9a"
 _OVERLAP_FILL = "#ffe082"
