@@ -53,8 +53,8 @@ class Cluster:
         assert server.url is not None
         self.server = server
         self.url = server.url
-        # PgServer has no restart of its own; its directory and its runner (as the postgres
-        # user when the tests run as root) are what pg_ctl needs.
+        # The tests stop and start the server apart (a restart is not enough), with the
+        # cluster's directory and its runner (as the postgres user when the tests run as root).
         base = server._dir
         assert base is not None
         self.data = base / "data"

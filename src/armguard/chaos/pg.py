@@ -1,9 +1,11 @@
-"""A throw-away PostgreSQL cluster for a chaos run, and the faults a database server has.
+"""A throw-away PostgreSQL cluster, and the faults a database server has.
 
 Started from the system binaries in a temporary directory (as the ``postgres`` user when run
 as root: PostgreSQL refuses to run as root), listening on 127.0.0.1 on a free port with trust
 authentication. ``restart_immediate`` is a crash (``pg_ctl restart -m immediate``: no
-checkpoint, every connection cut); ``terminate_backends`` drops every client connection.
+checkpoint, every connection cut); ``terminate_backends`` drops every client connection. The
+chaos run uses it as shipped (durable); the test suite and the benchmarks start theirs through
+``tests/pg_server.py``, which may turn durability off for speed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,22 @@ def _free_port() -> int:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    """One cluster with one database. ``durable=False`` turns fsync off: for tests, which need
+    speed and not crash safety; a crash restart must not lose a commit a worker was told of, so
+    the chaos run keeps the default."""
+
+    def __init__(
+        self,
+        *,
+        durable: bool = True,
+        database: str = DATABASE,
+        bin_dir: Path = PG_BIN,
+        prefix: str = "armguard-chaos-pg-",
+    ) -> None:
+        self.durable = durable
+        self.database = database
+        self.bin_dir = bin_dir
+        self.prefix = prefix
         self.url = ""
         self.admin_url = ""
         self._dir: Path | None = None
@@ -61,19 +78,31 @@ class PgCluster:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise PgUnavailable(f"{Path(args[0]).name}: {exc}") from None
         if proc.returncode != 0:
-            raise PgUnavailable(f"{Path(args[0]).name} failed: {proc.stderr.strip()[-500:]}")
+            raise PgUnavailable(
+                f"{Path(args[0]).name} failed ({proc.returncode}): "
+                f"{proc.stderr.strip()[-500:]}{self._log_tail()}"
+            )
+
+    def _log_tail(self) -> str:
+        log = Path(self._log) if self._dir is not None else None
+        if log is None or not log.exists():
+            return ""
+        return "\nserver log:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", self._data, "-l", self._log, *args)
 
     def start(self) -> str:
         for tool in ("initdb", "pg_ctl", "postgres"):
-            if not (PG_BIN / tool).exists():
-                raise PgUnavailable(f"no PostgreSQL binaries: {PG_BIN / tool} does not exist")
+            if not (self.bin_dir / tool).exists():
+                raise PgUnavailable(f"no PostgreSQL binaries: {self.bin_dir / tool} does not exist")
         if self._as_postgres and shutil.which("runuser") is None:
             raise PgUnavailable("running as root but runuser is missing")
-        self._dir = Path(tempfile.mkdtemp(prefix="armguard-chaos-pg-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=self.prefix))
         if self._as_postgres:
             shutil.chown(self._dir, user="postgres", group="postgres")
         self._run(
-            str(PG_BIN / "initdb"), "-D", self._data, "-A", "trust", "-U", "postgres",
+            str(self.bin_dir / "initdb"), "-D", self._data, "-A", "trust", "-U", "postgres",
             "-E", "UTF8", "--no-sync",
         )  # fmt: skip
         sock = self._dir / "sock"
@@ -84,44 +113,47 @@ class PgCluster:
             f"-c port={port}",
             f"-c unix_socket_directories={sock}",
             "-c max_connections=200",
-            # Durable as shipped: a crash restart must not lose a commit a worker was told of.
-            "-c fsync=on",
-            "-c synchronous_commit=on",
         ]
-        self._run(
-            str(PG_BIN / "pg_ctl"), "-D", self._data, "-l", self._log, "-o", " ".join(options),
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
+        if self.durable:
+            options += ["-c fsync=on", "-c synchronous_commit=on"]
+        else:
+            options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        self._pg_ctl("-o", " ".join(options), "-w", "-t", "60", "start")
         self.admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-        self.url = f"postgresql://postgres@127.0.0.1:{port}/{DATABASE}"
+            conn.execute(f"CREATE DATABASE {self.database}")
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/{self.database}"
         return self.url
 
     def restart_immediate(self) -> None:
         """A database crash: immediate shutdown (no checkpoint, recovery on start), restart."""
-        self._run(
-            str(PG_BIN / "pg_ctl"), "-D", self._data, "-l", self._log, "-m", "immediate",
-            "-w", "-t", "60", "restart",
-        )  # fmt: skip
+        self._pg_ctl("-m", "immediate", "-w", "-t", "60", "restart")
+
+    def restart(self) -> None:
+        """A clean restart (same port and options), e.g. to load new server settings."""
+        self._pg_ctl("-w", "-t", "60", "restart")
 
     def terminate_backends(self) -> int:
-        """Drop every client connection to the chaos database; how many were dropped."""
+        """Drop every client connection to the database; how many were dropped."""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = %s AND pid <> pg_backend_pid()",
-                (DATABASE,),
+                (self.database,),
             ).fetchall()
         return sum(1 for (ok,) in rows if ok)
 
     def stop(self) -> None:
+        """Stop exactly this cluster (``pg_ctl stop -m fast`` on its data directory) and
+        delete it."""
         if self._dir is None:
             return
         try:
             if (Path(self._data) / "postmaster.pid").exists():
                 subprocess.run(
-                    self._cmd(str(PG_BIN / "pg_ctl"), "-D", self._data, "-m", "fast", "-w", "stop"),
+                    self._cmd(
+                        str(self.bin_dir / "pg_ctl"), "-D", self._data, "-m", "fast", "-w", "stop"
+                    ),
                     capture_output=True,
                     timeout=60,
                     check=False,
