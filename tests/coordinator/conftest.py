@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from armguard.arm.client import ArmClient, StaticIdentityCredential
-from armguard.clock import Clock, ManualClock
-from armguard.coordinator.postgres_store import PostgresStore
+from armguard.clock import ManualClock
 from armguard.coordinator.sql_store import SqlStore
-from armguard.coordinator.sqlite_store import SqliteStore
 from armguard.testing import emulator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store_db import StoreDb
 from writer_env import RG, Env
 
 from pg_server import served_pg_url
@@ -32,44 +28,6 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     yield from served_pg_url()
-
-
-@dataclass
-class StoreDb:
-    """One fresh database (an SQLite file, or a PostgreSQL schema) that tests can open many
-    store objects on, as separate workers would."""
-
-    backend: str
-    location: str  # the SQLite file or the PostgreSQL URL
-    schema: str = ""
-    opened: list[SqlStore] = field(default_factory=list)
-    destroyed: bool = False
-
-    def open(self, clock: Clock) -> SqlStore:
-        store: SqlStore
-        if self.backend == "sqlite":
-            store = SqliteStore(self.location, clock=clock)
-        else:
-            store = PostgresStore(self.location, clock=clock, schema=self.schema)
-        self.opened.append(store)
-        return store
-
-    def url(self) -> str:
-        if self.backend == "sqlite":
-            return f"sqlite:///{self.location}"
-        return f"{self.location}?schema={self.schema}"
-
-    def destroy(self) -> None:
-        if self.destroyed:
-            return
-        self.destroyed = True
-        for store in self.opened:
-            store.close()
-        if self.backend == "sqlite":
-            shutil.rmtree(Path(self.location).parent, ignore_errors=True)
-        else:
-            with psycopg.connect(self.location, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
 
 def new_db(backend: str, pg: str | None) -> StoreDb:

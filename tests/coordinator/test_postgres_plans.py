@@ -19,7 +19,7 @@ from armguard.coordinator.model import Completion, JobResult, JobSpec, Outcome
 from armguard.coordinator.sql_store import SqlStore
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 pytestmark = pytest.mark.postgres
 

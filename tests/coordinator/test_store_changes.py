@@ -23,7 +23,7 @@ from armguard.events import JobEvent
 from armguard.testing import DEFAULT_SUBSCRIPTION, emulator
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1"
 RG = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg"

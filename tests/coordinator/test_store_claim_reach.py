@@ -25,7 +25,7 @@ from armguard.coordinator.postgres_store import PostgresStore
 from armguard.coordinator.sql_store import _CROSSED_LIMIT, SCHEMA_VERSION, SqlStore
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 _RG = "/subscriptions/s/resourcegroups/rg/providers"
 VNET = f"{_RG}/microsoft.network/virtualnetworks/vnet"

@@ -23,7 +23,7 @@ from armguard.events import EventType, JobEvent
 from armguard.testing import DEFAULT_SUBSCRIPTION, emulator
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 RG = f"/subscriptions/{DEFAULT_SUBSCRIPTION}/resourceGroups/rg"
 VNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/vnet1"

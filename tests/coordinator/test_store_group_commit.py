@@ -15,11 +15,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from store_db import StoreDb
 
 from armguard.clock import ManualClock
 from armguard.coordinator.model import Job, JobSpec
 from armguard.coordinator.sql_store import SqlStore, StoreError
-from conftest import StoreDb
 
 VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines"
 

@@ -23,7 +23,7 @@ from armguard.coordinator.model import JobResult, JobSpec, JobState, Outcome
 from armguard.coordinator.stores import open_store
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 WORKERS = 4
 RG = "/subscriptions/s/resourceGroups/rg/providers"

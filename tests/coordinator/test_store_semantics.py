@@ -23,7 +23,7 @@ from armguard.coordinator.stores import open_store, redact
 from armguard.events import EventType, JobEvent
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 RG = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/prod-rg"
 VNET = f"{RG}/providers/Microsoft.Network/virtualNetworks/VNet1"

@@ -30,7 +30,7 @@ from armguard.coordinator.model import (
 )
 
 if TYPE_CHECKING:
-    from conftest import StoreDb
+    from store_db import StoreDb
 
 _RG = "/subscriptions/s/resourcegroups/rg/providers"
 VNET = f"{_RG}/microsoft.network/virtualnetworks/vnet"

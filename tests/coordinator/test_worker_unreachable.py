@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 
+from store_db import StoreDb
 from writer_env import RG
 
 from armguard.arm.client import ArmClient, StaticIdentityCredential
@@ -15,7 +16,6 @@ from armguard.coordinator.reachability import ReachabilityChange
 from armguard.coordinator.submit import submit
 from armguard.coordinator.worker import Worker, WorkerSettings
 from armguard.testing import emulator
-from conftest import StoreDb
 
 
 def dead_endpoint() -> str:
