@@ -149,21 +149,18 @@ class SdkWaits:
         self._cond = threading.Condition()
         self._parked: list[float] = []
         self._in_flight = 0
-        # Per thread, the emulated time of its last answer: an SDK wait follows an answer on the
-        # same thread (a poll, a throttled attempt) and in real time begins the instant it
-        # arrives. Timed from there, a clock the test advanced between the answer and the wait
-        # does not lengthen the wait.
-        self._answered: dict[int, float] = {}
         self._transports: list[ClockTransport] = []
 
-    def sleep(self, seconds: float) -> None:
+    def sleep(self, seconds: float, since: float | None = None) -> None:
+        """Park until the clock is ``seconds`` past ``since`` (the emulated time of the answer
+        the wait follows: in real time a wait begins the instant its answer arrives, so a clock
+        the test advanced in between does not lengthen it), or past now."""
         with self._cond:
             self.waits.append(seconds)
-            answered = self._answered.pop(threading.get_ident(), None)
         if seconds <= 0:
             return
         now = self.clock.monotonic()
-        deadline = (now if answered is None else min(answered, now)) + seconds
+        deadline = (now if since is None else min(since, now)) + seconds
         with self._cond:
             self._parked.append(deadline)
             self._cond.notify_all()
@@ -220,7 +217,6 @@ class SdkWaits:
         finally:
             with self._cond:
                 self._in_flight -= 1
-                self._answered[threading.get_ident()] = self.clock.monotonic()
                 self._cond.notify_all()
 
 
@@ -233,31 +229,35 @@ class ClockTransport(RequestsTransport):  # type: ignore[misc]
     def __init__(self, waits: SdkWaits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waits = waits
-        # Per thread, the answer its last send got. azure-core's RetryPolicy drops a throttled
-        # answer without closing it, and the SDKs stream an LRO's first answer, so its socket
-        # stays open until the garbage collector finds it (a ResourceWarning in whichever test
-        # runs then). The wait that follows is where the answer is known to be done with.
-        self._answers: dict[int, Any] = {}
+        # Per thread, its last send's answer (None if it failed) and the emulated time it came
+        # back: an SDK wait follows an answer on the same thread (a poll, a throttled attempt)
+        # and is timed from it. The wait is also where the answer is known to be done with:
+        # azure-core's RetryPolicy drops a throttled answer without closing it, and the SDKs
+        # stream an LRO's first answer, so its socket would stay open until the garbage
+        # collector found it (a ResourceWarning in whichever test runs then).
+        self._answers: dict[int, tuple[Any, float]] = {}
         waits.adopt(self)
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        thread = threading.get_ident()
-        self._answers.pop(thread, None)
-        with self.waits.request():
-            response = super().send(request, **kwargs)
-        self._answers[thread] = response
+        response = None
+        try:
+            with self.waits.request():
+                response = super().send(request, **kwargs)
+        finally:
+            self._answers[threading.get_ident()] = (response, self.waits.clock.monotonic())
         return response
 
     def sleep(self, duration: float) -> None:
-        answered = self._answers.pop(threading.get_ident(), None)
-        if answered is not None:
-            answered.internal_response.close()
-        self.waits.sleep(duration)
+        response, answered_at = self._answers.pop(threading.get_ident(), (None, None))
+        if response is not None:
+            response.internal_response.close()
+        self.waits.sleep(duration, since=answered_at)
 
     def close(self) -> None:
         answers, self._answers = list(self._answers.values()), {}
-        for answered in answers:
-            answered.internal_response.close()
+        for response, _ in answers:
+            if response is not None:
+                response.internal_response.close()
         super().close()
 
 
