@@ -9,7 +9,18 @@ worker whose lease expired cannot complete.
 from __future__ import annotations
 
 import pytest
-from writer_env import NET_API, RG, STORAGE, SUBNET, VM, VNET, Env, make_vm, make_vnet
+from writer_env import (
+    NET_API,
+    RG,
+    STORAGE,
+    SUBNET,
+    VM,
+    VNET,
+    Env,
+    make_vm,
+    make_vnet,
+    storm_without_end,
+)
 
 from armguard.coordinator.backoff import RetryBudget
 from armguard.coordinator.intents import (
@@ -340,12 +351,7 @@ def test_an_exhausted_retry_budget_with_no_requeue_left_fails_instead_of_stormin
     env: Env,
 ) -> None:
     make_vnet(env)
-    env.arm.core.faults.add_rule(
-        {
-            "match": {"method": "PUT", "idPattern": VNET},
-            "effect": {"status": 503, "code": "ServiceUnavailable", "message": "busy"},
-        }
-    )
+    storm_without_end(env)
     job = env.submit(VNET, TagsIntent({"a": "1"}))
     # Requeues are test_writer_requeue's subject: here the job may not go back at all.
     worker = env.run(budget_floor=2, budget_ratio=0.0, writer=WriterSettings(max_requeues=0))

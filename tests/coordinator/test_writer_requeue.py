@@ -11,7 +11,17 @@ from datetime import datetime
 from typing import Any
 
 from prometheus_client import generate_latest
-from writer_env import VM, VNET, Env, Interleaved, alice, make_vm, make_vnet, run_with
+from writer_env import (
+    VM,
+    VNET,
+    Env,
+    Interleaved,
+    alice,
+    make_vm,
+    make_vnet,
+    run_with,
+    storm_without_end,
+)
 
 from armguard.arm.client import ArmResponse
 from armguard.coordinator.intents import ActionIntent, TagsIntent
@@ -122,12 +132,7 @@ def test_a_requeue_waits_at_least_the_retry_after_arm_gave(env: Env) -> None:
 
 def test_a_permanent_storm_fails_the_job_after_max_requeues_with_its_kind(env: Env) -> None:
     make_vnet(env)
-    env.arm.core.faults.add_rule(
-        {
-            "match": {"method": "PUT", "idPattern": VNET},
-            "effect": {"status": 503, "code": "ServiceUnavailable", "message": "busy"},
-        }
-    )
+    storm_without_end(env)
     job = env.submit(VNET, TagsIntent({"a": "1"}))
     worker = env.run(budget_floor=2, budget_ratio=0.0, writer=WriterSettings(max_requeues=2))
     done = env.job(job)
@@ -212,12 +217,6 @@ def test_an_action_whose_answer_was_lost_is_not_sent_again_after_the_requeue(env
 
 # -- a power action refused while the VM's power state is elsewhere -------------------------
 
-_DEALLOCATED_REFUSAL = (
-    "Operation 'powerOff' is not allowed on VM 'vm1' since the VM is either deallocated or "
-    "marked to be deallocated. Please refer to https://aka.ms/vmpowerstates  to learn about "
-    "different VM power states."
-)
-
 
 def _power(env: Env) -> str:
     view = env.setup.request("GET", f"{VM}/instanceView", api_version=VM_API).body
@@ -238,6 +237,13 @@ def _before_power_off(method: str, path: str, history: list[tuple[str, str, int]
     return method == "POST" and path.endswith("/powerOff")
 
 
+def _deallocate(env: Env) -> None:
+    """Another writer deallocates the VM. While that runs the emulator refuses a powerOff as
+    ARM does: "… not allowed … since the VM is either deallocated or marked to be deallocated"."""
+    r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
+    assert r.status in (200, 202), r.text
+
+
 def test_a_power_off_refused_because_the_vm_was_deallocated_meanwhile_is_satisfied(
     env: Env,
 ) -> None:
@@ -247,8 +253,7 @@ def test_a_power_off_refused_because_the_vm_was_deallocated_meanwhile_is_satisfi
     job = env.submit(VM, ActionIntent("powerOff", api_version=VM_API), who="alice")
 
     def deallocate() -> None:
-        r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
-        assert r.status in (200, 202), r.text
+        _deallocate(env)
         env.settle()
 
     run_with(env, Interleaved(alice(env), _before_power_off, deallocate))
@@ -269,24 +274,11 @@ def test_a_power_off_refused_while_deallocating_waits_for_the_deallocation(env: 
     make_vm(env)
     job = env.submit(VM, ActionIntent("powerOff", api_version=VM_API), who="alice")
 
-    def deallocating() -> None:
-        r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
-        assert r.status in (200, 202), r.text
-        env.arm.core.faults.add_rule(
-            {
-                "match": {"method": "POST", "idPattern": VM, "operation": "powerOff"},
-                "effect": {
-                    "status": 409,
-                    "code": "OperationNotAllowed",
-                    "message": _DEALLOCATED_REFUSAL,
-                },
-                "schedule": {"firstN": 1},
-            }
-        )
-
-    run_with(env, Interleaved(alice(env), _before_power_off, deallocating))
+    run_with(env, Interleaved(alice(env), _before_power_off, lambda: _deallocate(env)))
     done = env.job(job)
     assert done.outcome is Outcome.ALREADY_SATISFIED, done.reason
+    [refused] = [e for e in env.store.events(job.id) if e.event == "conflict"]
+    assert "is either deallocated or marked to be deallocated" in (refused.message or "")
     waits = [e.detail for e in env.store.events(job.id) if e.event == "waiting"]
     assert {"on": "powerState", "reached": "deallocated"} in waits
     assert _power(env) == "PowerState/deallocated"
@@ -309,19 +301,7 @@ def test_a_power_off_refused_while_deallocating_is_sent_once_the_vm_runs_again(
     def step() -> None:
         if not steps:
             steps.append("deallocate")
-            r = env.setup.request("POST", f"{VM}/deallocate", api_version=VM_API)
-            assert r.status in (200, 202), r.text
-            env.arm.core.faults.add_rule(
-                {
-                    "match": {"method": "POST", "idPattern": VM, "operation": "powerOff"},
-                    "effect": {
-                        "status": 409,
-                        "code": "OperationNotAllowed",
-                        "message": _DEALLOCATED_REFUSAL,
-                    },
-                    "schedule": {"firstN": 1},
-                }
-            )
+            _deallocate(env)
             return
         steps.append("start")  # someone starts it again once it is deallocated
         env.settle()

@@ -107,6 +107,16 @@ def make_vnet(env: Env, tags: dict[str, str] | None = None) -> dict[str, Any]:
     return env.get(VNET)
 
 
+def storm_without_end(env: Env) -> None:
+    """Every PUT to the VNet answers 503 from now on: a storm no retry budget outlasts."""
+    env.arm.core.faults.add_rule(
+        {
+            "match": {"method": "PUT", "idPattern": VNET},
+            "effect": {"status": 503, "code": "ServiceUnavailable", "message": "busy"},
+        }
+    )
+
+
 def make_vm(env: Env) -> dict[str, Any]:
     env.put(
         VM,

@@ -10,7 +10,7 @@ inside the worker's retry budget; anything else → failed with kind and reason.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from armguard.arm.classify import Classification, ConflictKind
@@ -215,19 +215,18 @@ class Recovery:
             try:
                 state = wait_for_settled_power(s.counted(), rid.format(), api, s.pacer)
             except GateFailed as failed:
-                cls = failed.response.classification()
                 misses += 1
-                if (
-                    cls.kind not in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT)
-                    or misses > s.settings.max_rounds
-                ):
-                    raise Finish(
+                self._read_again(
+                    jobs,
+                    failed,
+                    misses,
+                    lambda cls: Finish(
                         Outcome.FAILED,
                         ConflictKind.STATE_PREREQUISITE,
                         f"{c.reason} ({c.code}: {clip(c.message)}); its power state could "
                         f"not be read: {cls.reason}",
-                    ) from failed
-                s.backoff_or_finish(jobs, cls)
+                    ),
+                )
                 continue
             except GateTimeout as timeout:
                 raise Finish(
@@ -235,6 +234,24 @@ class Recovery:
                 ) from timeout
             s.emit(EventType.WAITING, jobs, detail={"on": "powerState", "reached": state})
             return
+
+    def _read_again(
+        self,
+        jobs: list[Job],
+        failed: GateFailed,
+        misses: int,
+        finish: Callable[[Classification], Finish],
+    ) -> None:
+        """A read that failed says nothing about what it watches: after a backoff it is read
+        again, as any throttled or transient read is, up to ``max_rounds`` misses; any other
+        failure, or one more miss, ends the jobs with ``finish``."""
+        cls = failed.response.classification()
+        if (
+            cls.kind not in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT)
+            or misses > self.s.settings.max_rounds
+        ):
+            raise finish(cls) from failed
+        self.s.backoff_or_finish(jobs, cls)
 
     def restore_pending(self, items: Sequence[Item]) -> bool:
         """Whether an earlier attempt deallocated this running VM and never started it again."""
@@ -311,18 +328,16 @@ class Recovery:
                 self._follow_transition(jobs, action, url, rid, api=api, target=target)
                 break
             except GateFailed as failed:
-                c = failed.response.classification()
                 misses += 1
-                # A poll that failed says nothing about the transition: read it again after
-                # a backoff, as any throttled or transient read is (the POST is not resent).
-                if (
-                    c.kind not in (ConflictKind.THROTTLED, ConflictKind.TRANSIENT)
-                    or misses > s.settings.max_rounds
-                ):
-                    raise Finish(
-                        Outcome.FAILED, c.kind, f"could not follow '{action}': {c.reason}"
-                    ) from failed
-                s.backoff_or_finish(jobs, c)
+                # The POST is not resent: only the poll is read again.
+                self._read_again(
+                    jobs,
+                    failed,
+                    misses,
+                    lambda cls: Finish(
+                        Outcome.FAILED, cls.kind, f"could not follow '{action}': {cls.reason}"
+                    ),
+                )
             except GateTimeout as timeout:
                 raise Finish(
                     Outcome.FAILED, ConflictKind.STATE_PREREQUISITE, str(timeout)
