@@ -152,9 +152,9 @@ class SdkWaits:
         self._transports: list[ClockTransport] = []
 
     def sleep(self, seconds: float, since: float | None = None) -> None:
-        """Park until the clock is ``seconds`` past ``since`` (the emulated time of the answer
-        the wait follows: in real time a wait begins the instant its answer arrives, so a clock
-        the test advanced in between does not lengthen it), or past now."""
+        """Park until the clock is ``seconds`` past ``since`` (the emulated time the request
+        whose answer the wait follows was sent: in real time a wait begins as its answer
+        arrives, so a clock the test advanced in between does not lengthen it), or past now."""
         with self._cond:
             self.waits.append(seconds)
         if seconds <= 0:
@@ -229,9 +229,13 @@ class ClockTransport(RequestsTransport):  # type: ignore[misc]
     def __init__(self, waits: SdkWaits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.waits = waits
-        # Per thread, its last send's answer (None if it failed) and the emulated time it came
-        # back: an SDK wait follows an answer on the same thread (a poll, a throttled attempt)
-        # and is timed from it. The wait is also where the answer is known to be done with:
+        # Per thread, its last send's answer (None if it failed) and the emulated time it was
+        # sent: an SDK wait follows an answer on the same thread (a poll, a throttled attempt)
+        # and is timed from it. The answer describes the emulator at some moment after the send;
+        # timing from its arrival instead would let a clock the test advanced while the request
+        # was in flight lengthen the wait (a poll answered "InProgress" just before the test's
+        # advance, then a whole Retry-After past it). The wait is also where the answer is known
+        # to be done with:
         # azure-core's RetryPolicy drops a throttled answer without closing it, and the SDKs
         # stream an LRO's first answer, so its socket would stay open until the garbage
         # collector found it (a ResourceWarning in whichever test runs then).
@@ -240,11 +244,12 @@ class ClockTransport(RequestsTransport):  # type: ignore[misc]
 
     def send(self, request: Any, **kwargs: Any) -> Any:
         response = None
+        sent_at = self.waits.clock.monotonic()
         try:
             with self.waits.request():
                 response = super().send(request, **kwargs)
         finally:
-            self._answers[threading.get_ident()] = (response, self.waits.clock.monotonic())
+            self._answers[threading.get_ident()] = (response, sent_at)
         return response
 
     def sleep(self, duration: float) -> None:

@@ -213,6 +213,32 @@ def test_an_advance_between_a_poll_and_its_wait_does_not_lengthen_the_wait(
         assert clock.monotonic() - before == 45
 
 
+def test_an_advance_while_a_poll_is_in_flight_does_not_lengthen_the_wait(
+    clock: ManualClock,
+) -> None:
+    """The poll is answered "InProgress" at the emulator, and the test's advance lands before
+    that answer is back in the SDK (requests' response hook runs inside the transport's send):
+    the wait still runs from the poll, so the operation is seen done at 45 s, not 55."""
+    with emulator(clock=clock, type_settings=vm_lasting(45)) as arm:
+        with_group(arm)
+        compute = arm.client(ComputeManagementClient)
+        transport = compute._client._pipeline._transport
+        transport.open()
+        polls: list[str] = []
+
+        def advance_on_first_poll(response: Any, *args: Any, **kwargs: Any) -> None:
+            if response.request.method == "GET" and not polls:
+                polls.append(response.request.url)
+                arm.advance(45)
+
+        transport.session.hooks["response"].append(advance_on_first_poll)
+        before = clock.monotonic()
+        vm = compute.virtual_machines.begin_create_or_update(RG, "vm1", a_vm()).result(timeout=30)
+        assert vm.provisioning_state == "Succeeded"
+        assert polls, "the first poll was not seen"
+        assert clock.monotonic() - before == 45
+
+
 def hold_the_interpreter(seconds: float) -> None:
     """Pause every thread of this process, as a full garbage collection does: spin with the
     GIL for ``seconds``, then let the others run once before this thread goes on."""
