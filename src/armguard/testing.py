@@ -235,10 +235,9 @@ class ClockTransport(RequestsTransport):  # type: ignore[misc]
         # timing from its arrival instead would let a clock the test advanced while the request
         # was in flight lengthen the wait (a poll answered "InProgress" just before the test's
         # advance, then a whole Retry-After past it). The wait is also where the answer is known
-        # to be done with:
-        # azure-core's RetryPolicy drops a throttled answer without closing it, and the SDKs
-        # stream an LRO's first answer, so its socket would stay open until the garbage
-        # collector found it (a ResourceWarning in whichever test runs then).
+        # to be done with: azure-core's RetryPolicy drops a throttled answer without closing it,
+        # and the SDKs stream an LRO's first answer, so its socket would stay open until the
+        # garbage collector found it (a ResourceWarning in whichever test runs then).
         self._answers: dict[int, tuple[Any, float]] = {}
         waits.adopt(self)
 
@@ -253,10 +252,10 @@ class ClockTransport(RequestsTransport):  # type: ignore[misc]
         return response
 
     def sleep(self, duration: float) -> None:
-        response, answered_at = self._answers.pop(threading.get_ident(), (None, None))
+        response, sent_at = self._answers.pop(threading.get_ident(), (None, None))
         if response is not None:
             response.internal_response.close()
-        self.waits.sleep(duration, since=answered_at)
+        self.waits.sleep(duration, since=sent_at)
 
     def close(self) -> None:
         answers, self._answers = list(self._answers.values()), {}

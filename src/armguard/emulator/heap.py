@@ -14,9 +14,9 @@ What is left after hostile traffic is CPython's own small-object allocator (pyma
 memory in 1 MB arenas and returns one only once every object in it is gone, so the few objects
 that outlive a request (an Activity Log event, a settled operation, a cache entry) pin arenas
 full of free space. 95,000 malformed requests into a fuzz run, a process held 308 arenas with
-129 MB of objects and 138 MB of free pools in them. Run with ``PYTHONMALLOC=malloc`` every object comes from glibc instead,
-which can give back the free pages between live blocks; :func:`start_trimmer` has it do so
-every second. That is not the default: glibc is slower than pymalloc for small objects and
+129 MB of objects and 138 MB of free pools in them. Run with ``PYTHONMALLOC=malloc`` every
+object comes from glibc instead, which can give back the free pages between live blocks;
+:func:`start_trimmer` has it do so every second. That is not the default: glibc is slower than pymalloc for small objects and
 spends more bytes on each (measured in docs/benchmarks.md and docs/reliability.md).
 """
 
