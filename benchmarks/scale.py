@@ -30,7 +30,7 @@ throw-away local PostgreSQL 15 with fsync and synchronous_commit on. Prints JSON
     python benchmarks/scale.py [--part store|emulator|all] [--sizes 1000,10000,100000]
         [--million] [--backends sqlite,postgres] [--claims 30] [--submits 30]
         [--drain-jobs 5000] [--drain-resources 100] [--workers 1,2,4,8] [--rounds 2] [--pg-waits]
-        [--sections backlogs,drain,workers]
+        [--apart] [--sections backlogs,drain,workers]
 """
 
 from __future__ import annotations
@@ -361,97 +361,111 @@ class GateTimer:
 
 
 def workers(
-    backend: Backend, jobs: int, count: int, mode: str, waits: bool = False
+    backend: Backend, jobs: int, count: int, mode: str, *, waits: bool = False, apart: bool = False
 ) -> dict[str, Any]:
-    """One drain of ``jobs`` distinct jobs by ``count`` worker loops (threads or processes)."""
+    """One drain of ``jobs`` distinct jobs by ``count`` worker loops (threads or processes).
+
+    ``apart``: each worker drains a store of its own (its share of the jobs in a schema or file
+    nobody else uses), so nothing is shared but the machine, the Python process (threads) and
+    the PostgreSQL server: the ceiling any store lock could reach on this machine."""
     sampler = WaitSampler(backend.pg_url if waits and backend.name == "postgres" else None)
     gate = GateTimer() if waits and backend.name == "sqlite" and mode == "threads" else None
-    if True:
-        target = backend.new_target()
-        store = backend.open(target)
-        try:
-            _fill(store, "distinct", jobs, jobs)
+    shares = [jobs // count + (1 if i < jobs % count else 0) for i in range(count)]
+    targets = [backend.new_target() for _ in range(count if apart else 1)]
+    stores = [backend.open(t) for t in targets]
+    mine = [targets[i if apart else 0] for i in range(count)]
+    try:
+        for store, share in zip(stores, shares if apart else [jobs], strict=True):
+            _fill(store, "distinct", share, share)
             _analyze(store)
-            if mode == "threads":
-                handles = [backend.open(target) for _ in range(count)]
-                cpus = [_server_cpu(h) for h in handles]
-                done = [0] * count
-                barrier = threading.Barrier(count + 1)
-                threads = [
-                    threading.Thread(target=_thread_worker, args=(handles, i, barrier, done))
-                    for i in range(count)
-                ]
-                for t in threads:
-                    t.start()
-                s0 = sum(c() for c in cpus)
-                c0 = time.process_time()
-                sampler.start()
-                with gate if gate is not None else _nothing():
-                    barrier.wait()
-                    start = time.perf_counter()
-                    for t in threads:
-                        t.join()
-                    took = time.perf_counter() - start
-                sampler.stop()
-                client_cpu = time.process_time() - c0
-                server_cpu = sum(c() for c in cpus) - s0
-                for h in handles:
-                    h.close()
-                total = sum(done)
-            else:
-                ctx = mp.get_context("fork")
-                ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
-                procs = [
-                    ctx.Process(
-                        target=_process_worker,
-                        args=(backend.name, target, backend.pg_url, i, (ready, go, out)),
-                    )
-                    for i in range(count)
-                ]
-                for p in procs:
-                    p.start()
-                for _ in procs:
-                    ready.get(timeout=60)
-                sampler.start()
+        if mode == "threads":
+            handles = [backend.open(mine[i]) for i in range(count)]
+            cpus = [_server_cpu(h) for h in handles]
+            done = [0] * count
+            barrier = threading.Barrier(count + 1)
+            threads = [
+                threading.Thread(target=_thread_worker, args=(handles, i, barrier, done))
+                for i in range(count)
+            ]
+            for t in threads:
+                t.start()
+            s0 = sum(c() for c in cpus)
+            c0 = time.process_time()
+            sampler.start()
+            with gate if gate is not None else _nothing():
+                barrier.wait()
                 start = time.perf_counter()
-                go.set()
-                got = [out.get(timeout=600) for _ in procs]
+                for t in threads:
+                    t.join()
                 took = time.perf_counter() - start
-                sampler.stop()
-                for p in procs:
-                    p.join()
-                total = sum(g[0] for g in got)
-                client_cpu = sum(g[1] for g in got)
-                server_cpu = sum(g[2] for g in got)
-            assert total == jobs, (total, jobs)
-            result = {
-                "jobs_per_s": round(jobs / took, 1),
-                "client_cpu_ms_per_job": round(client_cpu * 1000 / jobs, 4),
-                "server_cpu_ms_per_job": round(server_cpu * 1000 / jobs, 4),
-                "wall_ms_per_job": round(took * 1000 / jobs, 4),
-            }
-        finally:
+            sampler.stop()
+            client_cpu = time.process_time() - c0
+            server_cpu = sum(c() for c in cpus) - s0
+            for h in handles:
+                h.close()
+            total = sum(done)
+        else:
+            ctx = mp.get_context("fork")
+            ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+            procs = [
+                ctx.Process(
+                    target=_process_worker,
+                    args=(backend.name, mine[i], backend.pg_url, i, (ready, go, out)),
+                )
+                for i in range(count)
+            ]
+            for p in procs:
+                p.start()
+            for _ in procs:
+                ready.get(timeout=60)
+            sampler.start()
+            start = time.perf_counter()
+            go.set()
+            got = [out.get(timeout=600) for _ in procs]
+            took = time.perf_counter() - start
+            sampler.stop()
+            for p in procs:
+                p.join()
+            total = sum(g[0] for g in got)
+            client_cpu = sum(g[1] for g in got)
+            server_cpu = sum(g[2] for g in got)
+        assert total == jobs, (total, jobs)
+        result: dict[str, Any] = {
+            "jobs_per_s": round(jobs / took, 1),
+            "client_cpu_ms_per_job": round(client_cpu * 1000 / jobs, 4),
+            "server_cpu_ms_per_job": round(server_cpu * 1000 / jobs, 4),
+            "wall_ms_per_job": round(took * 1000 / jobs, 4),
+        }
+    finally:
+        for store, target in zip(stores, targets, strict=True):
             backend.drop(store, target)
     if sampler.samples:
         result["postgres_backends"] = sampler.shares()
     if gate is not None:
         result["write_gate_waited_ms_per_job"] = round(gate.waited * 1000 / jobs, 4)
         result["write_gate_held_ms_per_job"] = round(gate.held * 1000 / jobs, 4)
-    print(f"  {backend.name} {mode} x{count}: {result}", file=sys.stderr)
+    label = f"{mode}{' apart' if apart else ''}"
+    print(f"  {backend.name} {label} x{count}: {result}", file=sys.stderr)
     return result
 
 
 def scaling(
-    backend: Backend, jobs: int, counts: list[int], rounds: int, waits: bool
+    backend: Backend, jobs: int, counts: list[int], rounds: int, *, waits: bool, apart: bool = False
 ) -> dict[str, Any]:
     """Every (mode, count) once per round, rounds interleaved so that load from elsewhere on a
-    shared machine falls on all alike; the fastest run of each, with every run's jobs/s."""
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {"threads": {}, "processes": {}}
+    shared machine falls on all alike; the fastest run of each, with every run's jobs/s.
+    ``apart`` adds each mode with a store per worker, in the same rounds (see :func:`workers`)."""
+    modes = [("threads", False), ("processes", False)]
+    if apart:
+        modes += [("threads", True), ("processes", True)]
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        f"{mode}{'_apart' if sep else ''}": {} for mode, sep in modes
+    }
     for _ in range(rounds):
-        for mode, by_count in runs.items():
-            for count in counts:
-                by_count.setdefault(str(count), []).append(
-                    workers(backend, jobs, count, mode, waits)
+        for count in counts:
+            for mode, sep in modes:
+                runs[f"{mode}{'_apart' if sep else ''}"].setdefault(str(count), []).append(
+                    workers(backend, jobs, count, mode, waits=waits, apart=sep)
                 )
     return {
         mode: {
@@ -563,7 +577,12 @@ def measure_store(args: argparse.Namespace) -> dict[str, Any]:
                 result["drain"]["target"] = ">= 0.8"
             if "workers" in args.sections:
                 result["workers"] = scaling(
-                    backend, args.drain_jobs, args.workers, args.rounds, args.pg_waits
+                    backend,
+                    args.drain_jobs,
+                    args.workers,
+                    args.rounds,
+                    waits=args.pg_waits,
+                    apart=args.apart,
                 )
             out[name] = result
     return out
@@ -612,6 +631,12 @@ def main(argv: list[str] | None = None) -> int:
         help="of the store part: backlogs,drain,workers",
     )
     parser.add_argument("--rounds", type=int, default=2, help="worker-scaling rounds")
+    parser.add_argument(
+        "--apart",
+        action="store_true",
+        help="also run every worker count with a store per worker (nothing shared but the"
+        " machine): the ceiling a store lock could reach",
+    )
     parser.add_argument(
         "--pg-waits",
         action="store_true",
