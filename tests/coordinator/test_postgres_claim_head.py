@@ -1,4 +1,4 @@
-"""PostgreSQL decides a claim's common case in the server (``armguard_claim_head_v1``: a free
+"""PostgreSQL decides a claim's common case in the server (``armguard_claim_head_v2``: a free
 head with no followers) and leaves the rest to the shared rules of ``sql_store`` in the same
 transaction. Both must give what the shared rules alone give: the same scenario on SQLite,
 which always runs them, must lease the same jobs under the same keys, fences and expiries and

@@ -27,7 +27,7 @@ VM = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/virtualMach
 # The claim's first read: a free head with no followers is claimed by the server-side function
 # (PostgresStore._claim_head), whose call is prepared like every statement; its own statements
 # are re-planned along with it (DISCARD PLANS).
-CLAIM_HEAD = "SELECT * FROM armguard_claim_head_v1%"
+CLAIM_HEAD = "SELECT * FROM armguard_claim_head_v2%"
 
 
 @pytest.fixture(params=[pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -5,27 +5,36 @@ first takes one transaction-scoped advisory lock for the store's schema
 (``pg_advisory_xact_lock``), then runs the shared claim rules of :mod:`.sql_store` at READ
 COMMITTED. A submit takes the same lock in *shared* mode (``pg_advisory_xact_lock_shared``):
 submits run side by side, but no claim runs while any submit is between drawing its ``seq``
-and committing, which is all the lock is there for (see below). Why not ``FOR UPDATE SKIP
-LOCKED`` or SERIALIZABLE:
+and committing, which is all the lock is there for (see below). The one exception is a claim's
+try at the common case in the server (below), which holds the lock shared as well, so such
+tries run side by side with one another and with submits, and keep the queue's order by other
+means. Why not ``FOR UPDATE SKIP LOCKED`` or SERIALIZABLE for everything:
 
 * The claim rules are a property of the whole queue, not of one row: a job is claimable only if
   no *older queued* job shares a key with it. SKIP LOCKED hides exactly the rows another
   claimer is looking at, so a second claimer would skip job 10 and take job 11 on the same key
-  (a FIFO violation) unless it re-read the skipped rows — which is the global lock again.
+  (a FIFO violation) unless it re-read the skipped rows. The server-side try does re-read them
+  (it leases one job, and only if no older queued job shares a key with it, the skipped ones
+  included); the rules' batches, reaps and linger would need it at every step, which is the
+  global lock again.
 * Identity values are handed out before commit, so without a lock a claim can see job 11
-  committed while job 10 (same key) is still in flight and run 11 first. A claim holds the
-  lock exclusively, so every ``seq`` it can see is committed (or rolled back).
+  committed while job 10 (same key) is still in flight and run 11 first. A claim holding the
+  lock exclusively sees only committed (or rolled-back) ``seq``s; the server-side try takes
+  only jobs up to a seq it has seen settle (see ``_CLAIM_HEAD_FN``).
 * SERIALIZABLE would be correct, but every claim reads the queue head, so under contention
   almost every pair of concurrent claims conflicts; that is a retry storm of our own making —
   the very pattern this project exists to stop against ARM.
 * Cost, measured (``benchmarks/store_overhead.py --statement-timings``): with one client the
   lock is free — it travels in the pipeline with the transaction's first statement. Under
-  contention a claim holds it for two round trips and a completion for one, so the store
-  serialises well over a thousand claims per second while ARM admits about ten sustained
-  writes per second per principal. Completions, heartbeats and releases keep the exclusive
-  lock: a claim reaps expired leases, and with the lock a completion can never interleave with
-  a reap (see the guard below); the lock is released by commit, rollback, or the server when a
-  client's connection dies, so a crashed worker never leaves it held.
+  contention an exclusive holder waits for every shared one and the commits behind them, WAL
+  flush included; ``benchmarks/scale.py``'s worker scaling showed throughput falling from two
+  workers to eight while the claims of the common case were exclusive, and holding since they
+  share the lock. Completions, heartbeats and releases keep the exclusive lock: a claim reaps
+  expired leases, and with the lock a completion can never interleave with a reap (see the
+  guard below). A completion carried by a server-side try runs under that try's shared lock:
+  it touches its own lease's rows only, and every reap is an exclusive holder. Locks are
+  released by commit, rollback, or the server when a client's connection dies, so a crashed
+  worker never leaves one held.
 
 Round trips and statements: the connection stays in libpq pipeline mode and autocommit, and a
 transaction is the *implicit* one the extended protocol opens at the first statement after a
@@ -46,16 +55,16 @@ in the store's schema that raises SQLSTATE ``AG001`` when the condition is false
 fails as a whole, the pipeline skips whatever follows, and the implicit transaction rolls back —
 a refused completion writes nothing without a round trip of its own to decide.
 
-A claim's common case is decided in the server, in its first round trip: after the lock (and
-a carried completion) comes a call of ``armguard_claim_head_v1``, which leases the oldest
-queued job when nothing has expired, its keys are free and it has no queued follower on its
-resource — the only batch the shared rules could choose then. The call is sent with the Sync
-that commits: the server takes the lock, runs the completion and the call, commits and
-releases the lock without waiting for the client, whereas with a round trip inside the lock
-each hop of the critical section waited for a core (the client's Python above all) while the
-other workers' backends queued on the lock. Anything else makes the function write nothing;
-the carried completion and the events commit with it, and the claim goes on with the shared
-rules in a new transaction.
+A claim's common case is decided in the server, in its first round trip: after the lock (held
+shared; and a carried completion) comes a call of ``armguard_claim_head_v2``, which leases the
+oldest settled queued job no other try is taking when nothing has expired, its keys are free,
+no older queued job shares one and it has no queued follower on its resource — the only batch
+the shared rules could choose then. The call is sent with the Sync that commits: the server
+takes the lock, runs the completion and the call, commits and releases the lock without waiting
+for the client. Tries of several workers overlap, their commits and WAL flushes too, and an
+exclusive holder waits for them all. Anything else makes the function write nothing; the
+carried completion and the events commit with it, and the claim goes on with the shared rules
+under the exclusive lock, in a new transaction.
 
 Statement texts do not depend on how many jobs, keys or events they carry (one row is written
 plainly, more travel as arrays: ``= ANY(?)``, ``unnest(?, …)``), so each is prepared once per
@@ -138,6 +147,7 @@ def _lock_key(name: str) -> int:
 _LOCK_SQL = {
     "exclusive": "pg_advisory_xact_lock(%s)",
     "shared": "pg_advisory_xact_lock_shared(%s)",
+    "head": "pg_advisory_xact_lock_shared(%s)",
 }
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INIT_LOCK = "armguard:schema-init"
@@ -169,20 +179,40 @@ $fn$
 """
 
 # A claim's common case decided where the rows are, in the claim's first round trip: the oldest
-# queued job when its keys are free and it has no queued followers on its resource, so that
-# the claim's rules (``store.py``) give a batch of that job alone. Anything else — a blocked
-# head, followers to coalesce, an expired lease to reap — returns one 'general' row having
-# written nothing, and the claim goes on in the same transaction with the shared rules of
-# ``sql_store``. The lock is already held (the claim's first statement), so the state read
-# here is the one the general rules would read. ``p_now``/``p_ts``: the injected clock's
-# reading and its text, or NULL for the server's clock.
-_CLAIM_HEAD = "armguard_claim_head_v1"
+# queued job that no other such claim is taking, when its keys are free, no older queued job
+# shares one of them and it has no queued follower on its resource, so that the claim's rules
+# (``store.py``) give a batch of that job alone. Anything else — a blocked head, followers to
+# coalesce, an expired lease to reap — returns one 'general' row having written nothing, and
+# the claim goes on with the shared rules of ``sql_store`` under the exclusive store lock.
+#
+# These claims run side by side: each holds the store lock *shared* (so no exclusive holder —
+# the rules, a reap, a heartbeat — runs beside them), and they keep out of one another's way
+# with row locks. The head is taken ``FOR UPDATE SKIP LOCKED``, so a second claim passes the
+# job a first one is taking; that job is still queued to the second claim, so the second takes
+# the next job only if it shares no key with it (or any older queued job), whichever way the
+# first claim ends. The keys are checked in one statement, so on one snapshot: a completion
+# that frees a key and requeues a job under it is seen whole or not at all.
+#
+# Only settled jobs are candidates: up to a seq that was the newest one handed out at a moment
+# when no submit was in flight. Every INSERT into ``jobs`` holds ``p_submits``, a second
+# advisory lock, shared until it commits (the trigger ``jobs_submit_gate``, so an older
+# armguard's submits do too); to settle, the function takes it exclusively for an instant and
+# reads the identity sequence. Every job up to that seq is then committed or rolled back, so the
+# later statements' snapshots see all of them: a claim can never take job 11 while job 10 of the
+# same key is still being submitted. The seq is remembered for the session
+# (``armguard.settled_seq``) and stays true for ever, so a claim settles again only when no
+# settled job is left to take: a drain of a standing backlog settles once. The lock is a
+# session lock released at once (an exception handler sees to it on error), and the trigger
+# takes the store lock before it, as every submit and claim does, so no two transactions wait
+# for each other's locks in opposite orders.
+# ``p_now``/``p_ts``: the injected clock's reading and its text, or NULL for the server's clock.
+_CLAIM_HEAD = "armguard_claim_head_v2"
 _HEAD_SKIPS = 4
-_CLAIM_HEAD_SIG = f"{_CLAIM_HEAD}(text,double precision,double precision,text,text,integer)"
+_CLAIM_HEAD_SIG = f"{_CLAIM_HEAD}(text,double precision,double precision,text,text,integer,bigint)"
 _CLAIM_HEAD_FN = f"""
 CREATE OR REPLACE FUNCTION {_CLAIM_HEAD}(
     p_owner text, p_ttl double precision, p_now double precision, p_ts text,
-    p_lease_id text, p_max_batch integer
+    p_lease_id text, p_max_batch integer, p_submits bigint
 ) RETURNS TABLE (
     o_took text, o_max_seq bigint, o_fence bigint, o_keys text, o_expires_at double precision,
     o_seq bigint, o_id text, o_spec text, o_state text, o_attempts integer, o_outcome text,
@@ -193,28 +223,39 @@ LANGUAGE plpgsql VOLATILE AS $fn$
 DECLARE
     v_now double precision := COALESCE(
         p_now, CAST(EXTRACT(EPOCH FROM statement_timestamp()) AS double precision));
+    v_settled bigint := COALESCE(
+        CAST(NULLIF(current_setting('armguard.settled_seq', true), '') AS bigint), 0);
     h record;
     v_keys text[];
     v_keys_json text;
+    v_written bigint;
 BEGIN
-    o_max_seq := (SELECT MAX(j.seq) FROM jobs j);
-    IF EXISTS (SELECT 1 FROM leases l WHERE l.expires_at <= v_now) THEN
-        o_took := 'general';
-        RETURN NEXT;
-        RETURN;
-    END IF;
     SELECT j.seq, j.resource_key, j.keys, j.barrier, j.id, j.spec INTO h
-    FROM jobs j WHERE j.state = 'queued' ORDER BY j.seq LIMIT 1;
-    IF NOT FOUND THEN
-        o_took := 'none';
-        RETURN NEXT;
-        RETURN;
+    FROM jobs j WHERE j.state = 'queued' AND j.seq <= v_settled ORDER BY j.seq LIMIT 1
+    FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND AND EXISTS (SELECT 1 FROM jobs j WHERE j.state = 'queued'
+                             AND j.seq > v_settled) THEN
+        BEGIN
+            PERFORM pg_advisory_lock(p_submits);
+            v_settled := COALESCE(pg_sequence_last_value(
+                CAST(pg_get_serial_sequence('jobs', 'seq') AS regclass)), 0);
+            PERFORM pg_advisory_unlock(p_submits);
+        EXCEPTION WHEN query_canceled OR others THEN
+            PERFORM pg_advisory_unlock(p_submits);
+            RAISE;
+        END;
+        PERFORM set_config('armguard.settled_seq', CAST(v_settled AS text), false);
+        SELECT j.seq, j.resource_key, j.keys, j.barrier, j.id, j.spec INTO h
+        FROM jobs j WHERE j.state = 'queued' AND j.seq <= v_settled ORDER BY j.seq LIMIT 1
+        FOR UPDATE SKIP LOCKED;
     END IF;
-    IF h.barrier = 0 AND p_max_batch > 1 AND EXISTS (
-        SELECT 1 FROM jobs j WHERE j.state = 'queued' AND j.resource_key = h.resource_key
-        AND j.seq > h.seq
-    ) THEN
-        o_took := 'general';
+    o_max_seq := v_settled;
+    IF NOT FOUND THEN
+        -- Jobs taken by other claims that may yet hand them over, or newer than the settled
+        -- seq (the rules wait for the former and see the latter), or a lease to reap.
+        o_took := CASE WHEN EXISTS (SELECT 1 FROM jobs j WHERE j.state = 'queued')
+            OR EXISTS (SELECT 1 FROM leases l WHERE l.expires_at <= v_now)
+            THEN 'general' ELSE 'none' END;
         RETURN NEXT;
         RETURN;
     END IF;
@@ -228,7 +269,21 @@ BEGIN
         UNION SELECT s.key FROM learned_scopes s WHERE s.other IN (SELECT own.k FROM own)
     )
     SELECT array_agg(eff.k COLLATE "C" ORDER BY eff.k COLLATE "C") INTO v_keys FROM eff;
-    IF EXISTS (SELECT 1 FROM lease_keys lk WHERE lk.key = ANY(v_keys)) THEN
+    IF EXISTS (SELECT 1 FROM leases l WHERE l.expires_at <= v_now)
+        OR EXISTS (SELECT 1 FROM lease_keys lk WHERE lk.key = ANY(v_keys))
+        OR EXISTS (
+            SELECT 1 FROM jobs j WHERE j.state = 'queued' AND j.resource_key = ANY(v_keys)
+            AND j.seq < h.seq
+        )
+        OR EXISTS (
+            SELECT 1 FROM job_keys k JOIN jobs j ON j.seq = k.seq
+            WHERE k.key = ANY(v_keys) AND k.seq < h.seq AND j.state = 'queued'
+        )
+        OR (h.barrier = 0 AND p_max_batch > 1 AND EXISTS (
+            SELECT 1 FROM jobs j WHERE j.state = 'queued' AND j.resource_key = h.resource_key
+            AND j.seq > h.seq
+        ))
+    THEN
         o_took := 'general';
         RETURN NEXT;
         RETURN;
@@ -237,6 +292,24 @@ BEGIN
     v_keys_json := CAST(to_json(v_keys) AS text);
     o_keys := v_keys_json;
     o_expires_at := v_now + p_ttl;
+    INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)
+    VALUES (p_lease_id, p_owner, o_fence, v_keys_json, o_expires_at, v_now);
+    -- Two tries whose jobs reach one key only through learned scopes pass the checks above
+    -- side by side; the primary key makes the second wait for the first and then write no
+    -- row for that key, and the second hands the claim to the rules, having written nothing.
+    INSERT INTO lease_keys (key, lease_id, fence)
+    SELECT k, p_lease_id, o_fence FROM unnest(v_keys) AS u(k)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_written = ROW_COUNT;
+    IF v_written < cardinality(v_keys) THEN
+        DELETE FROM leases l WHERE l.id = p_lease_id;
+        o_took := 'general';
+        o_fence := NULL;
+        o_keys := NULL;
+        o_expires_at := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
     INSERT INTO events (job_id, line) VALUES (
         h.id,
         '{{"attempt":0,"detail":{{"batch":1,"keys":' || v_keys_json
@@ -248,10 +321,6 @@ BEGIN
             AS text)
         || ',"writer":' || CAST(to_json(CAST(h.spec AS json) ->> 'writer') AS text) || '}}'
     );
-    INSERT INTO leases (id, owner, fence, keys, expires_at, created_at)
-    VALUES (p_lease_id, p_owner, o_fence, v_keys_json, o_expires_at, v_now);
-    INSERT INTO lease_keys (key, lease_id, fence)
-    SELECT k, p_lease_id, o_fence FROM unnest(v_keys) AS u(k);
     UPDATE jobs j SET state = 'running', lease_id = p_lease_id, updated_at = v_now
     WHERE j.seq = h.seq
     RETURNING j.seq, j.id, j.spec, j.state, j.attempts, j.outcome, j.kind, j.reason, j.result,
@@ -262,6 +331,27 @@ BEGIN
     RETURN NEXT;
 END
 $fn$
+"""
+
+_SUBMIT_GATE_TRIGGER = "jobs_submit_gate"
+
+
+def _submit_gate_fn(store_lock: int, submits_lock: int) -> str:
+    return f"""
+CREATE OR REPLACE FUNCTION armguard_submit_gate() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM pg_advisory_xact_lock_shared({store_lock});
+    PERFORM pg_advisory_xact_lock_shared({submits_lock});
+    RETURN NULL;
+END
+$fn$
+"""
+
+
+_SUBMIT_GATE = f"""
+CREATE OR REPLACE TRIGGER {_SUBMIT_GATE_TRIGGER} BEFORE INSERT ON jobs
+FOR EACH STATEMENT EXECUTE FUNCTION armguard_submit_gate()
 """
 
 # Server time when no clock is injected (the parameter is then None); see the module docstring.
@@ -536,6 +626,7 @@ class PostgresStore(SqlStore):
         self._where = f"{redact(conninfo)} (schema {schema})"
         self._lock = threading.Lock()
         self._lock_key = _lock_key(f"armguard:{schema}")
+        self._submits_key = _lock_key(f"armguard:{schema}:submits")  # see _CLAIM_HEAD_FN
         # Set by close() alone: a lost connection is replaced, a closed store stays closed.
         self._closed = False
         self.reconnects = 0
@@ -554,10 +645,11 @@ class PostgresStore(SqlStore):
             raise
         self._plans = ""  # appended to every statement's text; see _jobs_reached
         self._discard_plans = False
-        self._head_skips = 0  # claims left that skip the head claim; see _claim_head
+        self._head_skips = 0  # claims left that skip the head claim; see _claim_head_lock
         self.claims_in_server = 0
-        """How many leases ``armguard_claim_head_v1`` made on this handle: claims of the common
-        case, decided in one transaction that no round trip to this client holds open."""
+        """How many leases ``armguard_claim_head_v2`` made on this handle: claims of the common
+        case, decided in one transaction that no round trip to this client holds open, beside
+        other such claims."""
         self._plans_at: int | None = None
         self._attach()
 
@@ -630,10 +722,12 @@ class PostgresStore(SqlStore):
             tx = _PgTx(self._conn, cur, None, hold=False)
             # CREATE INDEX IF NOT EXISTS still locks its table, which would deadlock with
             # running claims; a store whose schema is in place runs no DDL for its tables.
-            exists, fenced, claims_head = tx.rows(
+            exists, fenced, claims_head, gated = tx.rows(
                 "SELECT to_regclass('armguard_schema') IS NOT NULL,"
                 " to_regprocedure('armguard_fenced(boolean)') IS NOT NULL,"
-                f" to_regprocedure('{_CLAIM_HEAD_SIG}') IS NOT NULL"
+                f" to_regprocedure('{_CLAIM_HEAD_SIG}') IS NOT NULL,"
+                " EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass('jobs')"
+                f" AND tgname = '{_SUBMIT_GATE_TRIGGER}')"
             )[0]
             found = tx.rows("SELECT version FROM armguard_schema") if exists else []
             if found and int(found[0][0]) > SCHEMA_VERSION:
@@ -646,6 +740,12 @@ class PostgresStore(SqlStore):
             if not claims_head:
                 cur.execute(_CLAIM_HEAD_FN)
             if found and int(found[0][0]) == SCHEMA_VERSION:
+                if not gated:
+                    # A schema made before the gate: no claim or submit may be halfway through
+                    # while the trigger is added (the store lock, then the table, as they take
+                    # them).
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                    self._add_submit_gate(cur)
                 return
             if found:
                 # An upgrade: no claim or submit of a running older armguard may be halfway
@@ -656,11 +756,16 @@ class PostgresStore(SqlStore):
                 tx.rows(stmt)
             cur.execute(_OTHER_KEYS_FN)
             cur.execute(_OTHER_KEYS_TRIGGER)
+            self._add_submit_gate(cur)
             if not found:
                 tx.rows("INSERT INTO armguard_schema (version) VALUES (?)", (SCHEMA_VERSION,))
             else:
                 tx.rows(_MIGRATE_TO_2)
                 tx.rows("UPDATE armguard_schema SET version = ?", (SCHEMA_VERSION,))
+
+    def _add_submit_gate(self, cur: psycopg.Cursor[Any]) -> None:
+        cur.execute(_submit_gate_fn(self._lock_key, self._submits_key))
+        cur.execute(_SUBMIT_GATE)
 
     def _ready(self) -> None:
         if self._closed:
@@ -828,15 +933,18 @@ class PostgresStore(SqlStore):
     def _next_fence(self, tx: Tx) -> int:
         return int(tx.rows("SELECT nextval('armguard_fence')")[0][0])
 
-    def _claim_head(
-        self, tx: Tx, owner: str, ttl: float, max_batch: int, lines: list[tuple[str, str]]
-    ) -> tuple[bool, Lease | None] | None:
+    def _claim_head_lock(self) -> WriteLock | None:
         # A queue whose heads have followers (one resource's burst) makes the function hand
-        # over claim after claim, each time a round trip spent: after a hand-over the next
+        # over claim after claim, each time a transaction spent: after a hand-over the next
         # few claims go straight to the shared rules.
         if self._head_skips > 0:
             self._head_skips -= 1
             return None
+        return "head"
+
+    def _claim_head(
+        self, tx: Tx, owner: str, ttl: float, max_batch: int, lines: list[tuple[str, str]]
+    ) -> tuple[bool, Lease | None]:
         now = self._now()
         lease_id = str(uuid.uuid4())
         # The call and the commit travel together: the server runs the lock, the carried
@@ -846,7 +954,7 @@ class PostgresStore(SqlStore):
             [
                 *self._insert_events(lines),
                 (
-                    f"SELECT * FROM {_CLAIM_HEAD}(?, ?, ?, ?, ?, ?)",
+                    f"SELECT * FROM {_CLAIM_HEAD}(?, ?, ?, ?, ?, ?, ?)",
                     (
                         owner,
                         ttl,
@@ -854,6 +962,7 @@ class PostgresStore(SqlStore):
                         isoformat(now) if now is not None else None,
                         lease_id,
                         max_batch,
+                        self._submits_key,
                     ),
                 ),
             ]

@@ -80,7 +80,7 @@ __all__ = [
     "submit_group",
 ]
 
-WriteLock = Literal["exclusive", "shared", "none"]
+WriteLock = Literal["exclusive", "shared", "head", "none"]
 Statement = tuple[str, Sequence[Any]]
 
 SCHEMA_VERSION = 2
@@ -164,8 +164,10 @@ class SqlStore(ABC):
     ) -> AbstractContextManager[Tx]:
         """A transaction that may take several round trips (claims). ``exclusive`` ones are
         serialised against every other locked one store-wide; ``shared`` ones only against
-        exclusive ones; ``none`` takes no store lock (a backend with a single writer may
-        serialise everything anyway). ``notify`` as for :meth:`_once`."""
+        exclusive ones; ``head``, a claim's try of :meth:`_claim_head`, is shared as well, and
+        the backend orders it after every submit that drew an older seq; ``none`` takes no
+        store lock (a backend with a single writer may serialise everything anyway).
+        ``notify`` as for :meth:`_once`."""
 
     @abstractmethod
     def _once(
@@ -217,17 +219,21 @@ class SqlStore(ABC):
         side (SQLite's)."""
         return nullcontext()
 
+    def _claim_head_lock(self) -> WriteLock | None:
+        """The store lock under which this claim first tries :meth:`_claim_head`, or None to
+        go straight to the rules (a backend without it, or one skipping it this time)."""
+        return None
+
     def _claim_head(
         self, tx: Tx, owner: str, ttl: float, max_batch: int, lines: list[tuple[str, str]]
-    ) -> tuple[bool, Lease | None] | None:
+    ) -> tuple[bool, Lease | None]:
         """A backend's claim of the common case decided where the rows are, in one round trip
-        (see :mod:`.postgres_store`): None when the backend has none. Otherwise it has
-        written ``lines`` in ``tx`` and says whether it decided — (True, the lease or None
-        for an empty queue) — or (False, None) having written nothing else, and the claim
-        goes on with the rules here: in the same transaction, or in a new one if the backend
-        committed ``tx`` with its call (so that no client holds the lock across a round trip
-        in the common case)."""
-        return None
+        (see :mod:`.postgres_store`), in ``tx`` under :meth:`_claim_head_lock`'s lock. It
+        writes ``lines``, commits ``tx`` with its call (so that no client holds a lock across
+        a round trip) and says whether it decided — (True, the lease or None for an empty
+        queue) — or (False, None) having written nothing else, and the claim goes on with the
+        rules here in a transaction of its own."""
+        raise NotImplementedError
 
     def _jobs_reached(self, seq: int) -> None:  # noqa: B027 (optional hook: SQLite has none)
         """The newest job's seq, as a submit or a claim's live-state read saw it: how large
@@ -505,23 +511,20 @@ class SqlStore(ABC):
         self, ask: _Ask, *, lines: list[tuple[str, str]], finishing: _Finishing | None
     ) -> Lease | None:
         notify: Change | None = "freed" if finishing is not None and finishing.ids else None
-        with self._write(notify=notify) as tx:
+        head = self._claim_head_lock() if ask.linger <= 0 else None
+        with self._write(head or "exclusive", notify=notify) as tx:
             if finishing is not None:
                 # Before the live-state read, which then sees the completed jobs' keys free.
                 tx.guarded(finishing.statements, finishing.guard)
-            if ask.linger <= 0:
-                fast = self._claim_head(tx, ask.owner, ask.ttl, ask.max_batch, lines)
-                if fast is not None:
-                    decided, lease = fast
-                    if decided:
-                        return lease
-                    lines = []  # written already
-            if not tx.committed:
+            if head is None:
                 return self._claim_by_rules(tx, ask, lines)
+            decided, lease = self._claim_head(tx, ask.owner, ask.ttl, ask.max_batch, lines)
+            if decided:
+                return lease
         # The backend committed its try with the call (and the carried completion with it):
-        # the rules decide in a transaction of their own.
+        # the rules decide under the exclusive lock, in a transaction of their own.
         with self._write() as tx:
-            return self._claim_by_rules(tx, ask, lines)
+            return self._claim_by_rules(tx, ask, [])
 
     def _claim_by_rules(self, tx: Tx, ask: _Ask, lines: list[tuple[str, str]]) -> Lease | None:
         """The claim rules, in ``tx``: the live state, the head, its followers, the lease."""
