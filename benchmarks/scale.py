@@ -17,7 +17,9 @@ Store part, SQLite and PostgreSQL side by side, for each backlog size (``--sizes
   is all the work), drained by 1, 2, 4 and 8 worker loops, as threads of one process (what
   ``armguard worker --concurrency N`` runs) and as separate processes (N ``armguard worker``
   commands, or machines): jobs per second and CPU seconds of this process and (a local
-  PostgreSQL) of the server.
+  PostgreSQL) of the server. ``--work-ms`` gives each lease that much waiting, as an ARM call
+  would; ``--pg-waits`` adds, for SQLite worker processes, how often the write lock changed
+  process and what a transaction held it for just after a change.
 
 Targets (ratios from one run): the claim at 100k × 1k interleaved ≤ 2× the claim at 1k × 1k
 interleaved, per claim and per claimed job, on both stores; interleaved drain ≥ 0.8× grouped.
@@ -30,13 +32,14 @@ throw-away local PostgreSQL 15 with fsync and synchronous_commit on. Prints JSON
     python benchmarks/scale.py [--part store|emulator|all] [--sizes 1000,10000,100000]
         [--million] [--backends sqlite,postgres] [--claims 30] [--submits 30]
         [--drain-jobs 5000] [--drain-resources 100] [--workers 1,2,4,8] [--rounds 2] [--pg-waits]
-        [--apart] [--sections backlogs,drain,workers]
+        [--apart] [--work-ms 0] [--sections backlogs,drain,workers]
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -244,7 +247,7 @@ def _drain_one(store: SqlStore) -> tuple[int, int]:
 # -- worker scaling --------------------------------------------------------------------------
 
 
-def _worker_loop(store: SqlStore, owner: str) -> int:
+def _worker_loop(store: SqlStore, owner: str, work_s: float = 0.0) -> int:
     owed: Completion | None = None
     done = 0
     while True:
@@ -255,11 +258,22 @@ def _worker_loop(store: SqlStore, owner: str) -> int:
                 return done
             time.sleep(0.0005)
             continue
+        if work_s:
+            time.sleep(work_s)  # the job's own work: an ARM call waits, it does not compute
         done += len(lease.jobs)
         owed = Completion(lease, [JobResult(j.id, Outcome.APPLIED) for j in lease.jobs])
 
 
-def _process_worker(backend: str, target: str, pg_url: str | None, n: int, pipes: Any) -> None:
+def _process_worker(
+    backend: str,
+    target: str,
+    pg_url: str | None,
+    n: int,
+    pipes: Any,
+    *,
+    work_s: float,
+    handovers: HandOverLog | None,
+) -> None:
     ready, go, out = pipes
     store = open_target(backend, target, pg_url)
     try:
@@ -267,17 +281,19 @@ def _process_worker(backend: str, target: str, pg_url: str | None, n: int, pipes
         ready.put(n)
         go.wait()
         c0, s0 = time.process_time(), cpu()
-        done = _worker_loop(store, f"proc-{n}")
-        out.put((done, time.process_time() - c0, cpu() - s0))
+        with handovers if handovers is not None else _nothing():
+            done = _worker_loop(store, f"proc-{n}", work_s)
+        spans = handovers.spans if handovers is not None else []
+        out.put((done, time.process_time() - c0, cpu() - s0, spans))
     finally:
         store.close()
 
 
 def _thread_worker(
-    handles: list[SqlStore], i: int, barrier: threading.Barrier, done: list[int]
+    handles: list[SqlStore], i: int, barrier: threading.Barrier, done: list[int], work_s: float
 ) -> None:
     barrier.wait()
-    done[i] = _worker_loop(handles[i], f"thread-{i}")
+    done[i] = _worker_loop(handles[i], f"thread-{i}", work_s)
 
 
 class WaitSampler:
@@ -360,19 +376,85 @@ class GateTimer:
             self.held += held
 
 
+class HandOverLog:
+    """For SQLite worker processes: when each write transaction of this process held the
+    store (``BEGIN IMMEDIATE`` returned … ``COMMIT`` returned, on the machine-wide monotonic
+    clock), so that the parent can line every process's transactions up and see how often the
+    write lock changed process and what a transaction cost just after a change."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+        self._original = SqliteStore._transaction
+
+    def __enter__(self) -> HandOverLog:
+        log, original = self, self._original
+
+        @contextmanager
+        def timed(store: SqliteStore, conn: sqlite3.Connection) -> Iterator[Any]:
+            with original(store, conn) as tx:
+                got = time.perf_counter()
+                yield tx
+            log.spans.append((got, time.perf_counter()))
+
+        SqliteStore._transaction = timed  # type: ignore[method-assign, assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        SqliteStore._transaction = self._original  # type: ignore[method-assign]
+
+    @staticmethod
+    def summary(by_process: list[list[tuple[float, float]]]) -> dict[str, Any]:
+        spans = sorted(
+            (start, end, who) for who, found in enumerate(by_process) for start, end in found
+        )
+        after_change: list[float] = []
+        after_same: list[float] = []
+        for (_, _, before), (start, end, who) in itertools.pairwise(spans):
+            (after_change if who != before else after_same).append(end - start)
+        if not after_same:
+            return {}
+
+        def ms(values: list[float], q: float) -> float | None:
+            return round(_pct(values, q) * 1000, 3) if values else None
+
+        return {
+            "transactions": len(spans),
+            "changed_process_share": round(len(after_change) / (len(spans) - 1), 3),
+            "held_ms_after_change_p50": ms(after_change, 0.5),
+            "held_ms_after_change_p90": ms(after_change, 0.9),
+            "held_ms_same_process_p50": ms(after_same, 0.5),
+            "held_ms_same_process_p90": ms(after_same, 0.9),
+            "held_s_after_change": round(sum(after_change), 3),
+            "held_s_same_process": round(sum(after_same), 3),
+        }
+
+
 def workers(
-    backend: Backend, jobs: int, count: int, mode: str, *, waits: bool = False, apart: bool = False
+    backend: Backend,
+    jobs: int,
+    count: int,
+    mode: str,
+    *,
+    waits: bool = False,
+    apart: bool = False,
+    work_s: float = 0.0,
 ) -> dict[str, Any]:
     """One drain of ``jobs`` distinct jobs by ``count`` worker loops (threads or processes).
 
     ``apart``: each worker drains a store of its own (its share of the jobs in a schema or file
     nobody else uses), so nothing is shared but the machine, the Python process (threads) and
-    the PostgreSQL server: the ceiling any store lock could reach on this machine."""
+    the PostgreSQL server: the ceiling any store lock could reach on this machine.
+
+    ``work_s``: each worker waits this long per lease before completing it, as it would for
+    the ARM call it makes (a sleep: no CPU, the GIL released)."""
     sampler = WaitSampler(backend.pg_url if waits and backend.name == "postgres" else None)
     gate = GateTimer() if waits and backend.name == "sqlite" and mode == "threads" else None
+    sqlite_processes = waits and backend.name == "sqlite" and mode == "processes"
+    handovers = HandOverLog() if sqlite_processes else None
     shares = [jobs // count + (1 if i < jobs % count else 0) for i in range(count)]
     targets = [backend.new_target() for _ in range(count if apart else 1)]
     stores = [backend.open(t) for t in targets]
+    spans: list[list[tuple[float, float]]] = []
     mine = [targets[i if apart else 0] for i in range(count)]
     try:
         for store, share in zip(stores, shares if apart else [jobs], strict=True):
@@ -384,7 +466,7 @@ def workers(
             done = [0] * count
             barrier = threading.Barrier(count + 1)
             threads = [
-                threading.Thread(target=_thread_worker, args=(handles, i, barrier, done))
+                threading.Thread(target=_thread_worker, args=(handles, i, barrier, done, work_s))
                 for i in range(count)
             ]
             for t in threads:
@@ -411,6 +493,7 @@ def workers(
                 ctx.Process(
                     target=_process_worker,
                     args=(backend.name, mine[i], backend.pg_url, i, (ready, go, out)),
+                    kwargs={"work_s": work_s, "handovers": handovers},
                 )
                 for i in range(count)
             ]
@@ -429,6 +512,7 @@ def workers(
             total = sum(g[0] for g in got)
             client_cpu = sum(g[1] for g in got)
             server_cpu = sum(g[2] for g in got)
+            spans = [g[3] for g in got]
         assert total == jobs, (total, jobs)
         result: dict[str, Any] = {
             "jobs_per_s": round(jobs / took, 1),
@@ -441,16 +525,27 @@ def workers(
             backend.drop(store, target)
     if sampler.samples:
         result["postgres_backends"] = sampler.shares()
+    if handovers is not None and mode == "processes":
+        result["write_lock"] = HandOverLog.summary(spans)
     if gate is not None:
         result["write_gate_waited_ms_per_job"] = round(gate.waited * 1000 / jobs, 4)
         result["write_gate_held_ms_per_job"] = round(gate.held * 1000 / jobs, 4)
+    if work_s:
+        result["work_ms_per_lease"] = round(work_s * 1000, 3)
     label = f"{mode}{' apart' if apart else ''}"
     print(f"  {backend.name} {label} x{count}: {result}", file=sys.stderr)
     return result
 
 
 def scaling(
-    backend: Backend, jobs: int, counts: list[int], rounds: int, *, waits: bool, apart: bool = False
+    backend: Backend,
+    jobs: int,
+    counts: list[int],
+    rounds: int,
+    *,
+    waits: bool,
+    apart: bool = False,
+    work_s: float = 0.0,
 ) -> dict[str, Any]:
     """Every (mode, count) once per round, rounds interleaved so that load from elsewhere on a
     shared machine falls on all alike; the fastest run of each, with every run's jobs/s.
@@ -465,7 +560,7 @@ def scaling(
         for count in counts:
             for mode, sep in modes:
                 runs[f"{mode}{'_apart' if sep else ''}"].setdefault(str(count), []).append(
-                    workers(backend, jobs, count, mode, waits=waits, apart=sep)
+                    workers(backend, jobs, count, mode, waits=waits, apart=sep, work_s=work_s)
                 )
     return {
         mode: {
@@ -583,6 +678,7 @@ def measure_store(args: argparse.Namespace) -> dict[str, Any]:
                     args.rounds,
                     waits=args.pg_waits,
                     apart=args.apart,
+                    work_s=args.work_ms / 1000,
                 )
             out[name] = result
     return out
@@ -631,6 +727,13 @@ def main(argv: list[str] | None = None) -> int:
         help="of the store part: backlogs,drain,workers",
     )
     parser.add_argument("--rounds", type=int, default=2, help="worker-scaling rounds")
+    parser.add_argument(
+        "--work-ms",
+        type=float,
+        default=0.0,
+        help="worker scaling: each worker waits this long per lease, as for its ARM call"
+        " (default 0: the store is all the work)",
+    )
     parser.add_argument(
         "--apart",
         action="store_true",
