@@ -379,7 +379,7 @@ class GateTimer:
 class HandOverLog:
     """For SQLite worker processes: when each write transaction of this process held the
     store (``BEGIN IMMEDIATE`` returned … ``COMMIT`` returned, on the machine-wide monotonic
-    clock), so that the parent can line every process's transactions up and see how often the
+    clock; a checkpoint the commit runs after releasing SQLite's lock is counted in), so that the parent can line every process's transactions up and see how often the
     write lock changed process and what a transaction cost just after a change."""
 
     def __init__(self) -> None:
