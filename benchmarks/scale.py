@@ -272,7 +272,7 @@ def _process_worker(
     pipes: Any,
     *,
     work_s: float,
-    handovers: HandOverLog | None,
+    handovers: WriteLockLog | None,
 ) -> None:
     ready, go, out = pipes
     store = open_target(backend, target, pg_url)
@@ -339,73 +339,48 @@ class WaitSampler:
         return {k: round(v / total, 3) for k, v in ranked}
 
 
-class GateTimer:
-    """For SQLite worker threads: the time each write transaction waited for the store's write
-    gate and then held it, summed over the run, by wrapping ``SqliteStore._transaction`` (the
-    gate, ``BEGIN IMMEDIATE`` … ``COMMIT``) while installed."""
+class WriteLockLog:
+    """For SQLite workers: each write transaction's moments (asked for the write gate and
+    ``BEGIN IMMEDIATE``, got them, ``COMMIT`` returned), on the machine-wide monotonic clock,
+    recorded by wrapping ``SqliteStore._transaction`` while installed. Worker threads sum how
+    long they waited for the gate and held it; worker processes send their spans to the
+    parent, which lines them up to see how often the write lock changed process and what a
+    transaction held it for just after a change. A checkpoint the commit runs after releasing
+    SQLite's lock counts as held."""
 
     def __init__(self) -> None:
-        self.waited = 0.0
-        self.held = 0.0
-        self._lock = threading.Lock()
+        self.spans: list[tuple[float, float, float]] = []
         self._original = SqliteStore._transaction
 
-    def __enter__(self) -> GateTimer:
-        timer, original = self, self._original
+    def __enter__(self) -> WriteLockLog:
+        log, original = self, self._original
 
         @contextmanager
         def timed(store: SqliteStore, conn: sqlite3.Connection) -> Iterator[Any]:
             asked = time.perf_counter()
             with original(store, conn) as tx:
                 got = time.perf_counter()
-                try:
-                    yield tx
-                finally:
-                    # The gate is released when the transaction ends, just after this.
-                    timer.add(got - asked, time.perf_counter() - got)
-
-        SqliteStore._transaction = timed  # type: ignore[method-assign, assignment]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        SqliteStore._transaction = self._original  # type: ignore[method-assign]
-
-    def add(self, waited: float, held: float) -> None:
-        with self._lock:
-            self.waited += waited
-            self.held += held
-
-
-class HandOverLog:
-    """For SQLite worker processes: when each write transaction of this process held the
-    store (``BEGIN IMMEDIATE`` returned … ``COMMIT`` returned, on the machine-wide monotonic
-    clock; a checkpoint the commit runs after releasing SQLite's lock is counted in), so that the parent can line every process's transactions up and see how often the
-    write lock changed process and what a transaction cost just after a change."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[float, float]] = []
-        self._original = SqliteStore._transaction
-
-    def __enter__(self) -> HandOverLog:
-        log, original = self, self._original
-
-        @contextmanager
-        def timed(store: SqliteStore, conn: sqlite3.Connection) -> Iterator[Any]:
-            with original(store, conn) as tx:
-                got = time.perf_counter()
                 yield tx
-            log.spans.append((got, time.perf_counter()))
+            log.spans.append((asked, got, time.perf_counter()))  # list.append: thread-safe
 
         SqliteStore._transaction = timed  # type: ignore[method-assign, assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
         SqliteStore._transaction = self._original  # type: ignore[method-assign]
+
+    @property
+    def waited(self) -> float:
+        return sum(got - asked for asked, got, _ in self.spans)
+
+    @property
+    def held(self) -> float:
+        return sum(ended - got for _, got, ended in self.spans)
 
     @staticmethod
-    def summary(by_process: list[list[tuple[float, float]]]) -> dict[str, Any]:
+    def summary(by_process: list[list[tuple[float, float, float]]]) -> dict[str, Any]:
         spans = sorted(
-            (start, end, who) for who, found in enumerate(by_process) for start, end in found
+            (start, end, who) for who, found in enumerate(by_process) for _, start, end in found
         )
         after_change: list[float] = []
         after_same: list[float] = []
@@ -448,13 +423,13 @@ def workers(
     ``work_s``: each worker waits this long per lease before completing it, as it would for
     the ARM call it makes (a sleep: no CPU, the GIL released)."""
     sampler = WaitSampler(backend.pg_url if waits and backend.name == "postgres" else None)
-    gate = GateTimer() if waits and backend.name == "sqlite" and mode == "threads" else None
+    gate = WriteLockLog() if waits and backend.name == "sqlite" and mode == "threads" else None
     sqlite_processes = waits and backend.name == "sqlite" and mode == "processes"
-    handovers = HandOverLog() if sqlite_processes else None
+    handovers = WriteLockLog() if sqlite_processes else None
     shares = [jobs // count + (1 if i < jobs % count else 0) for i in range(count)]
     targets = [backend.new_target() for _ in range(count if apart else 1)]
     stores = [backend.open(t) for t in targets]
-    spans: list[list[tuple[float, float]]] = []
+    spans: list[list[tuple[float, float, float]]] = []
     mine = [targets[i if apart else 0] for i in range(count)]
     try:
         for store, share in zip(stores, shares if apart else [jobs], strict=True):
@@ -526,7 +501,7 @@ def workers(
     if sampler.samples:
         result["postgres_backends"] = sampler.shares()
     if handovers is not None and mode == "processes":
-        result["write_lock"] = HandOverLog.summary(spans)
+        result["write_lock"] = WriteLockLog.summary(spans)
     if gate is not None:
         result["write_gate_waited_ms_per_job"] = round(gate.waited * 1000 / jobs, 4)
         result["write_gate_held_ms_per_job"] = round(gate.held * 1000 / jobs, 4)
