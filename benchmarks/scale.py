@@ -423,9 +423,8 @@ def workers(
     ``work_s``: each worker waits this long per lease before completing it, as it would for
     the ARM call it makes (a sleep: no CPU, the GIL released)."""
     sampler = WaitSampler(backend.pg_url if waits and backend.name == "postgres" else None)
-    gate = WriteLockLog() if waits and backend.name == "sqlite" and mode == "threads" else None
-    sqlite_processes = waits and backend.name == "sqlite" and mode == "processes"
-    handovers = WriteLockLog() if sqlite_processes else None
+    # Installed here for threads; for processes, each child installs its copy and sends spans.
+    lock_log = WriteLockLog() if waits and backend.name == "sqlite" else None
     shares = [jobs // count + (1 if i < jobs % count else 0) for i in range(count)]
     targets = [backend.new_target() for _ in range(count if apart else 1)]
     stores = [backend.open(t) for t in targets]
@@ -449,7 +448,7 @@ def workers(
             s0 = sum(c() for c in cpus)
             c0 = time.process_time()
             sampler.start()
-            with gate if gate is not None else _nothing():
+            with lock_log if lock_log is not None else _nothing():
                 barrier.wait()
                 start = time.perf_counter()
                 for t in threads:
@@ -468,7 +467,7 @@ def workers(
                 ctx.Process(
                     target=_process_worker,
                     args=(backend.name, mine[i], backend.pg_url, i, (ready, go, out)),
-                    kwargs={"work_s": work_s, "handovers": handovers},
+                    kwargs={"work_s": work_s, "handovers": lock_log},
                 )
                 for i in range(count)
             ]
@@ -500,11 +499,11 @@ def workers(
             backend.drop(store, target)
     if sampler.samples:
         result["postgres_backends"] = sampler.shares()
-    if handovers is not None and mode == "processes":
+    if lock_log is not None and mode == "processes":
         result["write_lock"] = WriteLockLog.summary(spans)
-    if gate is not None:
-        result["write_gate_waited_ms_per_job"] = round(gate.waited * 1000 / jobs, 4)
-        result["write_gate_held_ms_per_job"] = round(gate.held * 1000 / jobs, 4)
+    elif lock_log is not None:
+        result["write_gate_waited_ms_per_job"] = round(lock_log.waited * 1000 / jobs, 4)
+        result["write_gate_held_ms_per_job"] = round(lock_log.held * 1000 / jobs, 4)
     if work_s:
         result["work_ms_per_lease"] = round(work_s * 1000, 3)
     label = f"{mode}{' apart' if apart else ''}"
@@ -683,6 +682,16 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("a number of milliseconds, 0 or more")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("store", "emulator", "all"), default="all")
@@ -704,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="worker-scaling rounds")
     parser.add_argument(
         "--work-ms",
-        type=float,
+        type=_milliseconds,
         default=0.0,
         help="worker scaling: each worker waits this long per lease, as for its ARM call"
         " (default 0: the store is all the work)",
@@ -719,7 +728,8 @@ def main(argv: list[str] | None = None) -> int:
         "--pg-waits",
         action="store_true",
         help="during each worker-scaling run, sample what PostgreSQL's backends wait on, and"
-        " time how long SQLite worker threads wait for and hold the store's write gate",
+        " time how long SQLite worker threads wait for and hold the store's write gate and how"
+        " often SQLite worker processes hand its write lock to one another",
     )
     args = parser.parse_args(argv)
     if set(args.backends.split(",")) - {"sqlite", "postgres", ""}:
